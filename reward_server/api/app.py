@@ -1,0 +1,118 @@
+"""The FastAPI application factory.
+
+Run it with `reward-server serve` (or `uvicorn --factory reward_server.api.app:create_app`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from reward_server.api.body_limit import BodySizeLimit
+from reward_server.api.routes import grade, health
+from reward_server.backends.registry import create_backends
+from reward_server.cache import MemoryCache, RedisCache, ResultCache
+from reward_server.errors import Overloaded, RewardError
+from reward_server.grading import GradingService
+from reward_server.metrics import Metrics
+from reward_server.schemas import RewardSpec
+from reward_server.settings import RewardSettings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def build_cache(settings: RewardSettings) -> ResultCache:
+    if settings.redis_url is None:
+        return MemoryCache(settings.cache_size)
+    return RedisCache(settings.redis_url.get_secret_value(), settings.cache_ttl_s)
+
+
+@asynccontextmanager
+async def build_service(settings: RewardSettings) -> AsyncIterator[GradingService]:
+    """Start backends and cache for the duration of the block (the app's lifespan, or the CLI)."""
+    backends = create_backends(settings)
+    cache = build_cache(settings)
+    started = []
+    try:
+        for backend in backends.values():
+            await backend.start()
+            started.append(backend)
+        log.info("backends ready: %s; cache: %s", ", ".join(sorted(backends)), type(cache).__name__)
+        yield GradingService(
+            backends,
+            cache,
+            RewardSpec(correct=settings.reward_correct, incorrect=settings.reward_incorrect),
+            Metrics(),
+            settings.max_completions_per_request,
+        )
+    finally:
+        for backend in started:
+            await backend.close()
+        await cache.close()
+
+
+def create_app(settings: RewardSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with build_service(settings) as service:
+            app.state.service = service
+            yield
+
+    app = FastAPI(
+        title="Inference-aware RL reward server",
+        version="0.1.0",
+        description="Grades k-sample groups of completions (MATH answers, code) for RL training.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(grade.router)
+    app.include_router(health.router)
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(RewardError, _reward_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_body_mb * 1024 * 1024))
+    return app
+
+
+def _error(status: int, kind: str, message: str, fields: list[dict[str, object]], **headers: str) -> JSONResponse:
+    return JSONResponse({"error": kind, "message": message, "fields": fields}, status_code=status, headers=headers)
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    fields = [
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+    first = fields[0] if fields else {"loc": ["body"], "msg": "invalid"}
+    where = ".".join(str(part) for part in first["loc"])  # type: ignore[attr-defined]
+    if first.get("type") == "json_invalid":
+        message = f"malformed JSON body: {first['msg']} at {where}"
+    else:
+        message = f"invalid request: {where}: {first['msg']}"
+    _count(request, "invalid_request")
+    return _error(422, "invalid_request", message, fields)
+
+
+async def _reward_error(request: Request, exc: RewardError) -> JSONResponse:
+    _count(request, exc.kind)
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Overloaded) else {}
+    return _error(exc.http_status, exc.kind, str(exc), list(getattr(exc, "fields", [])), **headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    _count(request, "internal")
+    return _error(500, "internal", "internal error; it has been logged", [])
+
+
+def _count(request: Request, kind: str) -> None:
+    service = getattr(request.app.state, "service", None)
+    if service is not None:
+        service.metrics.rejected.labels(kind).inc()

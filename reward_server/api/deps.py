@@ -1,0 +1,24 @@
+"""FastAPI dependencies: the objects the lifespan put on `app.state`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from reward_server.grading import GradingService
+from reward_server.settings import RewardSettings
+
+
+def get_service(request: Request) -> GradingService:
+    service: GradingService = request.app.state.service
+    return service
+
+
+def get_app_settings(request: Request) -> RewardSettings:
+    settings: RewardSettings = request.app.state.settings
+    return settings
+
+
+Service = Annotated[GradingService, Depends(get_service)]
+Settings = Annotated[RewardSettings, Depends(get_app_settings)]

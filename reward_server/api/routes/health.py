@@ -1,0 +1,31 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from reward_server.api.deps import Service
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")  # type: ignore[misc]
+async def healthz() -> dict[str, str]:
+    """200 while the process serves requests."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")  # type: ignore[misc]
+async def readyz(service: Service) -> JSONResponse:
+    """200 when every backend's workers are up and the cache answers; 503 otherwise."""
+    checks = {f"backend:{name}": backend.ready for name, backend in service.backends.items()}
+    checks["cache"] = await service.cache.ping()
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics")  # type: ignore[misc]
+async def metrics(service: Service) -> Response:
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

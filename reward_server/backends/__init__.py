@@ -1,0 +1,1 @@
+"""Grading backends: a Protocol (`base`), a registry (`registry`) and the built-ins."""

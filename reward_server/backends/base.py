@@ -1,0 +1,72 @@
+"""What a grading backend is.
+
+A backend grades the completions of one group against that group's reference and says which answers are
+equivalent (the classes majority voting needs). It is created once per server from the settings, started
+in the app's lifespan and closed on shutdown. Third-party packages add backends through the entry-point
+group `reward_server.backends`, whose value is a factory `(RewardSettings) -> RewardBackend`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from reward_server.schemas import Status
+
+# Memoizes a backend's pairwise work (e.g. "are these two answers equivalent?") in the result cache, so a
+# retried request grades nothing again. Signature: (key parts, compute) -> value.
+Memo = Callable[[Sequence[str], Callable[[], Awaitable[Any]]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A backend's verdict on one completion; JSON-serializable so that it can be cached.
+
+    `answer` is the canonical form shown to users; `answer_key` is what the backend compares to decide
+    classes (for math, the raw extracted LaTeX). `error` verdicts are never cached.
+    """
+
+    status: Status
+    answer: str | None = None
+    answer_key: str | None = None
+    detail: str | None = None
+    tests: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Verdict:
+        return cls(**{**data, "status": Status(data["status"])})
+
+
+@runtime_checkable
+class RewardBackend(Protocol):
+    name: str
+    version: str
+    description: str
+    reference_model: type[BaseModel]
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    def parse_reference(self, raw: dict[str, Any]) -> BaseModel:
+        """Validate (and resolve, e.g. a problem id) a group's reference; raise ValidationError/BadRequest."""
+        ...
+
+    async def grade(self, reference: BaseModel, completions: Sequence[str]) -> list[Verdict]:
+        """Grade `completions` (already deduplicated by the caller's cache) against `reference`."""
+        ...
+
+    async def answer_classes(
+        self, reference: BaseModel, verdicts: Sequence[Verdict], memo: Memo
+    ) -> list[int | None]:
+        """Class index per verdict (first appearance order); None for verdicts without an answer."""
+        ...

@@ -1,0 +1,196 @@
+"""The `math` backend: MATH-style final answers, graded with sympy in killable worker processes.
+
+Flow for one group: extract the final answer of every completion (one worker job), judge each distinct
+answer against the gold once (one job per answer, each under the hard deadline), then sort the answers
+into classes for majority voting.
+
+Class rule (equivalence is not transitive, so the rule must be fixed): every correct answer joins one
+class, the class of the first correct answer; an incorrect answer joins the first earlier incorrect class
+(in order of first appearance) whose representative it is equivalent to, the representative playing the
+gold; otherwise it opens a new class. Completions without an answer, and those whose grading failed,
+have no class. So a group has at most one correct class, and majority voting can trust it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from reward_server.backends.base import Memo, Verdict
+from reward_server.backends.registry import register_backend
+from reward_server.errors import BadRequest
+from reward_server.math_grading import extract_answer, judge
+from reward_server.schemas import Status
+from reward_server.settings import RewardSettings
+from reward_server.workers import DeadlinePool, JobTimeout, WorkerCrashed
+
+log = logging.getLogger(__name__)
+MAX_GOLD_CHARS = 10_000
+
+
+class MathReference(BaseModel):
+    """Reference of a math group: the gold answer (bare LaTeX, as MATH's `answer`) or a problem id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer: str | None = Field(
+        None, min_length=1, max_length=MAX_GOLD_CHARS, description="Gold answer, e.g. `\\frac{1}{2}`."
+    )
+    problem_id: str | None = Field(
+        None, description="Id of a problem loaded from REWARD_MATH_PROBLEMS_PATH (e.g. `unique_id`)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MathReference:
+        if (self.answer is None) == (self.problem_id is None):
+            raise ValueError("give exactly one of `answer` and `problem_id`")
+        return self
+
+
+# Jobs run in the worker processes; they are module-level so that they pickle by name.
+
+
+def extract_answers(completions: Sequence[str]) -> list[str | None]:
+    return [extract_answer(text) for text in completions]
+
+
+def judge_answer(gold: str, answer: str) -> tuple[bool, str]:
+    judgement = judge(gold, answer)
+    return judgement.equivalent, judgement.display
+
+
+def first_equivalent(representatives: Sequence[str], answer: str) -> int | None:
+    for index, representative in enumerate(representatives):
+        if judge(representative, answer).equivalent:
+            return index
+    return None
+
+
+def load_problems(path: Path) -> dict[str, str]:
+    """Read `{id: gold}` from a JSONL file with an `answer` field and an id in `unique_id` or `id`."""
+    problems: dict[str, str] = {}
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            problem_id = row.get("unique_id", row.get("id"))
+            if problem_id is None or "answer" not in row:
+                raise ValueError(f"{path}:{number}: a problem needs `answer` and `unique_id` or `id`")
+            problems[str(problem_id)] = str(row["answer"])
+    return problems
+
+
+@register_backend("math")
+class MathBackend:
+    name = "math"
+    version = "0.1.0"
+    description = "MATH final answers: boxed/final-answer extraction, exact, numeric then sympy equivalence."
+    reference_model = MathReference
+
+    def __init__(self, settings: RewardSettings) -> None:
+        self.timeout_s = settings.math_timeout_s
+        self.timeout_status = Status(settings.math_timeout_status)
+        self.pool = DeadlinePool(settings.math_workers, preload=[__name__])
+        self.problems = load_problems(settings.math_problems_path) if settings.math_problems_path else {}
+
+    async def start(self) -> None:
+        await self.pool.start()
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.pool.alive
+
+    def parse_reference(self, raw: dict[str, object]) -> MathReference:
+        reference = MathReference.model_validate(raw)
+        if reference.problem_id is not None:
+            gold = self.problems.get(reference.problem_id)
+            if gold is None:
+                raise BadRequest(
+                    f"unknown problem_id {reference.problem_id!r} ({len(self.problems)} problems loaded)",
+                    [{"loc": ["problem_id"], "msg": "unknown problem_id"}],
+                )
+            reference = MathReference(answer=gold)
+        return reference
+
+    async def grade(self, reference: BaseModel, completions: Sequence[str]) -> list[Verdict]:
+        assert isinstance(reference, MathReference) and reference.answer is not None
+        gold = reference.answer
+        try:
+            # Extraction is linear in the text; the deadline still scales with the number of completions.
+            answers = await self.pool.run(
+                extract_answers, list(completions), timeout_s=self.timeout_s * max(1, len(completions))
+            )
+        except (JobTimeout, WorkerCrashed) as exc:
+            return [Verdict(Status.ERROR, detail=f"answer extraction failed: {exc}")] * len(completions)
+
+        distinct = list(dict.fromkeys(a for a in answers if a is not None))
+        judged = dict(zip(distinct, await asyncio.gather(*(self._judge(gold, a) for a in distinct)), strict=True))
+        return [
+            Verdict(Status.NO_ANSWER, detail="no final answer found") if answer is None else judged[answer]
+            for answer in answers
+        ]
+
+    async def _judge(self, gold: str, answer: str) -> Verdict:
+        try:
+            equivalent, display = await self.pool.run(judge_answer, gold, answer, timeout_s=self.timeout_s)
+        except JobTimeout as exc:
+            return Verdict(self.timeout_status, _short(answer), answer, f"grading deadline: {exc}")
+        except WorkerCrashed as exc:
+            return Verdict(Status.ERROR, _short(answer), answer, f"grading failed: {exc}")
+        return Verdict(Status.CORRECT if equivalent else Status.INCORRECT, display, answer)
+
+    async def answer_classes(
+        self, reference: BaseModel, verdicts: Sequence[Verdict], memo: Memo
+    ) -> list[int | None]:
+        classes: list[int | None] = []
+        correct_class: int | None = None
+        class_count = 0
+        incorrect_reps: list[str] = []  # answer keys of incorrect classes, in order of appearance
+        incorrect_class_of_rep: list[int] = []
+        by_display: dict[str, int] = {}  # equal displays are equivalent by construction: no job needed
+        for verdict in verdicts:
+            key = verdict.answer_key
+            if key is None or verdict.status not in (Status.CORRECT, Status.INCORRECT):
+                classes.append(None)
+                continue
+            if verdict.status is Status.CORRECT:
+                if correct_class is None:
+                    correct_class, class_count = class_count, class_count + 1
+                classes.append(correct_class)
+                continue
+            display = verdict.answer or key
+            if display not in by_display:
+                match = await self._first_equivalent(incorrect_reps, key, memo) if incorrect_reps else None
+                if match is None:
+                    incorrect_reps.append(key)
+                    incorrect_class_of_rep.append(class_count)
+                    by_display[display] = class_count
+                    class_count += 1
+                else:
+                    by_display[display] = incorrect_class_of_rep[match]
+            classes.append(by_display[display])
+        return classes
+
+    async def _first_equivalent(self, representatives: list[str], answer: str, memo: Memo) -> int | None:
+        async def compute() -> int | None:
+            return await self.pool.run(first_equivalent, list(representatives), answer, timeout_s=self.timeout_s)
+
+        try:
+            result: int | None = await memo(["first_equivalent", *representatives, answer], compute)
+        except (JobTimeout, WorkerCrashed):
+            return None  # not shown equivalent: the answer opens a class of its own (and nothing is cached)
+        return result
+
+
+def _short(answer: str, limit: int = 200) -> str:
+    return answer if len(answer) <= limit else answer[:limit] + "…"
+

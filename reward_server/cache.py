@@ -1,0 +1,99 @@
+"""Result cache: an in-memory LRU by default, Redis when `REWARD_REDIS_URL` is set.
+
+Keys hash (backend, backend version, canonical reference, completion), so a retried request is answered
+from the cache and cannot count twice; a new backend version never reads old verdicts. The cache is an
+optimisation: if Redis fails, grading goes on uncached and the failure is counted, nothing is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from cachetools import LRUCache
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+KEY_PREFIX = "rs:v1:"
+
+
+def cache_key(*parts: str) -> str:
+    """Stable key of a tuple of strings (lone surrogates in completions must not crash the hash)."""
+    payload = json.dumps(parts, ensure_ascii=True).encode("ascii")
+    return KEY_PREFIX + hashlib.sha256(payload).hexdigest()
+
+
+class ResultCache(Protocol):
+    async def get_many(self, keys: Sequence[str]) -> list[Any | None]: ...
+
+    async def set_many(self, items: dict[str, Any]) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryCache:
+    """Process-local LRU of JSON-able values."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._entries: LRUCache[str, Any] = LRUCache(maxsize=max(1, max_entries))
+
+    async def get_many(self, keys: Sequence[str]) -> list[Any | None]:
+        return [self._entries.get(key) for key in keys]
+
+    async def set_many(self, items: dict[str, Any]) -> None:
+        self._entries.update(items)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._entries.clear()
+
+
+class RedisCache:
+    """Shared cache in Redis (values as JSON, each with a TTL). Errors degrade to cache misses."""
+
+    def __init__(self, url: str, ttl_s: int) -> None:
+        self._redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._ttl_s = ttl_s
+        self.errors = 0
+
+    async def get_many(self, keys: Sequence[str]) -> list[Any | None]:
+        if not keys:
+            return []
+        try:
+            raw = await self._redis.mget(list(keys))
+        except (RedisError, OSError) as exc:
+            self._failed("read", exc)
+            return [None] * len(keys)
+        return [None if value is None else json.loads(value) for value in raw]
+
+    async def set_many(self, items: dict[str, Any]) -> None:
+        if not items:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, value in items.items():
+                    pipe.set(key, json.dumps(value), ex=self._ttl_s)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._failed("write", exc)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self.errors += 1
+        log.warning("redis cache %s failed, grading without cache: %s", what, exc)

@@ -1,0 +1,81 @@
+"""Command line: `reward-server serve` and `reward-server grade-file IN OUT`.
+
+Every option also has an environment variable (prefix `REWARD_`, see `reward_server.settings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from reward_server.errors import BadRequest
+from reward_server.schemas import GradeGroup, GradeRequest
+from reward_server.settings import RewardSettings
+
+app = typer.Typer(help="Reward server for inference-aware RL: grades MATH answers and code.", no_args_is_help=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind [REWARD_HOST, 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [REWARD_PORT, 8000].")] = None,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Start the HTTP server (embedded default: in-memory cache, local worker processes)."""
+    import uvicorn
+
+    from reward_server.api.app import create_app
+
+    overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
+    settings = RewardSettings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+
+
+@app.command("grade-file")
+def grade_file(
+    input_path: Annotated[Path, typer.Argument(help="JSONL, one group per line (the `groups[]` items of /v1/grade).")],
+    output_path: Annotated[Path, typer.Argument(help="JSONL, one graded group per line, in input order.")],
+    batch_size: Annotated[int, typer.Option(min=1, help="Groups graded together.")] = 64,
+) -> None:
+    """Grade a file of groups offline, by the same code path as `POST /v1/grade`."""
+    groups = _read_groups(input_path)
+    asyncio.run(_grade_groups(groups, output_path, batch_size, RewardSettings()))
+
+
+def _read_groups(path: Path) -> list[GradeGroup]:
+    groups = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                groups.append(GradeGroup.model_validate_json(line))
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                where = ".".join(str(part) for part in first["loc"]) or "line"
+                raise typer.BadParameter(f"{path}:{number}: {where}: {first['msg']}") from None
+    return groups
+
+
+async def _grade_groups(groups: list[GradeGroup], output: Path, batch_size: int, settings: RewardSettings) -> None:
+    from reward_server.api.app import build_service
+
+    async with build_service(settings) as service:
+        with output.open("w", encoding="utf-8") as out, tqdm(total=len(groups), unit="group") as progress:
+            for start in range(0, len(groups), batch_size):
+                batch = groups[start : start + batch_size]
+                try:
+                    response = await service.grade(GradeRequest(groups=batch))
+                except BadRequest as exc:
+                    raise typer.BadParameter(f"{exc} {json.dumps(exc.fields)}") from None
+                for result in response.groups:
+                    out.write(result.model_dump_json() + "\n")
+                progress.update(len(batch))

@@ -1,0 +1,48 @@
+"""Errors of the reward server.
+
+    RewardError
+    ├── BadRequest            the request is wrong (HTTP 422 or 400), names the offending field
+    │   └── BackendNotFound   the group names a backend that is not registered (HTTP 422)
+    ├── DuplicateBackend      two backends claim one name (start-up)
+    └── Overloaded            too much work in flight (HTTP 503 with Retry-After)
+
+Grading outcomes are data (`schemas.Status`), never exceptions: an answer that fails to parse is a
+verdict, and an infrastructure failure is the status `error` of that completion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RewardError(Exception):
+    """Base class of the reward server's exceptions."""
+
+    http_status = 500
+    kind = "internal"
+
+
+class BadRequest(RewardError):
+    http_status = 422
+    kind = "invalid_request"
+
+    def __init__(self, message: str, fields: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or []
+
+
+class BackendNotFound(BadRequest):
+    kind = "unknown_backend"
+
+
+class DuplicateBackend(RewardError):
+    kind = "duplicate_backend"
+
+
+class Overloaded(RewardError):
+    http_status = 503
+    kind = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

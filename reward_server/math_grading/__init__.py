@@ -1,0 +1,10 @@
+"""MATH answer grading: extraction, normalization and equivalence (pure functions, no timeouts).
+
+The rules are those of `../shared/data/math/CONVENTIONS.md`. Nothing here enforces a deadline: callers run
+these functions inside a worker process that is killed at a hard deadline (see `reward_server.workers`).
+
+Public API:
+    extract_answer(completion) -> str | None      the raw final answer of a completion, or None
+    judge(gold, answer) -> Judgement              is `answer` (an extracted answer) equivalent to `gold`?
+    grade_completion(gold, completion) -> bool    extract + judge, for benches and one-off checks
+"""
