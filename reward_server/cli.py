@@ -19,7 +19,9 @@ from reward_server.errors import BadRequest
 from reward_server.schemas import GradeGroup, GradeRequest
 from reward_server.settings import RewardSettings
 
-app = typer.Typer(help="Reward server for inference-aware RL: grades MATH answers and code.", no_args_is_help=True)
+app = typer.Typer(
+    help="Reward server for inference-aware RL: grades MATH answers and code.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -41,7 +43,9 @@ def serve(
 
 @app.command("grade-file")
 def grade_file(
-    input_path: Annotated[Path, typer.Argument(help="JSONL, one group per line (the `groups[]` items of /v1/grade).")],
+    input_path: Annotated[
+        Path, typer.Argument(help="JSONL, one group per line (the `groups[]` items of /v1/grade).")
+    ],
     output_path: Annotated[Path, typer.Argument(help="JSONL, one graded group per line, in input order.")],
     batch_size: Annotated[int, typer.Option(min=1, help="Groups graded together.")] = 64,
 ) -> None:
@@ -65,7 +69,9 @@ def _read_groups(path: Path) -> list[GradeGroup]:
     return groups
 
 
-async def _grade_groups(groups: list[GradeGroup], output: Path, batch_size: int, settings: RewardSettings) -> None:
+async def _grade_groups(
+    groups: list[GradeGroup], output: Path, batch_size: int, settings: RewardSettings
+) -> None:
     from reward_server.api.app import build_service
 
     async with build_service(settings) as service:

@@ -113,7 +113,9 @@ class GradingService:
         ref_json = reference.model_dump_json()
         keys = [cache_key(backend.name, backend.version, ref_json, text) for text in completions]
         cached = await self.cache.get_many(keys)
-        missing = list(dict.fromkeys(text for text, hit in zip(completions, cached, strict=True) if hit is None))
+        missing = list(
+            dict.fromkeys(text for text, hit in zip(completions, cached, strict=True) if hit is None)
+        )
         self.metrics.cache_lookups.labels("hit").inc(len(completions) - sum(hit is None for hit in cached))
         self.metrics.cache_lookups.labels("miss").inc(sum(hit is None for hit in cached))
         fresh = dict(zip(missing, await backend.grade(reference, missing), strict=True)) if missing else {}

@@ -24,6 +24,14 @@ class Status(StrEnum):
     ERROR = "error"  # our infrastructure failed: reward is null and the trainer drops the sample
 
 
+def scrub_surrogates(text: str) -> str:
+    """Replace lone UTF-16 surrogates (valid in JSON, not in UTF-8) by '?', so that echoing them back
+    cannot fail; every other character is kept."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 class RewardSpec(BaseModel):
     """Reward values given per status. `no_answer` is graded as incorrect unless set."""
 
@@ -54,9 +62,19 @@ class GradeGroup(BaseModel):
     group_id: str = Field(..., max_length=512, description="Caller's id, echoed back.")
     backend: str = Field(..., min_length=1, max_length=128, description="Backend name, e.g. `math`.")
     reference: dict[str, Any] = Field(
-        ..., description="Backend-specific reference, e.g. `{\"answer\": \"\\\\frac{1}{2}\"}` for math."
+        ..., description='Backend-specific reference, e.g. `{"answer": "\\\\frac{1}{2}"}` for math.'
     )
     completions: list[str] = Field(..., description="Completions to grade, in order.")
+
+    @field_validator("group_id")
+    @classmethod
+    def _scrub_id(cls, group_id: str) -> str:
+        return scrub_surrogates(group_id)
+
+    @field_validator("completions")
+    @classmethod
+    def _scrub_completions(cls, completions: list[str]) -> list[str]:
+        return [scrub_surrogates(text) for text in completions]
 
 
 class GradeRequest(BaseModel):
@@ -69,6 +87,11 @@ class GradeRequest(BaseModel):
     )
     groups: list[GradeGroup] = Field(..., description="Groups to grade; the response keeps their order.")
     reward: RewardSpec | None = Field(None, description="Reward values; the server's settings by default.")
+
+    @field_validator("request_id")
+    @classmethod
+    def _scrub_request_id(cls, request_id: str | None) -> str | None:
+        return None if request_id is None else scrub_surrogates(request_id)
 
     @field_validator("groups")
     @classmethod

@@ -41,7 +41,7 @@ class RewardSettings(BaseSettings):
     )
 
     math_problems_path: Path | None = Field(
-        None, description="JSONL of problems (`unique_id` or `id`, and `answer`) for `{\"problem_id\": ...}`."
+        None, description='JSONL of problems (`unique_id` or `id`, and `answer`) for `{"problem_id": ...}`.'
     )
 
     @field_validator("redis_url", mode="before")

@@ -62,6 +62,11 @@ class _Worker:
         self.process.join(timeout=5)
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class DeadlinePool:
     """`size` worker processes; `await pool.run(fn, *args, timeout_s=5)` runs one job in one of them.
 
@@ -121,7 +126,7 @@ class DeadlinePool:
         fd = worker.conn.fileno()
         try:
             await asyncio.to_thread(worker.conn.send, (fn, args))
-            loop.add_reader(fd, lambda: reply.done() or reply.set_result(None))
+            loop.add_reader(fd, _resolve, reply)
             try:
                 await asyncio.wait_for(reply, timeout_s)
             finally:

@@ -44,7 +44,16 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         clean = {k: v for k, v in os.environ.items() if not k.startswith("REWARD_")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reward_server", "serve", "--port", str(self.port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "reward_server",
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
             env={**clean, **env},
             cwd=REPO,
         )

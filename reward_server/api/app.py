@@ -81,8 +81,12 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
     return app
 
 
-def _error(status: int, kind: str, message: str, fields: list[dict[str, object]], **headers: str) -> JSONResponse:
-    return JSONResponse({"error": kind, "message": message, "fields": fields}, status_code=status, headers=headers)
+def _error(
+    status: int, kind: str, message: str, fields: list[dict[str, object]], **headers: str
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": kind, "message": message, "fields": fields}, status_code=status, headers=headers
+    )
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -91,7 +95,7 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
         for err in exc.errors()
     ]
     first = fields[0] if fields else {"loc": ["body"], "msg": "invalid"}
-    where = ".".join(str(part) for part in first["loc"])  # type: ignore[attr-defined]
+    where = ".".join(str(part) for part in first["loc"])
     if first.get("type") == "json_invalid":
         message = f"malformed JSON body: {first['msg']} at {where}"
     else:

@@ -133,7 +133,9 @@ class MathBackend:
             return [Verdict(Status.ERROR, detail=f"answer extraction failed: {exc}")] * len(completions)
 
         distinct = list(dict.fromkeys(a for a in answers if a is not None))
-        judged = dict(zip(distinct, await asyncio.gather(*(self._judge(gold, a) for a in distinct)), strict=True))
+        judged = dict(
+            zip(distinct, await asyncio.gather(*(self._judge(gold, a) for a in distinct)), strict=True)
+        )
         return [
             Verdict(Status.NO_ANSWER, detail="no final answer found") if answer is None else judged[answer]
             for answer in answers
@@ -182,7 +184,9 @@ class MathBackend:
 
     async def _first_equivalent(self, representatives: list[str], answer: str, memo: Memo) -> int | None:
         async def compute() -> int | None:
-            return await self.pool.run(first_equivalent, list(representatives), answer, timeout_s=self.timeout_s)
+            return await self.pool.run(
+                first_equivalent, list(representatives), answer, timeout_s=self.timeout_s
+            )
 
         try:
             result: int | None = await memo(["first_equivalent", *representatives, answer], compute)
@@ -193,4 +197,3 @@ class MathBackend:
 
 def _short(answer: str, limit: int = 200) -> str:
     return answer if len(answer) <= limit else answer[:limit] + "…"
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -10,10 +11,10 @@ from reward_server.api.deps import Service
 from reward_server.schemas import BackendInfo, BackendsResponse, ErrorResponse, GradeRequest, GradeResponse
 
 router = APIRouter(prefix="/v1", tags=["grading"])
-ERRORS = {code: {"model": ErrorResponse} for code in (413, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (413, 422, 503)}
 
 
-@router.post("/grade", response_model=GradeResponse, responses=ERRORS)  # type: ignore[misc]
+@router.post("/grade", response_model=GradeResponse, responses=ERRORS)
 async def grade(request: GradeRequest, service: Service) -> GradeResponse:
     """Grade groups of completions; the response keeps the order of groups and completions."""
     started = time.perf_counter()
@@ -23,7 +24,7 @@ async def grade(request: GradeRequest, service: Service) -> GradeResponse:
         service.metrics.request_seconds.observe(time.perf_counter() - started)
 
 
-@router.get("/backends", response_model=BackendsResponse)  # type: ignore[misc]
+@router.get("/backends", response_model=BackendsResponse)
 async def backends(service: Service) -> BackendsResponse:
     """Registered backends, their versions and the JSON schema of their `reference`."""
     return BackendsResponse(

@@ -11,13 +11,13 @@ from reward_server.api.deps import Service
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")  # type: ignore[misc]
+@router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """200 while the process serves requests."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")  # type: ignore[misc]
+@router.get("/readyz")
 async def readyz(service: Service) -> JSONResponse:
     """200 when every backend's workers are up and the cache answers; 503 otherwise."""
     checks = {f"backend:{name}": backend.ready for name, backend in service.backends.items()}
@@ -26,6 +26,6 @@ async def readyz(service: Service) -> JSONResponse:
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-@router.get("/metrics")  # type: ignore[misc]
+@router.get("/metrics")
 async def metrics(service: Service) -> Response:
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
