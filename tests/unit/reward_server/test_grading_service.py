@@ -1,0 +1,121 @@
+"""GradingService around a scripted backend: caching, dedup, errors never cached, field-named 4xx."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from reward_server.backends.base import Memo, Verdict
+from reward_server.cache import MemoryCache
+from reward_server.errors import BackendNotFound, BadRequest
+from reward_server.grading import GradingService
+from reward_server.schemas import GradeRequest, RewardSpec, Status
+
+
+class EchoReference(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    answer: str
+
+
+class ScriptedBackend:
+    """Correct when the completion equals the answer; 'boom' is an infrastructure failure."""
+
+    name = "echo"
+    version = "1"
+    description = "test double"
+    reference_model = EchoReference
+    ready = True
+
+    def __init__(self) -> None:
+        self.graded: list[str] = []
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def parse_reference(self, raw: dict[str, Any]) -> EchoReference:
+        return EchoReference.model_validate(raw)
+
+    async def grade(self, reference: BaseModel, completions: Sequence[str]) -> list[Verdict]:
+        assert isinstance(reference, EchoReference)
+        self.graded.extend(completions)
+        return [
+            Verdict(Status.ERROR, detail="sandbox down")
+            if text == "boom"
+            else Verdict(Status.NO_ANSWER)
+            if not text
+            else Verdict(Status.CORRECT if text == reference.answer else Status.INCORRECT, text, text)
+            for text in completions
+        ]
+
+    async def answer_classes(
+        self, reference: BaseModel, verdicts: Sequence[Verdict], memo: Memo
+    ) -> list[int | None]:
+        order: dict[str, int] = {}
+        return [None if v.answer is None else order.setdefault(v.answer, len(order)) for v in verdicts]
+
+
+def request(completions: list[str], **group: Any) -> GradeRequest:
+    body = {"group_id": "g", "backend": "echo", "reference": {"answer": "a"}, "completions": completions}
+    return GradeRequest.model_validate({"groups": [{**body, **group}]})
+
+
+@pytest.fixture
+def backend() -> ScriptedBackend:
+    return ScriptedBackend()
+
+
+@pytest.fixture
+def service(backend: ScriptedBackend) -> GradingService:
+    return GradingService({"echo": backend}, MemoryCache(100), RewardSpec())
+
+
+async def test_results_keep_order_and_map_rewards(service: GradingService) -> None:
+    group = (await service.grade(request(["b", "a", "", "boom", "b"]))).groups[0]
+    assert [r.status for r in group.results] == ["incorrect", "correct", "no_answer", "error", "incorrect"]
+    assert [r.reward for r in group.results] == [-1.0, 1.0, -1.0, None, -1.0]
+    assert [r.answer_class for r in group.results] == [0, 1, None, None, 0]
+    assert [(c.answer, c.count, c.correct) for c in group.answer_classes] == [("b", 2, False), ("a", 1, True)]
+
+
+async def test_repeats_are_graded_once_and_retries_not_at_all(
+    service: GradingService, backend: ScriptedBackend
+) -> None:
+    first = await service.grade(request(["a", "b", "a", "b"]))
+    assert backend.graded == ["a", "b"]
+    second = await service.grade(request(["a", "b", "a", "b"]))
+    assert backend.graded == ["a", "b"]
+    assert second == first
+
+
+async def test_infrastructure_errors_are_not_cached(
+    service: GradingService, backend: ScriptedBackend
+) -> None:
+    await service.grade(request(["boom"]))
+    await service.grade(request(["boom"]))
+    assert backend.graded == ["boom", "boom"]
+
+
+async def test_reference_errors_name_the_field(service: GradingService) -> None:
+    with pytest.raises(BadRequest) as info:
+        await service.grade(request(["a"], reference={"answr": "a"}))
+    locs = [field["loc"] for field in info.value.fields]
+    assert ["body", "groups", 0, "reference", "answer"] in locs
+    assert ["body", "groups", 0, "reference", "answr"] in locs
+
+
+async def test_unknown_backend_names_the_field(service: GradingService) -> None:
+    with pytest.raises(BackendNotFound) as info:
+        await service.grade(request(["a"], backend="math"))
+    assert info.value.fields[0]["loc"] == ["body", "groups", 0, "backend"]
+    assert "valid backends: echo" in str(info.value)
+
+
+async def test_too_many_completions_is_refused(backend: ScriptedBackend) -> None:
+    service = GradingService({"echo": backend}, MemoryCache(10), RewardSpec(), max_completions=3)
+    with pytest.raises(BadRequest, match="limit is 3"):
+        await service.grade(request(["a"] * 4))
+    assert backend.graded == []
