@@ -6,6 +6,7 @@ Both the HTTP route and `reward-server grade-file` go through `GradingService.gr
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,8 @@ from reward_server.schemas import (
     RewardSpec,
     Status,
 )
+
+log = logging.getLogger(__name__)
 
 
 class GradingService:
@@ -87,7 +90,11 @@ class GradingService:
     ) -> GroupResult:
         verdicts = await self._verdicts(backend, reference, group.completions)
         memo = self._memo(backend, reference)
-        classes = await backend.answer_classes(reference, verdicts, memo)
+        try:
+            classes = await backend.answer_classes(reference, verdicts, memo)
+        except Exception:
+            log.exception("backend %r failed to sort answers into classes", backend.name)
+            classes = [None] * len(verdicts)
         for verdict in verdicts:
             self.metrics.completions.labels(backend.name, verdict.status.value).inc()
         return GroupResult(
@@ -118,7 +125,7 @@ class GradingService:
         )
         self.metrics.cache_lookups.labels("hit").inc(len(completions) - sum(hit is None for hit in cached))
         self.metrics.cache_lookups.labels("miss").inc(sum(hit is None for hit in cached))
-        fresh = dict(zip(missing, await backend.grade(reference, missing), strict=True)) if missing else {}
+        fresh = dict(zip(missing, await self._grade_missing(backend, reference, missing), strict=True))
         await self.cache.set_many(
             {
                 key: verdict.to_json()
@@ -130,6 +137,18 @@ class GradingService:
             Verdict.from_json(hit) if hit is not None else fresh[text]
             for text, hit in zip(completions, cached, strict=True)
         ]
+
+    async def _grade_missing(
+        self, backend: RewardBackend, reference: BaseModel, completions: list[str]
+    ) -> list[Verdict]:
+        """The backend's verdicts; if the backend itself breaks, `error` verdicts (never a wrong answer)."""
+        if not completions:
+            return []
+        try:
+            return await backend.grade(reference, completions)
+        except Exception as exc:
+            log.exception("backend %r failed", backend.name)
+            return [Verdict(Status.ERROR, detail=f"backend failed: {type(exc).__name__}")] * len(completions)
 
     def _memo(
         self, backend: RewardBackend, reference: BaseModel

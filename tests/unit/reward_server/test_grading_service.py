@@ -119,3 +119,15 @@ async def test_too_many_completions_is_refused(backend: ScriptedBackend) -> None
     with pytest.raises(BadRequest, match="limit is 3"):
         await service.grade(request(["a"] * 4))
     assert backend.graded == []
+
+
+class BrokenBackend(ScriptedBackend):
+    async def grade(self, reference: BaseModel, completions: Sequence[str]) -> list[Verdict]:
+        raise RuntimeError("bug")
+
+
+async def test_a_broken_backend_yields_errors_not_wrong_answers() -> None:
+    service = GradingService({"echo": BrokenBackend()}, MemoryCache(10), RewardSpec())
+    results = (await service.grade(request(["a", "b"]))).groups[0].results
+    assert [(r.status, r.reward) for r in results] == [("error", None), ("error", None)]
+    assert results[0].detail == "backend failed: RuntimeError"
