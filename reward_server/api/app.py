@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reward_server.api.body_limit import BodySizeLimit
 from reward_server.api.routes import grade, health
@@ -76,6 +77,7 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(RewardError, _reward_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_body_mb * 1024 * 1024))
     return app
@@ -108,6 +110,16 @@ async def _reward_error(request: Request, exc: RewardError) -> JSONResponse:
     _count(request, exc.kind)
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Overloaded) else {}
     return _error(exc.http_status, exc.kind, str(exc), list(getattr(exc, "fields", [])), **headers)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Errors raised by the framework itself (unreadable body, unknown path, wrong method)."""
+    kind = "invalid_request" if exc.status_code == 400 else "http_error"
+    _count(request, kind)
+    message = f"{exc.detail} (the body must be UTF-8 JSON)" if exc.status_code == 400 else str(exc.detail)
+    return _error(
+        exc.status_code, kind, message, [{"loc": ["body"], "msg": str(exc.detail)}], **(exc.headers or {})
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -37,12 +37,12 @@ def test_second_server_answers_a_retry_from_redis() -> None:
     first_server = ServerProcess(env)
     try:
         assert httpx.get(first_server.url + "/readyz").json()["checks"]["cache"] is True
-        first = httpx.post(first_server.url + "/v1/grade", content=json.dumps(body), timeout=60).json()
+        first = httpx.post(first_server.url + "/v1/grade", json=body, timeout=60).json()
     finally:
         first_server.stop()
     second_server = ServerProcess(env)
     try:
-        second = httpx.post(second_server.url + "/v1/grade", content=json.dumps(body), timeout=60).json()
+        second = httpx.post(second_server.url + "/v1/grade", json=body, timeout=60).json()
         metrics = httpx.get(second_server.url + "/metrics").text
     finally:
         second_server.stop()

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 def grade(server: ServerProcess, body: object, timeout_s: float = 60) -> httpx.Response:
     # json.dumps escapes non-ASCII, so lone surrogates travel as the JSON escapes a client would send.
     content = json.dumps(body).encode()
-    return httpx.post(server.url + "/v1/grade", content=content, timeout=timeout_s)
+    headers = {"content-type": "application/json"}
+    return httpx.post(server.url + "/v1/grade", content=content, headers=headers, timeout=timeout_s)
 
 
 def math_group(gold: str, completions: list[str], group_id: str = "g") -> dict[str, object]:
