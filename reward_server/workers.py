@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import resource
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
@@ -62,9 +63,16 @@ class _Worker:
         self.process.join(timeout=5)
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _exchange(conn: Connection, job: tuple[Callable[..., Any], tuple[Any, ...]], timeout_s: float) -> Any:
+    """Send a job and wait for its reply, in a thread of the pool's own executor.
+
+    Blocking pipe I/O in a thread, not `loop.add_reader`: uvloop makes a watched fd non-blocking, and a
+    large job then fails to send with EAGAIN.
+    """
+    conn.send(job)
+    if not conn.poll(timeout_s):
+        raise TimeoutError
+    return conn.recv()
 
 
 class DeadlinePool:
@@ -91,6 +99,8 @@ class DeadlinePool:
         self.timeouts = 0
         self.crashes = 0
         self._closed = False
+        # One thread per worker waits on its pipe; two spare threads spawn replacements.
+        self._threads = ThreadPoolExecutor(max_workers=size + 2, thread_name_prefix="deadline-pool")
 
     async def start(self) -> None:
         workers = await asyncio.gather(*(asyncio.to_thread(self._spawn) for _ in range(self.size)))
@@ -122,16 +132,9 @@ class DeadlinePool:
             raise WorkerCrashed("worker pool is closed")
         worker = await self._idle.get()
         loop = asyncio.get_running_loop()
-        reply: asyncio.Future[None] = loop.create_future()
-        fd = worker.conn.fileno()
         try:
-            await asyncio.to_thread(worker.conn.send, (fn, args))
-            loop.add_reader(fd, _resolve, reply)
-            try:
-                await asyncio.wait_for(reply, timeout_s)
-            finally:
-                loop.remove_reader(fd)
-            ok, value = worker.conn.recv()
+            job = (fn, args)
+            ok, value = await loop.run_in_executor(self._threads, _exchange, worker.conn, job, timeout_s)
         except TimeoutError:
             self.timeouts += 1
             await self._replace(worker)
@@ -155,3 +158,4 @@ class DeadlinePool:
         workers = list(self._all)
         self._all.clear()
         await asyncio.gather(*(asyncio.to_thread(w.kill) for w in workers))
+        self._threads.shutdown(wait=False, cancel_futures=True)

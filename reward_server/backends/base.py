@@ -48,7 +48,11 @@ class RewardBackend(Protocol):
     name: str
     version: str
     description: str
-    reference_model: type[BaseModel]
+
+    @property
+    def reference_model(self) -> type[BaseModel]:
+        """The pydantic model of this backend's `reference` (its JSON schema is published)."""
+        ...
 
     async def start(self) -> None: ...
 

@@ -8,3 +8,9 @@ Public API:
     judge(gold, answer) -> Judgement              is `answer` (an extracted answer) equivalent to `gold`?
     grade_completion(gold, completion) -> bool    extract + judge, for benches and one-off checks
 """
+
+from reward_server.math_grading.equivalence import Judgement, display_form, judge
+from reward_server.math_grading.extract import extract_answer
+from reward_server.math_grading.grader import grade_completion
+
+__all__ = ["Judgement", "display_form", "extract_answer", "grade_completion", "judge"]

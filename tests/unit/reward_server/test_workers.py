@@ -80,3 +80,18 @@ async def test_cancelled_caller_does_not_leak_a_busy_worker(pool: DeadlinePool) 
     results = await asyncio.gather(*(pool.run(operator.add, i, 0, timeout_s=5) for i in range(4)))
     assert results == [0, 1, 2, 3]
     assert pool.alive
+
+
+def test_large_jobs_under_uvloop() -> None:
+    """uvicorn runs on uvloop; a 16 MiB job (a big completion batch) must still go through the pipe."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> list[int]:
+        pool = DeadlinePool(1)
+        await pool.start()
+        try:
+            return [await pool.run(len, "x" * (16 * 2**20), timeout_s=10) for _ in range(3)]
+        finally:
+            await pool.close()
+
+    assert uvloop.run(main()) == [16 * 2**20] * 3

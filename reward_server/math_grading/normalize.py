@@ -1,0 +1,208 @@
+"""String-level normalization of a MATH answer, before any parsing.
+
+This is the cheap first stage of grading: it turns notation-only differences (CONVENTIONS §4, §7-§9)
+into identical strings, so most equivalent pairs are decided by plain string equality. It removes
+math delimiters, `\\left`/`\\right`, style wrappers (`\\mathbf`, `\\displaystyle`, `\\boxed`), maps
+`\\dfrac`/`\\tfrac` to `\\frac`, strips percent signs, degree marks, currency and trailing unit words,
+joins thousands separators (`2,220`, `12{,}345`, `12\\,345`, `10,\\!080`) and squeezes spaces.
+
+Every regex here is linear: no nested quantifiers over overlapping classes.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Unicode look-alikes that models emit instead of LaTeX commands.
+_UNICODE_TABLE = str.maketrans(
+    {
+        "\u2212": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u00d7": r" \times ",
+        "\u22c5": r" \cdot ",
+        "\u00b7": r" \cdot ",
+        "\u00f7": r" \div ",
+        "\u2264": r" \le ",
+        "\u2265": r" \ge ",
+        "\u2260": r" \ne ",
+        "\u03c0": r" \pi ",
+        "\u221e": r" \infty ",
+        "\u221a": r"\sqrt ",
+        "\u00b0": r"^\circ ",
+        "\u222a": r" \cup ",
+        "\u00b1": r" \pm ",
+        "\u2213": r" \mp ",
+        "\u211d": r"\mathbb{R}",
+        "\u2208": r" \in ",
+        "\u2205": r"\emptyset ",
+        "\u00a0": " ",
+        "\u2009": " ",
+        "\u202f": " ",
+        "\u200b": "",
+        "\uff0c": ",",
+        "\u00b2": "^2",
+        "\u00b3": "^3",
+        "\u27e8": "(",
+        "\u27e9": ")",
+    }
+)
+
+_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+
+# Thousands separators. Only well-formed groups of exactly three digits are joined, because commas
+# also separate list elements and tuple components (CONVENTIONS §9).
+EXPLICIT_THOUSANDS = re.compile(r"(?<=\d)(?:,\\!\s*|\{,\}|\\,|,\\,)(?=\d{3}(?!\d))", re.ASCII)
+_PLAIN_THOUSANDS = re.compile(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?!\d|,\d)", re.ASCII)
+
+_SUBSTITUTIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.ASCII), replacement)
+    for pattern, replacement in (
+        (r"\\\$", " "),
+        (r"\$", " "),
+        (r"\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])\s*\.?", ""),
+        (
+            r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits|mathbf|textbf|boldsymbol|bm|mathit"
+            r"|mathsf|mathnormal|emph|boxed|fbox|textup|mathbfit)(?![A-Za-z])",
+            "",
+        ),
+        (r"\\operatorname\s*\{\s*([A-Za-z]+)\s*\}", r"\\\1"),
+        # Upright constants: \mathrm{i} is the imaginary unit and \mathrm{e} Euler's number, not units.
+        (r"\\(?:mathrm|text|textrm)\s*\{\s*([ie])\s*\}", r" \1 "),
+        (r"\\(?:mathrm|textrm|mbox|textnormal|textit|texttt|textsf|hbox)(?![A-Za-z])", r"\\text"),
+        (r"\\[dtc]frac(?![A-Za-z])", r"\\frac"),
+        (r"\\[dt]binom(?![A-Za-z])", r"\\binom"),
+        (r"\\(?:le|leq|leqslant)(?![A-Za-z])", r"\\le "),
+        (r"\\(?:ge|geq|geqslant)(?![A-Za-z])", r"\\ge "),
+        (r"\\(?:neq)(?![A-Za-z])", r"\\ne "),
+        (r"\\(?:mathbb|Bbb|mathbf)\s*\{?\s*R\s*\}?", r"\\mathbb{R}"),
+        (r"\\(?:varnothing)(?![A-Za-z])", r"\\emptyset "),
+        (r"\\lbrace(?![A-Za-z])", r"\\{"),
+        (r"\\rbrace(?![A-Za-z])", r"\\}"),
+        (r"\\langle(?![A-Za-z])", "("),
+        (r"\\rangle(?![A-Za-z])", ")"),
+        (r"^\s*(?:\\text\s*\{\s*)?all real numbers\s*\}?\s*$", r"\\mathbb{R}"),
+        # Percent is a unit label, stripped without any factor of 100 (CONVENTIONS §7).
+        (r"\\?%", " "),
+        # Degree marks are unit labels too (CONVENTIONS §8); no conversion to radians.
+        (r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![A-Za-z])|\\degree(?![A-Za-z])", " "),
+        (r"\\text\s*\{\s*,?\s*(or|and)\s*,?\s*\}", r" \1 "),
+        # Spacing commands; `\,` inside numbers was handled by EXPLICIT_THOUSANDS already.
+        (r"(?<!\\)\\[,;:!> ]|\\q?quad(?![A-Za-z])|\\hspace\s*\{[^{}]*\}|~", " "),
+    )
+)
+
+_UNIT_WORDS = (
+    r"cm|mm|km|meters?|metres?|centimeters?|centimetres?|millimeters?|kilometers?|inch(?:es)?|feet|foot|ft"
+    r"|yards?|yd|miles?|mph|kph|km/h|m/s|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?"
+    r"|years?|yrs?|grams?|kg|kilograms?|pounds?|lbs?|ounces?|oz|tons?|liters?|litres?|ml|gallons?|cups?"
+    r"|dollars?|cents?|euros?|degrees?|radians?|units?|percent|per\s+cent|pct|people|persons?|students?"
+    r"|sq\.?\s*units?|square\s+units?|cubic\s+units?"
+)
+# A trailing `\text{...}` after a value is a unit label ("5 \text{ cm}", "18 \text{ dollars}").
+_TRAILING_TEXT = re.compile(r"(?<=\S)\s*\\text\s*\{[^{}]*\}\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$", re.ASCII)
+_UNIT = rf"(?:(?:square|sq\.?|cubic)\s+)?(?:{_UNIT_WORDS})\.?(?:\s*\^\s*\{{?\s*[23]\s*\}}?)?"
+_TRAILING_UNIT = re.compile(
+    rf"(?<=[\d}})\s])\s*{_UNIT}(?:\s*(?:per|/)\s*{_UNIT})?\s*$",
+    re.ASCII | re.IGNORECASE,
+)
+# "42 apples": plain words after a lone number are a unit label too; "or"/"and" words are hedges, kept.
+_NUMBER_WITH_WORDS = re.compile(
+    r"([-+]?\d[\d.,/]*)\s+(?!(?:or|and|not|nor|plus|minus|times|over|divided|sqrt|pi)\b)[A-Za-z]{3,}"
+    r"(?:\s+(?!(?:or|and|not|nor|plus|minus|times|over|divided|sqrt|pi)\b)[A-Za-z]{3,}){0,3}",
+    re.ASCII | re.IGNORECASE,
+)
+_PLAIN_TEXT = re.compile(r"\\text\s*\{([^{}A-Za-z]*)\}", re.ASCII)
+_SPACES = re.compile(r"\s+")
+# A space matters only between two alphanumerics ("\sin x", "12 13"); elsewhere it is layout.
+_LAYOUT_SPACE = re.compile(r" (?![A-Za-z0-9])|(?<![A-Za-z0-9]) ", re.ASCII)
+_TRAILING_PUNCT = re.compile(r"[\s.;:]+$")
+_TEXT_WRAPPER = re.compile(r"\\text\s*\{([^{}]*)\}", re.ASCII)
+
+
+def strip_math_delimiters(text: str) -> str:
+    """Remove one pair of surrounding math delimiters (`$...$`, `$$...$$`, `\\[...\\]`, `\\(...\\)`).
+
+    Args:
+        text: an answer string.
+
+    Returns:
+        The string without its outer delimiters and surrounding whitespace.
+
+    Example:
+        >>> strip_math_delimiters("$\\\\frac12$")
+        '\\\\frac12'
+    """
+    s = text.strip()
+    for left, right in _DELIMITERS:
+        if len(s) >= len(left) + len(right) and s.startswith(left) and s.endswith(right):
+            return s[len(left) : len(s) - len(right)].strip()
+    return s
+
+
+def _join_plain_thousands(s: str) -> str:
+    def join(match: re.Match[str]) -> str:
+        before = s[: match.start()].rstrip().rstrip("+-").rstrip()[-1:]
+        after = s[match.end() :].lstrip()[:1]
+        # "(12,102)" is a pair or an interval, not the number 12102.
+        if before and before in "([" and after and after in ")]":
+            return match.group(0)
+        return match.group(0).replace(",", "")
+
+    return _PLAIN_THOUSANDS.sub(join, s)
+
+
+def normalize(answer: str) -> str:
+    """Normalize an answer string so that notation-only differences disappear.
+
+    Args:
+        answer: a raw answer (gold or extracted), bare LaTeX or plain text.
+
+    Returns:
+        The normalized string; "" when nothing is left.
+
+    Example:
+        >>> normalize("\\\\$1{,}234.50 \\\\text{ dollars}")
+        '1234.50'
+    """
+    s = strip_math_delimiters(answer.translate(_UNICODE_TABLE))
+    s = EXPLICIT_THOUSANDS.sub("", s)
+    for pattern, replacement in _SUBSTITUTIONS:
+        s = pattern.sub(replacement, s)
+    s = _SPACES.sub(" ", s).strip()
+    s = _TRAILING_PUNCT.sub("", s)
+    # Units may stack ("5 \text{ cm}^2", "12 square units"): strip a few trailing labels.
+    for _ in range(3):
+        stripped = _TRAILING_UNIT.sub("", _TRAILING_TEXT.sub("", s)).rstrip()
+        if stripped == s or not stripped:
+            break
+        s = _TRAILING_PUNCT.sub("", stripped)
+    words = _NUMBER_WITH_WORDS.fullmatch(s)
+    if words is not None:
+        s = words.group(1)
+    s = _PLAIN_TEXT.sub(r"\1", s)
+    s = _join_plain_thousands(s)
+    s = _SPACES.sub(" ", s).strip()
+    return _LAYOUT_SPACE.sub("", s)
+
+
+def text_key(normalized: str) -> str:
+    """Case-insensitive key of a text answer: `\\text{}` and braces removed (CONVENTIONS §15).
+
+    A lone multiple-choice letter loses its parentheses, so `\\text{(C)}`, `(C)` and `c` share a key.
+
+    Args:
+        normalized: an already normalized answer.
+
+    Returns:
+        The lowercase key.
+
+    Example:
+        >>> text_key("\\\\text{(C)}")
+        'c'
+    """
+    s = _TEXT_WRAPPER.sub(r"\1", normalized)
+    s = s.replace("{", "").replace("}", "").replace(" ", "").lower().rstrip(".")
+    if len(s) == 3 and s[0] == "(" and s[2] == ")" and s[1].isalpha():
+        s = s[1]
+    return s

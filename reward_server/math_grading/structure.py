@@ -1,0 +1,540 @@
+"""The shape of an answer: scalar, text, tuple, interval union, solution list, equation, matrix...
+
+`read_answer` turns a normalized answer string into one typed value, splitting at top level only
+(commas, "or"/"and", `\\cup`, relations, brackets), and parses each piece with `parse.py`:
+
+| written                                  | typed as                                   |
+|------------------------------------------|--------------------------------------------|
+| `\\frac{14}{3}`, `3\\sqrt{13}`, `6-5i`     | Scalar                                     |
+| `\\text{Evelyn}`, `Tuesday`               | Text (case-insensitive, CONVENTIONS §15)   |
+| `1011_2`, `4210_{5}`                      | BaseNumber (digits compared exactly, §16)  |
+| `(1,2)`, `(3, \\frac{5\\pi}{4}, 0)`         | Bracketed (ordered, §11; a pair may be an open interval) |
+| `[2,5)`, `x \\in [2,5)`, `-1 \\le x \\le 4`, `x > 1`, `A \\cup B`, `\\mathbb{R}` | Intervals (§10) |
+| `a, b`, `\\{a,b\\}`, `a \\text{ or } b`, `\\pm 2` | Solutions (unordered, complete, §12)  |
+| `y = 2x + 3`, `x = 3`                     | Equation (§13)                             |
+| `\\begin{pmatrix}...\\end{pmatrix}`        | Matrix                                     |
+| anything else                            | Unparsed (only exact string equality)      |
+
+`display` renders any of them as short canonical plain text; equal displays mean equivalent answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from reward_server.math_grading.arithmetic import TooLarge, exact_value
+from reward_server.math_grading.normalize import text_key
+from reward_server.math_grading.parse import (
+    MAX_DEPTH,
+    Node,
+    ParseError,
+    Token,
+    nesting_depth,
+    parse_tokens,
+    tokenize,
+)
+from reward_server.math_grading.render import format_complex, render
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    """One value (number, expression, complex number)."""
+
+    node: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A word answer, stored as its lowercase key."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BaseNumber:
+    """A numeral with a base subscript; digits are compared as written."""
+
+    digits: str
+    base: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bracketed:
+    """An ordered tuple `(a, b, ...)`; a pair in parentheses may also be read as an open interval."""
+
+    items: tuple[Answer, ...]
+    left: str
+    right: str
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One interval; infinite ends are `const oo` nodes (negated for -oo)."""
+
+    low: Node
+    high: Node
+    low_closed: bool
+    high_closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Intervals:
+    """A union of intervals, compared as an unordered collection."""
+
+    parts: tuple[Interval, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Solutions:
+    """An unordered list of values (all solutions), duplicates allowed."""
+
+    items: tuple[Answer, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Equation:
+    """`a = b (= c ...)`; an unreadable side is kept as an opaque symbol."""
+
+    sides: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Matrix:
+    """A matrix or vector environment, row by row."""
+
+    rows: tuple[tuple[Answer, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unparsed:
+    """Anything the grammar does not cover; only equal strings match it."""
+
+    text: str
+
+
+Answer = Scalar | Text | BaseNumber | Bracketed | Intervals | Solutions | Equation | Matrix | Unparsed
+
+MAX_ITEMS = 64
+_MAX_DISPLAY = 120
+_INFINITY = Node("const", (), "oo")
+_NEG_INFINITY = Node("neg", (_INFINITY,))
+_OPEN = ("(", "[", "{", r"\{")
+_CLOSE = (")", "]", "}", r"\}")
+_SEPARATORS = frozenset({",", ";", "or", "and"})
+_RELATIONS = {
+    "=": "=",
+    "<": "<",
+    ">": ">",
+    r"\le": "<=",
+    r"\ge": ">=",
+    r"\lt": "<",
+    r"\gt": ">",
+    r"\ne": "!=",
+}
+_RELATION_TOKENS = frozenset(_RELATIONS)
+_SUCH_THAT = frozenset({"|", ":", r"\mid"})
+_TEXT_ANSWER = re.compile(r"\\text\{([^{}]*[A-Za-z][^{}]*)\}", re.ASCII)
+_WORDS = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*", re.ASCII)
+_BASE_NUMBER = re.compile(r"\(?([0-9A-Z]*\d[0-9A-Z]*)\)?_\{?\(?(\d{1,2})\)?\}?", re.ASCII)
+_NOT_TEXT_WORDS = frozenset(
+    {"sqrt", "pi", "inf", "infty", "infinity", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp"}
+)
+
+
+def _text(tokens: list[Token]) -> str:
+    return "".join(text for _, text in tokens)
+
+
+def _split_found(tokens: list[Token], separators: frozenset[str]) -> tuple[list[list[Token]], list[str]]:
+    """Split at depth-0 tokens whose text is in `separators`; also return the separators met, in order."""
+    parts: list[list[Token]] = [[]]
+    found: list[str] = []
+    depth = 0
+    for token in tokens:
+        text = token[1]
+        if text in _OPEN:
+            depth += 1
+        elif text in _CLOSE:
+            depth -= 1
+        if depth == 0 and text in separators:
+            parts.append([])
+            found.append(text)
+        else:
+            parts[-1].append(token)
+    return parts, found
+
+
+def _split(tokens: list[Token], separators: frozenset[str]) -> list[list[Token]]:
+    """Split at depth-0 tokens whose text is in `separators`; brackets of any kind nest."""
+    return _split_found(tokens, separators)[0]
+
+
+def _closing_index(tokens: list[Token], start: int) -> int:
+    """Index of the bracket closing tokens[start] (any bracket kind closes any), or -1."""
+    depth = 0
+    for index in range(start, len(tokens)):
+        text = tokens[index][1]
+        if text in _OPEN:
+            depth += 1
+        elif text in _CLOSE:
+            depth -= 1
+            if depth == 0:
+                return index
+    return -1
+
+
+def _expand_pm(node: Node, budget: int = 3) -> list[Node]:
+    """Expand the first `\\pm` into two trees, recursively (at most 2**budget results)."""
+    if budget == 0:
+        return [node]
+    if node.kind == "pm":
+        if len(node.args) == 1:
+            options = [node.args[0], Node("neg", (node.args[0],))]
+        else:
+            head, tail = node.args
+            options = [Node("add", (head, tail)), Node("add", (head, Node("neg", (tail,))))]
+        return [leaf for option in options for leaf in _expand_pm(option, budget - 1)]
+    for index, arg in enumerate(node.args):
+        expanded = _expand_pm(arg, budget)
+        if len(expanded) > 1:
+            rebuilt = [
+                Node(node.kind, node.args[:index] + (leaf,) + node.args[index + 1 :], node.value)
+                for leaf in expanded
+            ]
+            return [leaf for tree in rebuilt for leaf in _expand_pm(tree, budget - 1)]
+    return [node]
+
+
+def _scalar(tokens: list[Token]) -> Answer:
+    node = parse_tokens(tokens)
+    leaves = _expand_pm(node)
+    if len(leaves) == 1:
+        if any(n.kind == "pm" for n in _walk(leaves[0])):
+            raise ParseError("too many plus-minus signs")
+        return Scalar(leaves[0])
+    return Solutions(tuple(Scalar(leaf) for leaf in leaves))
+
+
+def _walk(node: Node) -> list[Node]:
+    stack, seen = [node], []
+    while stack:
+        current = stack.pop()
+        seen.append(current)
+        stack.extend(current.args)
+    return seen
+
+
+def intervals_of(answer: Answer) -> tuple[Interval, ...] | None:
+    """Read an answer as a union of intervals, if it is one (a pair `(a,b)` is an open interval).
+
+    Args:
+        answer: a typed answer.
+
+    Returns:
+        Its intervals, or None when it is not a union of intervals.
+
+    Example:
+        >>> intervals_of(read_answer("(1,2)"))[0].low_closed
+        False
+    """
+    if isinstance(answer, Intervals):
+        return answer.parts
+    if (
+        isinstance(answer, Bracketed)
+        and len(answer.items) == 2
+        and answer.left == "("
+        and answer.right == ")"
+        and all(isinstance(item, Scalar) for item in answer.items)
+    ):
+        low, high = answer.items
+        assert isinstance(low, Scalar) and isinstance(high, Scalar)
+        return (Interval(low.node, high.node, False, False),)
+    if isinstance(answer, Solutions) and answer.items:
+        parts: list[Interval] = []
+        for item in answer.items:
+            sub = intervals_of(item)
+            if sub is None:
+                return None
+            parts.extend(sub)
+        return tuple(parts)
+    return None
+
+
+def _equation(parts: list[list[Token]]) -> Answer:
+    last = _item(parts[-1])
+    if not isinstance(last, Scalar | Solutions):
+        # "(x, y) = (1, 2)", "v = \begin{pmatrix}...": the left side names the quantity; keep the value.
+        return last
+    sides: list[Node] = []
+    for part in parts[:-1]:
+        if not part:
+            raise ParseError("empty side")
+        try:
+            sides.append(parse_tokens(part))
+        except ParseError:
+            # Left-hand sides may be unreadable ("\text{area} = 5"): they only name the asked quantity.
+            sides.append(Node("sym", (), _text(part)))
+    if isinstance(last, Scalar):
+        return Equation((*sides, last.node))
+    # "x = \pm 2" is the list x = 2, x = -2.
+    if not all(isinstance(item, Scalar) for item in last.items):
+        raise ParseError("equation with a list on the right")
+    return Solutions(tuple(Equation((*sides, item.node)) for item in last.items if isinstance(item, Scalar)))
+
+
+def _relation(parts: list[list[Token]], ops: list[str]) -> Answer:
+    if all(op == "=" for op in ops):
+        return _equation(parts)
+    if "=" in ops:
+        raise ParseError("mixed relation")
+    nodes = [parse_tokens(part) for part in parts]
+    if len(nodes) == 2:
+        left, right = nodes
+        op = ops[0]
+        if right.kind == "sym" and left.kind != "sym":
+            left, right = right, left
+            op = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "!=": "!="}[op]
+        if left.kind != "sym":
+            raise ParseError("no variable in inequality")
+        if op == "!=":
+            below = Interval(_NEG_INFINITY, right, False, False)
+            return Intervals((below, Interval(right, _INFINITY, False, False)))
+        if op in ("<", "<="):
+            return Intervals((Interval(_NEG_INFINITY, right, False, op == "<="),))
+        return Intervals((Interval(right, _INFINITY, op == ">=", False),))
+    if len(nodes) == 3 and nodes[1].kind == "sym":
+        low, high = nodes[0], nodes[2]
+        first, second = ops
+        if first in ("<", "<=") and second in ("<", "<="):
+            return Intervals((Interval(low, high, first == "<=", second == "<="),))
+        if first in (">", ">=") and second in (">", ">="):
+            return Intervals((Interval(high, low, second == ">=", first == ">="),))
+    raise ParseError("unsupported relation")
+
+
+def _matrix(tokens: list[Token]) -> Answer | None:
+    if len(tokens) > 2 and tokens[0][1] == "(" and tokens[-1][1] == ")" and tokens[1][1] == r"\begin":
+        tokens = tokens[1:-1]
+    if len(tokens) < 8 or tokens[0][1] != r"\begin" or tokens[-4][1] != r"\end":
+        return None
+    env = _text(tokens[1:4])
+    if env != _text(tokens[-3:]) or not env.endswith("matrix}") and env != "{array}":
+        return None
+    body = tokens[4:-4]
+    if env == "{array}" and body and body[0][1] == "{":
+        close = _closing_index(body, 0)
+        body = body[close + 1 :]
+    rows: list[tuple[Answer, ...]] = []
+    for row in _split(body, frozenset({r"\\"})):
+        if not row:
+            continue
+        rows.append(tuple(_item(cell) for cell in _split(row, frozenset({"&"}))))
+    if not rows or len({len(row) for row in rows}) != 1:
+        raise ParseError("ragged matrix")
+    return Matrix(tuple(rows))
+
+
+def _item(tokens: list[Token]) -> Answer:
+    """Read one list element (no top-level commas left, except inside brackets)."""
+    if not tokens:
+        raise ParseError("empty item")
+    texts = [text for _, text in tokens]
+    if r"\in" in texts:
+        index = _split(tokens, frozenset({r"\in"}))
+        if len(index) == 2:
+            return _item(index[1])
+    unions = _split(tokens, frozenset({r"\cup"}))
+    if len(unions) > 1:
+        parts: list[Interval] = []
+        for piece in unions:
+            sub = intervals_of(_item(piece))
+            if sub is None:
+                raise ParseError("union of non-intervals")
+            parts.extend(sub)
+        return Intervals(tuple(parts))
+    if texts in ([r"\mathbb", "{", "R", "}"], [r"\mathbb", "R"]):
+        return Intervals((Interval(_NEG_INFINITY, _INFINITY, False, False),))
+    if texts == [r"\emptyset"] or texts == [r"\{", r"\}"]:
+        return Solutions(())
+    matrix = _matrix(tokens)
+    if matrix is not None:
+        return matrix
+    if texts[0] == r"\{" and _closing_index(tokens, 0) == len(tokens) - 1:
+        inner = tokens[1:-1]
+        builder = _split(inner, _SUCH_THAT)
+        if len(builder) == 2:
+            # Set-builder notation {x | 2 <= x < 5}: the set is what the condition describes.
+            return _item(builder[1])
+        return Solutions(_flatten([_item(part) for part in _split(inner, frozenset({",", ";"}))]))
+    relation_parts, relations = _split_found(tokens, _RELATION_TOKENS)
+    if relations:
+        return _relation(relation_parts, [_RELATIONS[text] for text in relations])
+    if texts[0] in ("(", "[") and texts[-1] in (")", "]") and _closing_index(tokens, 0) == len(tokens) - 1:
+        components = _split(tokens[1:-1], frozenset({","}))
+        if len(components) > 1:
+            items = tuple(_item(part) for part in components)
+            if len(items) == 2 and (texts[0] != "(" or texts[-1] != ")"):
+                low, high = items
+                if not isinstance(low, Scalar) or not isinstance(high, Scalar):
+                    raise ParseError("interval with non-scalar ends")
+                return Intervals((Interval(low.node, high.node, texts[0] == "[", texts[-1] == "]"),))
+            return Bracketed(items, texts[0], texts[-1])
+    base = _BASE_NUMBER.fullmatch(_text(tokens))
+    if base is not None:
+        digits, radix = base.group(1), int(base.group(2))
+        if 2 <= radix <= 36 and all(int(d, 36) < radix for d in digits):
+            return BaseNumber(digits.lstrip("0") or "0", radix)
+    return _scalar(tokens)
+
+
+def _flatten(items: list[Answer]) -> tuple[Answer, ...]:
+    flat: list[Answer] = []
+    for item in items:
+        flat.extend(item.items if isinstance(item, Solutions) else (item,))
+    if len(flat) > MAX_ITEMS:
+        raise ParseError("too many items")
+    return tuple(flat)
+
+
+def _as_text(normalized: str) -> Text | None:
+    match = _TEXT_ANSWER.fullmatch(normalized)
+    if match is not None:
+        return Text(text_key(normalized))
+    if _WORDS.fullmatch(normalized):
+        words = normalized.split(" ")
+        if (" " in normalized and not {"or", "and"} & set(words)) or (
+            len(normalized) > 3 and normalized.lower() not in _NOT_TEXT_WORDS
+        ):
+            return Text(text_key(normalized))
+    return None
+
+
+def read_answer(normalized: str) -> Answer:
+    """Type a normalized answer string (see the module table).
+
+    Args:
+        normalized: the output of `normalize.normalize`.
+
+    Returns:
+        The typed answer; Unparsed when the grammar does not cover it.
+
+    Example:
+        >>> read_answer("x\\\\in[2,5)")
+        Intervals(parts=(Interval(low=..., high=..., low_closed=True, high_closed=False),))
+    """
+    if not normalized:
+        return Unparsed("")
+    text = _as_text(normalized)
+    if text is not None:
+        return text
+    try:
+        tokens = tokenize(normalized)
+        if nesting_depth(tokens) > MAX_DEPTH:
+            return Unparsed(normalized)
+        parts = _split(tokens, _SEPARATORS)
+        if len(parts) == 1:
+            return _item(tokens)
+        items = [_item(part) for part in parts]
+        intervals = intervals_of(Solutions(tuple(items)))
+        # "x < -2 or x > 3" is a union; "[0,1], [2,3]" too; plain values stay a list.
+        if intervals is not None and all(isinstance(item, Intervals) for item in items):
+            return Intervals(intervals)
+        return Solutions(_flatten(items))
+    except (ParseError, RecursionError):
+        return Unparsed(normalized)
+
+
+def _scalar_display(node: Node) -> str:
+    try:
+        value = exact_value(node)
+    except TooLarge:
+        value = None
+    return format_complex(value) if value is not None else render(node)
+
+
+def _display(answer: Answer) -> str:
+    if isinstance(answer, Scalar):
+        return _scalar_display(answer.node)
+    if isinstance(answer, Text):
+        return answer.text
+    if isinstance(answer, BaseNumber):
+        return f"{answer.digits}_{answer.base}"
+    if isinstance(answer, Bracketed):
+        return answer.left + ", ".join(_display(item) for item in answer.items) + answer.right
+    if isinstance(answer, Intervals):
+        parts = sorted(
+            ("[" if part.low_closed else "(")
+            + _scalar_display(part.low)
+            + ", "
+            + _scalar_display(part.high)
+            + ("]" if part.high_closed else ")")
+            for part in answer.parts
+        )
+        return " U ".join(parts)
+    if isinstance(answer, Solutions):
+        unique = sorted({_display(item) for item in answer.items})
+        return ", ".join(unique) if unique else "{}"
+    if isinstance(answer, Equation):
+        return "=".join(_scalar_display(side) for side in answer.sides)
+    if isinstance(answer, Matrix):
+        return "[" + "; ".join(", ".join(_display(cell) for cell in row) for row in answer.rows) + "]"
+    return answer.text
+
+
+def display(answer: Answer) -> str:
+    """Short canonical plain text of a typed answer; long ones end in a hash of the full text.
+
+    Args:
+        answer: a typed answer.
+
+    Returns:
+        The display string.
+
+    Example:
+        >>> display(read_answer("\\\\frac{10}{16}"))
+        '5/8'
+    """
+    return shorten(_display(answer))
+
+
+def shorten(text: str) -> str:
+    """Cap a display at about 120 characters; a longer text keeps its head and a hash of the whole.
+
+    Args:
+        text: a display string.
+
+    Returns:
+        The text itself, or its first 60 characters, "...#" and 16 hex digits of its sha256.
+
+    Example:
+        >>> len(shorten("1" * 5000))
+        80
+    """
+    if len(text) <= _MAX_DISPLAY:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{text[:60]}...#{digest}"
+
+
+def is_integer_literal(node: Node) -> bool:
+    """Whether the node is a non-negative integer literal (used to read base-10 digits of an answer).
+
+    Args:
+        node: an expression tree.
+
+    Returns:
+        True for `num` nodes holding a non-negative integer.
+
+    Example:
+        >>> is_integer_literal(Node("num", (), Fraction(1011)))
+        True
+    """
+    return (
+        node.kind == "num"
+        and isinstance(node.value, Fraction)
+        and node.value.denominator == 1
+        and node.value >= 0
+    )
