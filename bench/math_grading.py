@@ -210,8 +210,9 @@ def throughput(p: dict[str, Any]) -> float | None:
 def summarize(pairs: list[dict[str, Any]], passes: list[dict[str, Any]], child: Child) -> dict[str, Any]:
     """Accuracy from the cold pass; speed from the cold pass and from the warm passes."""
     first = passes[0]["verdicts"]
-    hang_ids = sorted({i for p in passes for i, v in p["verdicts"].items()
-                       if v is None and i not in p["errors"]})
+    hang_ids = sorted(
+        {i for p in passes for i, v in p["verdicts"].items() if v is None and i not in p["errors"]}
+    )
     error_ids = sorted({i for p in passes for i in p["errors"]})
     fp_ids = [x["id"] for x in pairs if first[x["id"]] is True and not x["equivalent"]]
     fn_ids = [x["id"] for x in pairs if first[x["id"]] is False and x["equivalent"]]
@@ -313,25 +314,58 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
                 rows.append([ds, g, "unavailable: " + r["unavailable"][:60]] + [""] * 7)
                 continue
             lat = r["latency_ms"]
-            rows.append([
-                ds, g, f"{r['accuracy']:.1%} ({r['correct']}/{r['n']})", str(r["false_positives"]),
-                str(r["false_negatives"]), str(r["hangs"] + r["errors"]), fmt(r["cold_pairs_per_s"], ".1f"),
-                fmt(r["warm_pairs_per_s_median"], ".1f"), fmt(lat["p50"], ".2f"), fmt(lat["p99"], ".2f"),
-            ])
+            rows.append(
+                [
+                    ds,
+                    g,
+                    f"{r['accuracy']:.1%} ({r['correct']}/{r['n']})",
+                    str(r["false_positives"]),
+                    str(r["false_negatives"]),
+                    str(r["hangs"] + r["errors"]),
+                    fmt(r["cold_pairs_per_s"], ".1f"),
+                    fmt(r["warm_pairs_per_s_median"], ".1f"),
+                    fmt(lat["p50"], ".2f"),
+                    fmt(lat["p99"], ".2f"),
+                ]
+            )
         ratios = per["ratio_ours_over_math_verify"]
-        rows.append([ds, "ours/MV", "", "", "", "", fmt(ratios["cold"], ".2f", "x"),
-                     fmt(ratios["warm"], ".2f", "x"), "", ""])
+        rows.append(
+            [
+                ds,
+                "ours/MV",
+                "",
+                "",
+                "",
+                "",
+                fmt(ratios["cold"], ".2f", "x"),
+                fmt(ratios["warm"], ".2f", "x"),
+                "",
+                "",
+            ]
+        )
     return rows
 
 
-HEADER = ["dataset", "grader", "accuracy", "FP", "FN", "hang+err", "cold pairs/s", "warm pairs/s",
-          "p50 ms", "p99 ms"]
+HEADER = [
+    "dataset",
+    "grader",
+    "accuracy",
+    "FP",
+    "FN",
+    "hang+err",
+    "cold pairs/s",
+    "warm pairs/s",
+    "p50 ms",
+    "p99 ms",
+]
 
 
 def print_table(results: dict[str, Any], meta: dict[str, Any]) -> None:
     rows = table_rows(results)
-    title = (f"MATH grading: 1 core (cpu {meta['machine']['pinned_cpu']}), {meta['repeat']} passes, "
-             f"hang > {meta['hang_s']} s")
+    title = (
+        f"MATH grading: 1 core (cpu {meta['machine']['pinned_cpu']}), {meta['repeat']} passes, "
+        f"hang > {meta['hang_s']} s"
+    )
     try:
         from rich.console import Console
         from rich.table import Table
@@ -347,9 +381,11 @@ def print_table(results: dict[str, Any], meta: dict[str, Any]) -> None:
         for row in rows:
             table.add_row(*row)
         Console(width=None if sys.stdout.isatty() else 140).print(table)
-    print("cold = pass 1 in a fresh process; warm pairs/s = median over passes 2..R, which re-grade the "
-          "same texts,\nso a grader that caches whole results is timed on cache hits there. Latency "
-          "percentiles are over the warm passes (cold if --repeat 1).")
+    print(
+        "cold = pass 1 in a fresh process; warm pairs/s = median over passes 2..R, which re-grade the "
+        "same texts,\nso a grader that caches whole results is timed on cache hits there. Latency "
+        "percentiles are over the warm passes (cold if --repeat 1)."
+    )
     for ds, per in results.items():
         for g in GRADERS:
             ids = per[g].get("misjudged_ids")
@@ -367,15 +403,30 @@ def write_json(data: dict[str, Any], path: Path) -> None:
 # --------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="passes over each dataset; pass 1 is cold, passes 2..R are warm (default 3)")
-    ap.add_argument("--hang-s", type=float, default=10.0,
-                    help="seconds after which a pair counts as a hang and the child is killed (default 10)")
-    ap.add_argument("--holdout", action=argparse.BooleanOptionalAction, default=True,
-                    help="also run on tests/data/math_holdout_pairs.jsonl "
-                         "(default: on; --no-holdout for dev only)")
-    ap.add_argument("--cpu", type=int, default=None,
-                    help="CPU to pin the grader children to (default: the last CPU this process may use)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="passes over each dataset; pass 1 is cold, passes 2..R are warm (default 3)",
+    )
+    ap.add_argument(
+        "--hang-s",
+        type=float,
+        default=10.0,
+        help="seconds after which a pair counts as a hang and the child is killed (default 10)",
+    )
+    ap.add_argument(
+        "--holdout",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run on tests/data/math_holdout_pairs.jsonl (default: on; --no-holdout for dev only)",
+    )
+    ap.add_argument(
+        "--cpu",
+        type=int,
+        default=None,
+        help="CPU to pin the grader children to (default: the last CPU this process may use)",
+    )
     ap.add_argument("--ours", default=OURS, help=f"module:function of our grader (default {OURS})")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output path (default {RESULTS})")
     args = ap.parse_args(argv)
@@ -410,9 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         "datasets": {ds: str(DATASETS[ds]) for ds in names},
         "machine": machine_info(args.cpu),
         "notes": "pairs/s = pairs done / summed in-grader time on one pinned core; pass 1 is cold "
-                 "(fresh process, empty caches), passes 2..R warm. Warm passes re-grade the same texts, "
-                 "so result-level caches are hit there; cold is the rate for unseen completions. "
-                 "Accuracy is from the cold pass; hangs and errors count as misjudged.",
+        "(fresh process, empty caches), passes 2..R warm. Warm passes re-grade the same texts, "
+        "so result-level caches are hit there; cold is the rate for unseen completions. "
+        "Accuracy is from the cold pass; hangs and errors count as misjudged.",
     }
     print_table(results, meta)
     write_json({**meta, "results": results}, args.out)
