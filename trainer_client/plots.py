@@ -1,0 +1,115 @@
+"""Plot helpers for the trainer's experiment outputs (non-interactive, PNG only).
+
+Only the bandit figure (paper Figure 1) lives here for now; see :func:`plot_bandit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+
+__all__ = ["BANDIT_PANELS", "Panel", "plot_bandit"]
+
+# Readable names for the estimator keys of compute_advantages, as the paper's legend puts them.
+LABELS = {
+    "mean_loo": "mean PG (leave-one-out)",
+    "passk_loo": "pass@k PG (eq. 2)",
+    "passk_biased": "biased pass@k PG (eq. 3)",
+}
+
+KL_LABEL = "$KL(\\pi_\\theta, \\pi_{{ref}})$"
+MEAN_LABEL = "mean reward $E_\\pi[r]$"
+PASSK_LABEL = "pass@{k} = E[max of {k} draws]"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One subplot: ``y`` against ``x`` (a metric of the curves, or None for the learning step)."""
+
+    stem: str
+    x: str | None
+    y: str
+    x_label: str
+    y_label: str
+    title: str
+
+
+BANDIT_PANELS = (
+    Panel("bandit_mean_reward", None, "mean_reward", "learning step", MEAN_LABEL, "Mean reward"),
+    Panel("bandit_mean_reward_vs_kl", "kl", "mean_reward", KL_LABEL, MEAN_LABEL, "KL efficiency"),
+    Panel("bandit_pass_at_k", None, "pass_at_k", "learning step", PASSK_LABEL, "Pass@{k}"),
+)
+# Not one of the paper's panels, but the KL curve over time is what the middle panel is built from.
+EXTRA_PANELS = (Panel("bandit_kl", None, "kl", "learning step", KL_LABEL, "KL to the initial policy"),)
+
+
+def _draw(ax: Axes, result: dict[str, Any], panel: Panel) -> None:
+    x_metric, y_metric = panel.x, panel.y
+    k = result["config"]["k"]
+    stderr = result.get("stderr", {})
+    for name, curve in result["curves"].items():
+        y = curve[y_metric]
+        x = curve[x_metric] if x_metric else list(range(len(y)))
+        (line,) = ax.plot(x, y, label=LABELS.get(name, name), linewidth=1.6)
+        band = stderr.get(name, {}).get(y_metric)
+        if band and x_metric is None:  # a band over a curve that moves in x as well would mislead
+            lo = [m - s for m, s in zip(y, band, strict=True)]
+            hi = [m + s for m, s in zip(y, band, strict=True)]
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel(panel.x_label.format(k=k))
+    ax.set_ylabel(panel.y_label.format(k=k))
+    ax.set_title(panel.title.format(k=k))
+    ax.grid(alpha=0.3)
+
+
+def _suptitle(config: dict[str, Any]) -> str:
+    scale = config.get("advantage_scale") or {}
+    scaled = "" if not scale else ", advantage scale " + ", ".join(f"{n}×{v:g}" for n, v in scale.items())
+    return (
+        f"Softmax bandit: {config['arms']} arms, r ~ N(0,1), k = {config['k']}, "
+        f"{config['groups_per_step']} group(s) of k per step, lr = {config['lr']:g}, "
+        f"{config['seeds']} seeds (mean ± s.e.){scaled}"
+    )
+
+
+def plot_bandit(result: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Draw paper Figure 1 from a :func:`trainer_client.bandit.run_bandit` result.
+
+    ``bandit.png`` has the three panels (mean reward vs step, mean reward vs KL to the initial policy,
+    pass@k vs step); each panel, and KL vs step, is also written on its own.
+
+    Args:
+        result: ``{"config": ..., "curves": ..., "stderr": ...}`` from ``run_bandit``.
+        out_dir: An existing folder.
+
+    Returns:
+        The PNG paths, ``bandit.png`` first.
+    """
+    config = result["config"]
+    fig, axes = plt.subplots(1, len(BANDIT_PANELS), figsize=(15, 4.4), constrained_layout=True)
+    for ax, panel in zip(axes, BANDIT_PANELS, strict=True):
+        _draw(ax, result, panel)
+    axes[0].legend(loc="lower right", fontsize=9)
+    fig.suptitle(_suptitle(config), fontsize=11)
+    paths = [out_dir / "bandit.png"]
+    fig.savefig(paths[0], dpi=120)
+    plt.close(fig)
+
+    for panel in (*BANDIT_PANELS, *EXTRA_PANELS):
+        fig, ax = plt.subplots(figsize=(5.5, 4.2), constrained_layout=True)
+        _draw(ax, result, panel)
+        ax.legend(fontsize=8)
+        fig.suptitle(_suptitle(config), fontsize=7)
+        path = out_dir / f"{panel.stem}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
