@@ -14,18 +14,17 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, machine_info, start_server, timestamp  # noqa: E402
+
 MATH_500 = ROOT.parent / "shared/data/math/math_test_500.jsonl"
 RESULTS = ROOT / "bench/results/server_load.json"
 
@@ -108,33 +107,13 @@ async def run_phase(url: str, requests: list[dict[str, object]], clients: int) -
     }
 
 
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reward_server", "serve", "--port", str(port), "--log-level", "warning"],
-        env={**os.environ, **env},
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("reward-server did not become ready")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--url", help="An already running server; by default one is started.")
     parser.add_argument("--clients", type=int, default=4, help="Concurrent clients.")
-    parser.add_argument("--requests", type=int, default=8, help="Requests per phase.")
+    parser.add_argument("--requests", type=int, default=32, help="Requests per phase.")
     parser.add_argument("--prompts", type=int, default=64, help="Groups per request (B).")
     parser.add_argument("--k", type=int, default=4, help="Completions per group.")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="REWARD_MATH_WORKERS.")
@@ -167,12 +146,12 @@ def main() -> None:
         )
     result = {
         "bench": "server_load",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "timestamp": timestamp(),
+        "machine": machine_info(),
         "config": {
             k: (str(v) if isinstance(v, Path) else v)
             for k, v in vars(args).items()
-            if k not in {"url", "redis_url"}
+            if k not in {"url", "redis_url", "out"}
         }
         | {"cache": "redis" if args.redis_url else "memory"},
         "phases": phases,

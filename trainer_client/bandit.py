@@ -20,8 +20,8 @@ caption's "k = 4 samples per update"); the middle panel is mean reward against K
 "KL-efficiency" the text describes for the mean performance; the advantages enter the update as the paper's
 sum over the k samples, unnormalised.
 
-What reproduces (tests/unit/trainer_client/test_bandit.py asserts these on 40/40 base seeds tried):
-the pass@k-trained policies improve pass@k much faster and end higher, they end at a lower KL from pi_ref
+What reproduces (tests/unit/trainer_client/test_bandit.py asserts these; each held for 40/40 base seeds):
+the pass@k-trained policies improve pass@k much faster (and end higher), they end at a lower KL from pi_ref
 ("more conservative updates"), and at the largest KL every run reaches, the pass@k LOO policy has the
 higher mean reward (more KL-efficient). What does not, with the paper's mean estimator taken literally
 (RLOO/k, ``compute_advantages(..., "mean_loo")``): the mean policy gradient is NOT the fastest on mean

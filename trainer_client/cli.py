@@ -57,7 +57,7 @@ def bandit(
     estimator: Annotated[
         list[str] | None, typer.Option(help="Estimators to compare (repeatable); default the paper's three.")
     ] = None,
-    k: Annotated[int, typer.Option(min=1)] = 4,
+    k: Annotated[int, typer.Option(min=2)] = 4,
     lr: Annotated[float, typer.Option()] = 1.0,
     arms: Annotated[int, typer.Option(min=2)] = 100,
 ) -> None:

@@ -107,5 +107,7 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainC
         *parents, leaf = key.strip().split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
+        # "a: b" parses as a mapping; an override sets one field, so such a value is meant as text.
+        node[leaf] = raw if isinstance(value, dict) else value
     return TrainConfig.model_validate(data)

@@ -27,8 +27,8 @@ class HFSampler:
     the temperature and top-p warpers, i.e. exactly the distribution each token was sampled from. Top-k is
     switched off (transformers would otherwise apply its default top_k=50) and so is any repetition penalty
     a checkpoint's `generation_config.json` sets, so the policy is softmax(logits / temperature),
-    nucleus-truncated when top_p < 1. (Options such as `min_p` that a checkpoint's generation config sets are still applied, and
-    the log-probs then include them.)
+    nucleus-truncated when top_p < 1. (Options such as `min_p` that a checkpoint's generation config sets
+    are still applied, and the log-probs then include them.)
 
     Memory: `generate` keeps one `[B_chunk * k, vocab]` score tensor per generated step; bound it with
     `batch_size` (prompts per `generate` call) for large vocabularies.

@@ -15,9 +15,9 @@ instead: no guard needed and a faster start on CPU, but the trainer and the engi
 Weight sync (`update_weights`): the torch state dict is sent, as raw bytes per tensor, through
 `LLM.collective_rpc` to `WeightSyncWorkerExtension.load_trainer_weights` (see `vllm_worker.py`), which calls
 the worker's in-place `reload_weights` with Hugging Face parameter names; then the prefix cache is reset, so
-no KV computed under the old weights is reused. That is TRL's colocate approach over vLLM's own RPC: simple and
-exact, but each sync copies the whole model through host memory. For large models on GPUs, vLLM's NCCL weight
-transfer engine is the faster path.
+no KV computed under the old weights is reused. That is TRL's colocate approach over vLLM's own RPC: simple
+and exact, but each sync copies the whole model through host memory. For large models on GPUs, vLLM's NCCL
+weight transfer engine is the faster path.
 """
 
 from __future__ import annotations

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from trainer_client.sampling import SampleBatch, Sampler
 from trainer_client.sampling.hf import HFSampler
 from trainer_client.tiny_model import build_tiny_model, build_tiny_tokenizer
+
+Tiny = tuple[LlamaForCausalLM, PreTrainedTokenizerFast]
 
 PROMPTS = ["What is 1+1? Put the answer in \\boxed{}.", "2+2="]
 
@@ -25,14 +29,14 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def tiny() -> tuple[torch.nn.Module, object]:
+def tiny() -> Tiny:
     return build_tiny_model(seed=0)
 
 
 @pytest.fixture(scope="module")
-def sampler(tiny: tuple[torch.nn.Module, object]) -> HFSampler:
+def sampler(tiny: Tiny) -> HFSampler:
     model, tokenizer = tiny
-    return HFSampler(model, tokenizer, "cpu")  # type: ignore[arg-type]
+    return HFSampler(model, tokenizer, "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +71,7 @@ def test_sampler_satisfies_protocol(sampler: HFSampler) -> None:
     assert isinstance(sampler, Sampler)
 
 
-def test_shapes_are_prompt_major(batch: SampleBatch, tiny: tuple[torch.nn.Module, object]) -> None:
+def test_shapes_are_prompt_major(batch: SampleBatch, tiny: Tiny) -> None:
     _, tokenizer = tiny
     assert batch.num_prompts == 2 and batch.k == 4
     assert [len(group) for group in batch.texts] == [4, 4]
@@ -75,7 +79,7 @@ def test_shapes_are_prompt_major(batch: SampleBatch, tiny: tuple[torch.nn.Module
     assert [len(group) for group in batch.logprobs] == [4, 4]
     assert [len(group) for group in batch.finished] == [4, 4]
     for b, prompt in enumerate(PROMPTS):
-        assert batch.prompt_ids[b] == tokenizer(prompt)["input_ids"]  # type: ignore[operator]
+        assert batch.prompt_ids[b] == tokenizer(prompt)["input_ids"]
         for ids, lps in zip(batch.completion_ids[b], batch.logprobs[b], strict=True):
             assert 1 <= len(ids) <= 12
             assert len(lps) == len(ids)
@@ -92,11 +96,11 @@ def test_logprobs_are_finite_and_nonpositive(batch: SampleBatch) -> None:
     assert all(math.isfinite(lp) and lp <= 0 for lp in values)
 
 
-def test_completions_stop_at_first_eos(tiny: tuple[torch.nn.Module, object]) -> None:
+def test_completions_stop_at_first_eos(tiny: Tiny) -> None:
     model, tokenizer = tiny
-    eos = tokenizer.eos_token_id  # type: ignore[attr-defined]
+    eos = tokenizer.eos_token_id
     # Long completions from many prompts make some samples draw eos (about 1 in 100 per token here).
-    big = HFSampler(model, tokenizer).sample(["a"] * 8, 8, max_new_tokens=40, temperature=1.0, seed=1)  # type: ignore[arg-type]
+    big = HFSampler(model, tokenizer).sample(["a"] * 8, 8, max_new_tokens=40, temperature=1.0, seed=1)
     seen_eos = 0
     for ids_group, done_group, text_group in zip(big.completion_ids, big.finished, big.texts, strict=True):
         for ids, done, text in zip(ids_group, done_group, text_group, strict=True):
@@ -110,10 +114,10 @@ def test_completions_stop_at_first_eos(tiny: tuple[torch.nn.Module, object]) -> 
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_logprobs_match_forward_pass(tiny: tuple[torch.nn.Module, object], temperature: float) -> None:
+def test_logprobs_match_forward_pass(tiny: Tiny, temperature: float) -> None:
     """The property the PPO ratio and the IS correction rely on: sampler log-probs == trainer log-probs."""
     model, tokenizer = tiny
-    sampler = HFSampler(model, tokenizer)  # type: ignore[arg-type]
+    sampler = HFSampler(model, tokenizer)
     # Prompts of different lengths, so left padding and its position ids are exercised.
     batch = sampler.sample(PROMPTS, 3, max_new_tokens=10, temperature=temperature, seed=3)
     for b in range(batch.num_prompts):
@@ -122,11 +126,11 @@ def test_logprobs_match_forward_pass(tiny: tuple[torch.nn.Module, object], tempe
             assert lps == pytest.approx(expected, abs=1e-4)
 
 
-def test_top_p_logprobs_are_of_the_truncated_distribution(tiny: tuple[torch.nn.Module, object]) -> None:
+def test_top_p_logprobs_are_of_the_truncated_distribution(tiny: Tiny) -> None:
     model, tokenizer = tiny
     batch = HFSampler(model, tokenizer).sample(
         PROMPTS[:1], 2, max_new_tokens=6, temperature=1.0, top_p=0.5, seed=0
-    )  # type: ignore[arg-type]
+    )
     ids, lps = batch.completion_ids[0][0], batch.logprobs[0][0]
     full = recomputed_logprobs(model, batch.prompt_ids[0], ids)
     # Renormalizing over the nucleus raises every kept token's log-prob above its full-softmax value.
@@ -145,24 +149,24 @@ def test_seed_reproduces_and_leaves_global_rng_alone(sampler: HFSampler) -> None
     assert other.completion_ids != first.completion_ids
 
 
-def test_chunked_batches_keep_order(tiny: tuple[torch.nn.Module, object]) -> None:
+def test_chunked_batches_keep_order(tiny: Tiny) -> None:
     model, tokenizer = tiny
     prompts = ["a", "bb", "ccc"]
     batch = HFSampler(model, tokenizer, batch_size=2).sample(
         prompts, 2, max_new_tokens=4, temperature=1.0, seed=0
-    )  # type: ignore[arg-type]
-    assert batch.prompt_ids == [tokenizer(p)["input_ids"] for p in prompts]  # type: ignore[operator]
+    )
+    assert batch.prompt_ids == [tokenizer(p)["input_ids"] for p in prompts]
     assert batch.k == 2 and batch.num_prompts == 3
 
 
-def test_training_mode_is_restored(tiny: tuple[torch.nn.Module, object]) -> None:
+def test_training_mode_is_restored(tiny: Tiny) -> None:
     model, tokenizer = tiny
     model.train()
     try:
-        HFSampler(model, tokenizer).sample(["a"], 1, max_new_tokens=2, temperature=1.0, seed=0)  # type: ignore[arg-type]
+        HFSampler(model, tokenizer).sample(["a"], 1, max_new_tokens=2, temperature=1.0, seed=0)
         assert model.training
     finally:
-        model.eval()
+        model.eval()  # type: ignore[no-untyped-call]
 
 
 def test_update_weights_is_a_noop_and_sampling_sees_new_weights() -> None:
@@ -186,8 +190,8 @@ def test_update_weights_is_a_noop_and_sampling_sees_new_weights() -> None:
         ({"prompts": []}, "prompts"),
     ],
 )
-def test_bad_arguments_are_named(sampler: HFSampler, kwargs: dict[str, object], message: str) -> None:
-    args: dict[str, object] = {"prompts": ["a"], "k": 2, "max_new_tokens": 4, "temperature": 1.0}
+def test_bad_arguments_are_named(sampler: HFSampler, kwargs: dict[str, Any], message: str) -> None:
+    args: dict[str, Any] = {"prompts": ["a"], "k": 2, "max_new_tokens": 4, "temperature": 1.0}
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        sampler.sample(**args)  # type: ignore[arg-type]
+        sampler.sample(**args)

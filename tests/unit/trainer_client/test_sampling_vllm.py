@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import torch
+from transformers import LlamaForCausalLM
 
 from trainer_client.tiny_model import build_tiny_model, save_tiny_model
 
@@ -33,13 +34,13 @@ MAX_NEW_TOKENS = 12
 DRIVER_TIMEOUT_S = 900
 
 
-def perturb(model: torch.nn.Module) -> None:
+def perturb(model: LlamaForCausalLM) -> None:
     """A deterministic change to every weight (so stacked qkv / gate_up and the head must all be pushed)."""
     generator = torch.Generator().manual_seed(1234)
     with torch.no_grad():
         for param in model.parameters():
             param.add_(0.05 * torch.randn(param.shape, generator=generator))
-        model.lm_head.weight.mul_(4.0)  # type: ignore[union-attr]
+        model.lm_head.weight.mul_(4.0)
 
 
 def forward_logprobs(
