@@ -54,7 +54,9 @@ def run(url: str, overlap: bool, args: argparse.Namespace) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--prompts", type=int, default=8, help="B: prompts per step.")
@@ -70,11 +72,12 @@ def main() -> None:
         process.terminate()
         process.wait(timeout=30)
 
-    print(f"{'mode':<11} {'generate s':>10} {'grade s':>8} {'waited s':>9} {'update s':>9} {'step s':>7} {'hidden':>7}")
+    columns = ("generate s", "grade s", "waited s", "update s", "step s", "hidden")
+    print(f"{'mode':<11} " + " ".join(f"{c:>10}" for c in columns))
     for name, m in modes.items():
         print(
-            f"{name:<11} {m['generate_s']:>10.3f} {m['grade_s']:>8.3f} {m['grade_wait_s']:>9.3f} "
-            f"{m['update_s']:>9.3f} {m['step_s']:>7.3f} {m['hidden']:>7.0%}"
+            f"{name:<11} {m['generate_s']:>10.3f} {m['grade_s']:>10.3f} {m['grade_wait_s']:>10.3f} "
+            f"{m['update_s']:>10.3f} {m['step_s']:>10.3f} {m['hidden']:>10.0%}"
         )
     result = {
         "bench": "trainer_step",

@@ -10,10 +10,16 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Inference-aware RL training client (pass@k and majority-vote objectives).", no_args_is_help=True)
+app = typer.Typer(
+    help="Inference-aware RL training client (pass@k and majority-vote objectives).", no_args_is_help=True
+)
 
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", exists=True, dir_okay=False, help="YAML config.")]
-SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: a.b=value (repeatable).")]
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", exists=True, dir_okay=False, help="YAML config.")
+]
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a field: a.b=value (repeatable).")
+]
 
 
 @app.command()
@@ -35,13 +41,16 @@ def evaluate(
     config: ConfigOption,
     set_: SetOption = None,
     n: Annotated[int, typer.Option(min=1, help="Samples per prompt.")] = 200,
-    k: Annotated[list[int] | None, typer.Option(help="k values (repeatable); default 1,2,4,...,64,100.")] = None,
+    k: Annotated[
+        list[int] | None, typer.Option(help="k values (repeatable); default 1,2,4,...,64,100.")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N prompts.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/eval"),
 ) -> None:
     """pass@k and maj@k (unbiased, from n samples per prompt), as a table and a PNG curve."""
     from trainer_client.config import load_config
-    from trainer_client.evaluate import DEFAULT_KS, evaluate as run
+    from trainer_client.evaluate import DEFAULT_KS
+    from trainer_client.evaluate import evaluate as run
 
     cfg = load_config(config, set_)
     result = asyncio.run(run(cfg, n, list(k or DEFAULT_KS), out, limit))
@@ -53,7 +62,9 @@ def evaluate(
 def bandit(
     steps: Annotated[int, typer.Option(min=1)] = 300,
     seeds: Annotated[int, typer.Option(min=1)] = 30,
-    out: Annotated[Path, typer.Option(help="Output folder for bandit.json and the PNG plots.")] = Path("runs/bandit"),
+    out: Annotated[Path, typer.Option(help="Output folder for bandit.json and the PNG plots.")] = Path(
+        "runs/bandit"
+    ),
     estimator: Annotated[
         list[str] | None, typer.Option(help="Estimators to compare (repeatable); default the paper's three.")
     ] = None,
@@ -70,7 +81,7 @@ def bandit(
     write_bandit(result, out)
     for name, curves in result["curves"].items():
         typer.echo(
-            f"{name:>24}: mean reward {curves['mean_reward'][-1]:.3f}  pass@{k} {curves['pass_at_k'][-1]:.3f}  "
-            f"KL {curves['kl'][-1]:.3f}"
+            f"{name:>24}: mean reward {curves['mean_reward'][-1]:.3f}  "
+            f"pass@{k} {curves['pass_at_k'][-1]:.3f}  KL {curves['kl'][-1]:.3f}"
         )
     typer.echo(f"wrote {out / 'bandit.json'}")

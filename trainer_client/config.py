@@ -27,12 +27,17 @@ class ModelConfig(_Section):
 
 
 class DataConfig(_Section):
-    path: Path = Field(..., description="JSONL of prompts: `prompt` + `reference`, or MATH-style `problem` + `answer`.")
-    prompt_template: str = Field("{problem}", description="Turns a row into the prompt; `{problem}` is its text.")
+    path: Path = Field(
+        ..., description="JSONL of prompts: `prompt` + `reference`, or MATH-style `problem` + `answer`."
+    )
+    prompt_template: str = Field(
+        "{problem}", description="Turns a row into the prompt; `{problem}` is its text."
+    )
     backend: str = Field("math", description="Reward backend, when a row does not name one.")
     grade_with_prompt: bool = Field(
-        False, description="Grade prompt + completion instead of the completion alone (for toy tasks whose "
-        "prompt ends inside the answer, e.g. with 'The final answer is ')."
+        False,
+        description="Grade prompt + completion instead of the completion alone (for toy tasks whose "
+        "prompt ends inside the answer, e.g. with 'The final answer is ').",
     )
 
 
@@ -47,20 +52,28 @@ class SamplingConfig(_Section):
 
 
 class EstimatorConfig(_Section):
-    name: str = Field("passk_loo", description="An estimator of trainer_client.estimators, or `reward` (raw r).")
+    name: str = Field(
+        "passk_loo", description="An estimator of trainer_client.estimators, or `reward` (raw r)."
+    )
     k: int | None = Field(None, description="Objective k for pkpo/pkpo_loo1 (n >= k).")
     p: int | None = Field(None, description="Left-out subset size for leave_p_out.")
     beta: float | None = Field(None, description="Inverse temperature for the softmax estimators.")
 
 
 class LossConfig(_Section):
-    kind: Literal["pg", "ppo"] = Field("pg", description="REINFORCE-style policy gradient, or PPO with a value head.")
+    kind: Literal["pg", "ppo"] = Field(
+        "pg", description="REINFORCE-style policy gradient, or PPO with a value head."
+    )
     clip_eps: float = Field(0.2, gt=0, description="PPO ratio clip ε.")
     value_clip: float = Field(0.2, gt=0, description="PPO value clip α.")
     value_coef: float = Field(0.5, ge=0)
     ppo_epochs: int = Field(2, ge=1)
-    kl_coef: float = Field(0.0, ge=0, description="Weight of the KL(π||π_ref) penalty (KL is logged regardless).")
-    importance_correction: bool = Field(True, description="Reweight samples of a stale policy (overlap mode).")
+    kl_coef: float = Field(
+        0.0, ge=0, description="Weight of the KL(π||π_ref) penalty (KL is logged regardless)."
+    )
+    importance_correction: bool = Field(
+        True, description="Reweight samples of a stale policy (overlap mode)."
+    )
     max_importance_weight: float = Field(2.0, gt=0)
 
 
@@ -69,7 +82,9 @@ class OptimConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     warmup_steps: int = Field(0, ge=0)
     grad_clip: float = Field(1.0, gt=0)
-    micro_batch: int = Field(16, ge=1, description="Sequences per forward/backward pass (gradient accumulation).")
+    micro_batch: int = Field(
+        16, ge=1, description="Sequences per forward/backward pass (gradient accumulation)."
+    )
 
 
 class RewardConfig(_Section):

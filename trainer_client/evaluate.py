@@ -21,8 +21,8 @@ from trainer_client.config import TrainConfig
 from trainer_client.data import load_prompts
 from trainer_client.estimators import maj_at_k, pass_at_k
 from trainer_client.policy import load_model
-from trainer_client.train import correct_classes
 from trainer_client.sampling.factory import make_sampler
+from trainer_client.train import correct_classes
 
 DEFAULT_KS = (1, 2, 4, 8, 16, 32, 64, 100)
 
@@ -55,7 +55,9 @@ async def evaluate(
                 texts += batch.texts[0]
             if config.data.grade_with_prompt:
                 texts = [prompt.text + text for text in texts]
-            group = GradeGroup(group_id=prompt.id, backend=prompt.backend, reference=prompt.reference, completions=texts)
+            group = GradeGroup(
+                group_id=prompt.id, backend=prompt.backend, reference=prompt.reference, completions=texts
+            )
             graded = to_tensors(await client.grade([group], reward=reward))
             valid = ~torch.isnan(graded.rewards[0])
             per_prompt.append(
@@ -68,10 +70,15 @@ async def evaluate(
                 }
             )
     table = {
-        f"pass@{k}": _mean([float(pass_at_k(p["n"], p["correct"], k)) for p in per_prompt if p["n"] >= k]) for k in ks
+        f"pass@{k}": _mean([float(pass_at_k(p["n"], p["correct"], k)) for p in per_prompt if p["n"] >= k])
+        for k in ks
     } | {
         f"maj@{k}": _mean(
-            [maj_at_k(torch.tensor(p["classes"]), set(p["correct_classes"]), k) for p in per_prompt if p["n"] >= k]
+            [
+                maj_at_k(torch.tensor(p["classes"]), set(p["correct_classes"]), k)
+                for p in per_prompt
+                if p["n"] >= k
+            ]
         )
         for k in ks
     }
@@ -99,7 +106,9 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
     for name in ("pass", "maj"):
         lines.append(f"| {name}@k | " + " | ".join(f"{100 * metrics[f'{name}@{k}']:.1f}" for k in ks) + " |")
     (out_dir / "eval.md").write_text(
-        f"n = {result['n']} samples per prompt, {result['prompts']} prompts (percent)\n\n" + "\n".join(lines) + "\n"
+        f"n = {result['n']} samples per prompt, {result['prompts']} prompts (percent)\n\n"
+        + "\n".join(lines)
+        + "\n"
     )
     figure, axis = plt.subplots(figsize=(5, 3.5))
     for name in ("pass", "maj"):

@@ -48,7 +48,9 @@ class Scored:
 
 
 class Policy(nn.Module):
-    def __init__(self, model: PreTrainedModel, with_value_head: bool = False, temperature: float = 1.0) -> None:
+    def __init__(
+        self, model: PreTrainedModel, with_value_head: bool = False, temperature: float = 1.0
+    ) -> None:
         super().__init__()
         self.model = model
         self.temperature = temperature

@@ -156,7 +156,9 @@ class Trainer:
         loss_cfg = self.config.loss
         credit = self.advantages(graded).float().flatten()  # [N], N = B·k
         valid = ~torch.isnan(graded.rewards.flatten())
-        prompt_ids = [rollout.samples.prompt_ids[i] for i in range(len(rollout.prompts)) for _ in range(self.k)]
+        prompt_ids = [
+            rollout.samples.prompt_ids[i] for i in range(len(rollout.prompts)) for _ in range(self.k)
+        ]
         completion_ids = [c for row in rollout.samples.completion_ids for c in row]
         behavior_logp = torch.tensor([sum(t) for row in rollout.samples.logprobs for t in row])
         rows = [i for i in range(len(completion_ids)) if valid[i]]  # failed samples take no part
@@ -165,15 +167,22 @@ class Trainer:
 
         # π_old (the policy before this update) and π_ref, per token, without gradients.
         with torch.no_grad():
-            old = [self.policy.score([prompt_ids[i] for i in c], [completion_ids[i] for i in c]) for c in chunks]
-            ref = [self.reference.score([prompt_ids[i] for i in c], [completion_ids[i] for i in c]) for c in chunks]
+            old = [
+                self.policy.score([prompt_ids[i] for i in c], [completion_ids[i] for i in c]) for c in chunks
+            ]
+            ref = [
+                self.reference.score([prompt_ids[i] for i in c], [completion_ids[i] for i in c])
+                for c in chunks
+            ]
 
         totals: dict[str, float] = {}
         epochs = loss_cfg.ppo_epochs if loss_cfg.kind == "ppo" else 1
         for _ in range(epochs):
             self.optimizer.zero_grad(set_to_none=True)
             for chunk, old_c, ref_c in zip(chunks, old, ref, strict=True):
-                parts = self._chunk_loss(chunk, old_c, ref_c, prompt_ids, completion_ids, credit, behavior_logp)
+                parts = self._chunk_loss(
+                    chunk, old_c, ref_c, prompt_ids, completion_ids, credit, behavior_logp
+                )
                 (parts["loss"] * len(chunk) / max(1, len(rows))).backward()
                 for name, value in parts.items():
                     share = float(value.detach()) * len(chunk) / max(1, len(rows)) / epochs
@@ -206,7 +215,9 @@ class Trainer:
         if loss_cfg.importance_correction:
             # Sequence weight π_old/π_behavior: exactly 1 when the sampler was up to date.
             old_logp = sequence_logprob(old.token_logp, old.mask)
-            weights = importance_weights(old_logp, behavior_logp[chunk].to(device), loss_cfg.max_importance_weight)
+            weights = importance_weights(
+                old_logp, behavior_logp[chunk].to(device), loss_cfg.max_importance_weight
+            )
         parts: dict[str, torch.Tensor] = {"kl": kl.mean().detach()}
         if loss_cfg.kind == "pg":
             if weights is not None:
@@ -224,7 +235,11 @@ class Trainer:
             )
             value_loss = clipped_value_loss(new.values, old.values, returns, loss_cfg.value_clip)
             loss = policy_loss + loss_cfg.value_coef * value_loss
-            parts |= {"clip_frac": clip_frac, "value_loss": value_loss.detach(), "value": new.values.mean().detach()}
+            parts |= {
+                "clip_frac": clip_frac,
+                "value_loss": value_loss.detach(),
+                "value": new.values.mean().detach(),
+            }
         loss = loss + loss_cfg.kl_coef * kl.mean()
         parts["loss"] = loss
         return parts
@@ -289,7 +304,9 @@ class Trainer:
         n_valid = valid.sum(1)
         correct = (graded.correct & valid).sum(1)
         groups = [i for i in range(len(rewards)) if n_valid[i] > 0]
-        pass_k = [float(pass_at_k(int(n_valid[i]), int(correct[i]), min(self.k, int(n_valid[i])))) for i in groups]
+        pass_k = [
+            float(pass_at_k(int(n_valid[i]), int(correct[i]), min(self.k, int(n_valid[i])))) for i in groups
+        ]
         maj = [
             maj_at_k(graded.classes[i][valid[i]], correct_classes(graded, i), min(self.k, int(n_valid[i])))
             for i in groups

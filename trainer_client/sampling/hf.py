@@ -35,7 +35,7 @@ class HFSampler:
 
     Args:
         model: a causal LM (`PreTrainedModel` with `generate`), already on `device`.
-        tokenizer: its tokenizer; needs an eos token. Prompts are left-padded within a chunk.
+        tokenizer: its tokenizer; needs an eos token (a pad token is optional). Prompts are left-padded.
         device: where the inputs go; defaults to the model's device.
         batch_size: prompts per `generate` call; None puts every prompt in one call.
     """
@@ -112,9 +112,15 @@ class HFSampler:
         return result
 
     def _sample_chunk(self, prompts: list[str], k: int, config: GenerationConfig, out: SampleBatch) -> None:
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left")
-        input_ids = enc["input_ids"].to(self.device)  # [B, L], left-padded
-        attention_mask = enc["attention_mask"].to(self.device)
+        # Left-pad by hand, so tokenizers without a pad token (or set to pad right) work as they are.
+        encoded: list[list[int]] = [list(ids) for ids in self.tokenizer(prompts)["input_ids"]]
+        width = max(len(ids) for ids in encoded)
+        input_ids = torch.full((len(encoded), width), self.pad_token_id, dtype=torch.long)  # [B, L]
+        attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         generated = self.model.generate(  # type: ignore[operator]
             input_ids=input_ids, attention_mask=attention_mask, generation_config=config
         )
@@ -135,8 +141,7 @@ class HFSampler:
         token_rows = tokens.tolist()
         logprob_rows = logprobs.tolist()
         for b in range(len(prompts)):
-            mask = attention_mask[b].bool()
-            out.prompt_ids.append(input_ids[b][mask].tolist())
+            out.prompt_ids.append(encoded[b])
             ids_b, lps_b, texts_b, done_b = [], [], [], []
             for row in range(b * k, (b + 1) * k):
                 n = int(lengths[row])

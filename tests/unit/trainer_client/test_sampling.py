@@ -195,3 +195,14 @@ def test_bad_arguments_are_named(sampler: HFSampler, kwargs: dict[str, Any], mes
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         sampler.sample(**args)
+
+
+def test_tokenizer_without_pad_token_works(tiny: Tiny) -> None:
+    model, _ = tiny
+    tokenizer = build_tiny_tokenizer()
+    tokenizer.pad_token = None
+    tokenizer.padding_side = "right"
+    batch = HFSampler(model, tokenizer).sample(PROMPTS, 2, max_new_tokens=5, temperature=1.0, seed=0)
+    for b in range(batch.num_prompts):
+        for ids, lps in zip(batch.completion_ids[b], batch.logprobs[b], strict=True):
+            assert lps == pytest.approx(recomputed_logprobs(model, batch.prompt_ids[b], ids), abs=1e-4)

@@ -26,7 +26,7 @@ from transformers import LlamaForCausalLM
 
 from trainer_client.tiny_model import build_tiny_model, save_tiny_model
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 PROMPTS = ["What is 1+1? Put the answer in \\boxed{}.", "2+2="]
 K = 4
