@@ -77,3 +77,18 @@ def test_ppo_with_value_head_runs_and_logs(server: ServerProcess, tmp_path: Path
     assert {"value_loss", "clip_frac", "value", "importance_weight"} <= set(history[-1])
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
     assert (tmp_path / "checkpoints/final/trainer_state.pt").exists()
+
+
+def test_eval_writes_pass_and_maj_tables(server: ServerProcess, tmp_path: Path) -> None:
+    import asyncio
+
+    from trainer_client.evaluate import evaluate
+
+    config = toy_config(server, tmp_path)
+    result = asyncio.run(evaluate(config, n=16, ks=[1, 2, 4, 8, 16, 100], out_dir=tmp_path, limit=3))
+    assert result["ks"] == [1, 2, 4, 8, 16]
+    passes = [result["metrics"][f"pass@{k}"] for k in result["ks"]]
+    assert passes == sorted(passes)  # pass@k never decreases in k
+    assert all(0 <= result["metrics"][f"maj@{k}"] <= 1 for k in result["ks"])
+    assert "| pass@k |" in (tmp_path / "eval.md").read_text()
+    assert (tmp_path / "eval.png").stat().st_size > 1000
