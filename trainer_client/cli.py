@@ -6,9 +6,12 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from trainer_client.config import TrainConfig
 
 app = typer.Typer(
     help="Inference-aware RL training client (pass@k and majority-vote objectives).", no_args_is_help=True
@@ -22,14 +25,29 @@ SetOption = Annotated[
 ]
 
 
+def _load(path: Path, overrides: list[str] | None) -> TrainConfig:
+    """The config, or a short message naming each bad field (no traceback) and exit status 2."""
+    from pydantic import ValidationError
+
+    from trainer_client.config import load_config
+
+    try:
+        return load_config(path, overrides)
+    except ValidationError as exc:
+        problems = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)]
+        typer.echo(f"invalid config {path}:\n" + "\n".join(problems), err=True)
+    except (ValueError, OSError) as exc:
+        typer.echo(f"invalid config {path}: {exc}", err=True)
+    raise typer.Exit(2)
+
+
 @app.command()
 def train(config: ConfigOption, set_: SetOption = None) -> None:
     """Train a policy against a running reward server (see trainer_client/config.py for every field)."""
-    from trainer_client.config import load_config
     from trainer_client.train import train as run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = load_config(config, set_)
+    cfg = _load(config, set_)
     history = run(cfg)
     last = history[-1]
     typer.echo(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in last.items()}))

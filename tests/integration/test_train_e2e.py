@@ -92,3 +92,39 @@ def test_eval_writes_pass_and_maj_tables(server: ServerProcess, tmp_path: Path) 
     assert all(0 <= result["metrics"][f"maj@{k}"] <= 1 for k in result["ks"])
     assert "| pass@k |" in (tmp_path / "eval.md").read_text()
     assert (tmp_path / "eval.png").stat().st_size > 1000
+
+
+def test_command_line_train_and_bandit(server: ServerProcess, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-c", "from trainer_client.cli import app; app()"]
+    train_args = [
+        "train",
+        "-c",
+        str(REPO / "examples/train_toy.yaml"),
+        "--set",
+        f"reward.url={server.url}",
+        "--set",
+        f"out_dir={tmp_path / 'run'}",
+        "--set",
+        f"data.path={REPO / 'examples/toy_sums.jsonl'}",
+        "--set",
+        "steps=2",
+    ]
+    done = subprocess.run([*cli, *train_args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run/checkpoints/final/config.json").exists()
+    bandit_args = ["bandit", "--steps", "20", "--seeds", "4", "--out", str(tmp_path / "bandit")]
+    done = subprocess.run([*cli, *bandit_args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "passk_biased" in done.stdout
+    assert (tmp_path / "bandit/bandit.png").exists()
+    bad = subprocess.run(
+        [*cli, "train", "-c", str(REPO / "examples/train_toy.yaml"), "--set", "sampling.k=0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "sampling.k: Input should be greater than or equal to 1" in bad.stderr
+    assert "Traceback" not in bad.stderr
