@@ -1,0 +1,1 @@
+"""Sandbox backends: `process` (the embedded default) and `docker`."""

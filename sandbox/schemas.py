@@ -1,0 +1,70 @@
+"""What goes into the sandbox and what comes out (pydantic only).
+
+Expected outputs never enter the sandbox: a test here is only its input, and the caller compares what the
+program printed or returned. So a solution can neither read the expected answers nor fake a comparison.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Program(BaseModel):
+    """Untrusted Python source and how to call it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str = Field(..., description="Python source of the solution.")
+    mode: Literal["stdin", "call"] = Field("stdin", description="stdin/stdout program or a call.")
+    fn_name: str | None = Field(
+        None, description="For `call`: a module-level function, or a method of `class Solution`."
+    )
+
+
+class Limits(BaseModel):
+    """Per-test limits. Units are in the names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    wall_time_s: float = Field(4.0, gt=0, le=120, description="Wall-clock deadline of one test.")
+    cpu_time_s: float | None = Field(None, gt=0, description="RLIMIT_CPU; default: wall time.")
+    memory_mb: int = Field(512, ge=16, le=16384, description="Address-space limit (RLIMIT_AS).")
+    max_processes: int = Field(16, ge=1, le=1024, description="Processes/threads the test may run at once.")
+    max_output_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="stdout + stderr kept per test.")
+    max_open_files: int = Field(64, ge=8, le=4096, description="RLIMIT_NOFILE.")
+    max_file_bytes: int = Field(16 * 1024 * 1024, ge=0, description="Largest file the program may write.")
+
+
+class TestInput(BaseModel):
+    """One test as the sandbox sees it: stdin text, or the JSON list of positional arguments of the call."""
+
+    __test__ = False
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stdin: str = ""
+    args: list[Any] | None = Field(None, description="For `call` programs: positional arguments.")
+
+
+class Outcome(StrEnum):
+    OK = "ok"  # ended normally (exit status 0) within the limits
+    TIMEOUT = "timeout"  # wall or CPU time limit
+    MEMORY = "memory"  # address-space limit (MemoryError or allocation failure)
+    RUNTIME_ERROR = "runtime_error"  # non-zero exit, uncaught exception, signal, or no call result
+    OUTPUT_LIMIT = "output_limit"  # printed more than max_output_bytes
+
+
+class TestRun(BaseModel):
+    """What one test did. `stdout` for stdin programs; `result_json` for call programs."""
+
+    __test__ = False
+
+    outcome: Outcome
+    stdout: str = ""
+    stderr_tail: str = Field("", description="The last KiB of stderr, for humans.")
+    result_json: str | None = Field(None, description="The call's return value as JSON (tuples as lists).")
+    exit_code: int | None = None
+    signal: int | None = None
+    wall_time_s: float = 0.0
