@@ -7,11 +7,13 @@ PKPO's binomial weights are computed once per call, as any sane loop would. Both
 (binary rewards at a 30% solve rate; for majority voting, answer classes 0..5 with class 0 correct and some
 abstentions), no failed samples. Each loop result is checked against the vectorized one (1e-9).
 
-Timings: the vectorized call is the median of several runs after a warm-up. The loop is first timed on a
+Timings: the vectorized call is the median of several runs after a warm-up, on one torch thread by default
+(the loop runs on one core, and on a shared, oversubscribed machine torch's OpenMP threads make the
+vectorized times erratic; `--threads 0` keeps torch's default). The loop is first timed on a
 few groups; if the whole batch would take more than --loop-budget-s (20 s) it is skipped and the table shows
 the extrapolated time in brackets. Prints a table and writes `bench/results/estimators.json`.
 
-    python bench/estimators.py [--loop-budget-s 20] [--threads N] [--out bench/results/estimators.json]
+    python bench/estimators.py [--loop-budget-s 20] [--threads 1] [--out bench/results/estimators.json]
 """
 
 from __future__ import annotations
@@ -279,10 +281,15 @@ def print_table(rows: list[dict[str, object]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--loop-budget-s", type=float, default=20.0, help="skip loops estimated above this")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1, like the loop; 0 = torch's)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if args.threads:
+    if args.threads > 0:
         torch.set_num_threads(args.threads)
 
     started = time.perf_counter()

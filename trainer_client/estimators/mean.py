@@ -16,9 +16,9 @@ from trainer_client.estimators.base import EstimatorParams, register_estimator
 def mean_loo(rewards: Tensor, classes: Tensor | None, params: EstimatorParams) -> Tensor:
     """Mean reward with the leave-one-out baseline: (r_i - r̄)/(n - 1) = RLOO / n (paper section 3.1).
 
-    Unbiased for the gradient of E[r]. It does not depend on k: averaging the k-sample version over all
-    k-subsets of n samples that contain i gives (k/n) · (1/k) (r_i - mean_{j≠i} r_j) = (r_i - r̄)/(n - 1)
-    for every k, so `k` is accepted and ignored.
+    Unbiased for the gradient of E[r]. It does not depend on k: averaging the k-sample credit over all
+    k-subsets of the n samples (as PKPO does for pass@k) gives (1/n) (r_i - mean_{j≠i} r_j), which is
+    (r_i - r̄)/(n - 1) for every 2 <= k <= n, so `k` is accepted and ignored.
 
     Example:
         >>> mean_loo(torch.tensor([[1.0, 0.0, 0.0, 1.0]], dtype=torch.float64), None, EstimatorParams(k=4))
