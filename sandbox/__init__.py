@@ -1,1 +1,67 @@
-"""Sandboxed execution of untrusted code (arrives with the code backend; see the issue tracker)."""
+"""Sandboxed execution of untrusted code: run one program against many tests under hard limits.
+
+    async with sandbox.session(Program(code=...), Limits(...)) as session:  # sandbox.runners.base
+        run = await session.run(TestInput(stdin=...))  # TestRun: outcome, stdout, result_json, ...
+
+Backends: `process` (sandbox.runners.process, the embedded default: warm runners on this machine) and
+`docker` (sandbox.runners.docker: a pool of hardened containers). Both run `sandbox/runner.py`, which forks
+one process per test from a warm interpreter.
+
+Threat model
+============
+The adversary is the program: model-written Python that may do anything Python can (os, subprocess,
+ctypes, threads, signals, sockets), by malice or by accident (fork bombs, endless loops, huge output).
+What it must not get:
+
+1. A pass it did not earn. Expected outputs never enter the sandbox: a test is only its stdin or call
+   arguments, and the caller compares what came out. A test passes only with outcome `ok` (exit status 0
+   within every limit); for call programs the return value travels on a result channel of its own as
+   plain JSON built from the values themselves (tuples as lists; subclasses count as their base type, so
+   an overridden `__eq__` changes nothing; anything that is not JSON, no value at all (`os._exit`), or a
+   garbled channel is a `runtime_error`). The harness shares the program's process, so a program can
+   forge its own result or exit status; that is no easier than computing the answer, since the answer is
+   not in the sandbox to copy.
+2. The host. Processes of the sandbox are killed as a whole at the deadline and after every test; nothing
+   a test starts outlives it (double-forked orphans included). The server's environment is never passed
+   on: runners start with PATH and LANG only, tests get PATH, HOME, TMPDIR, LANG, LC_ALL.
+3. Other programs. Each session has its own private /tmp and its own pid namespace; one program cannot
+   see, signal or read another's processes or files, at the same time or later.
+4. Availability. Limits per test: wall time (SIGKILL to everything at the deadline), CPU time
+   (RLIMIT_CPU), address space (RLIMIT_AS), processes and threads (RLIMIT_NPROC under a uid of the
+   test's own), open files (RLIMIT_NOFILE), file size (RLIMIT_FSIZE), output (stdout + stderr; killed
+   past the cap). A runner that dies or hangs is replaced and the session raises SandboxCrashed, which the
+   caller must report as an infrastructure error (never as a wrong answer).
+
+Process backend: what is enforced (the start-up log line and `ProcessSandbox.isolation` say which level)
+--------------------------------------------------------------------------------------------------
+- `userns` (running as real root, the CI case; kernel allowing user namespaces): each runner lives in
+  new user, pid, net, mount, ipc and uts namespaces. Its root maps to an unprivileged host uid
+  (`uid_base + 2*slot`); tests run as uid 1000 inside, host uid `uid_base + 2*slot + 1`, with no
+  capabilities and no_new_privs, so RLIMIT_NPROC applies (root ignores it: that is why tests never run
+  as root) and fork/thread bombs stop at `max_processes`. Nested user namespaces are disabled.
+  The filesystem is a new, read-only root (pivot_root) holding only /usr, /bin, /sbin, /lib*, /etc (the
+  `expose_paths` setting), the Python installation and its site-packages, /dev/{null,zero,full,random,
+  urandom}, the session's own /proc, and a private tmpfs /tmp (`workdir_mb`, noexec) as the work dir.
+  The network namespace has no interface: no loopback of the host, no abstract unix sockets of the host.
+- `userns-unprivileged` (the server runs as an ordinary user): the same namespaces and root, but only one
+  uid can be mapped, so tests keep uid 0 of the namespace with every capability dropped for good; they
+  still cannot signal the runner (it is the init of their pid namespace) nor pass RLIMIT_NPROC.
+- `namespaces` (real root, user namespaces refused): pid, net, mount, ipc, uts namespaces and the same
+  root; tests run as the host uid `uid_base + 2*slot + 1`.
+- `none` (namespaces refused or `use_namespaces=off`; logged as a warning): rlimits only, plus a uid switch
+  when running as root. The program then sees the host's filesystem (what its uid may read: world-
+  readable files, e.g. a dataset file of expected outputs, ARE readable), the host's network and
+  processes; writable places of the host (/tmp, /dev/shm) are writable; without a uid switch a program
+  can kill its own runner (kill -9 -1), which surfaces as SandboxCrashed.
+
+Not contained (all levels)
+--------------------------
+- Kernel bugs: there is no seccomp filter; a local privilege escalation in the kernel escapes.
+- Memory across processes: RLIMIT_AS is per process, so a test may use up to `max_processes` x
+  `memory_mb` at once (no memory cgroup in the process backend; the Docker backend caps the container).
+  Each session's tmpfs takes up to `workdir_mb` of RAM.
+- What is world-readable inside the exposed paths (/etc, /usr, site-packages) is readable, e.g. the host
+  name and /etc/passwd; the installed Python packages are importable. Keep secrets and datasets of
+  expected outputs out of them (files mode 600, or outside the exposed paths).
+- Timing and resource side channels between concurrent programs (CPU contention).
+"""

@@ -1,0 +1,729 @@
+"""The Docker backend: a warm pool of hardened, long-lived containers, each running `sandbox/runner.py`.
+
+    sandbox = DockerSandbox(SandboxSettings(docker_pool_size=4))
+    await sandbox.start()     # removes a crashed server's leftovers, starts the pool, logs the isolation
+    async with sandbox.session(Program(code="print(input())"), Limits(wall_time_s=2)) as session:
+        run = await session.run(TestInput(stdin="hi\\n"))      # TestRun(outcome="ok", stdout="hi\\n", ...)
+    await sandbox.close()     # removes every container of the pool
+
+The image comes from `services/sandbox.Dockerfile` (`bash services/build_sandbox_image.sh`); it holds the
+runner and a Python, nothing else. Settings: `SANDBOX_DOCKER_*` (see `sandbox.settings`).
+
+Containers
+----------
+Pool slot i is one container, started once and reused by session after session, with: `--network none`,
+a read-only root, a tmpfs /tmp (nosuid, nodev, noexec, `workdir_mb`; the only writable place), `--ipc none`
+(no /dev/shm), `--cap-drop ALL`, `no-new-privileges`, Docker's default seccomp profile, a pids limit, a
+memory limit equal to its memory+swap limit (raised for a session whose test limit needs more), uid:gid
+`docker_uid_base + i` (never root: and one uid per container, because RLIMIT_NPROC counts the processes of
+a uid across the whole host), logging driver `none` (program output never lands on the host's disk) and
+auto-remove. A container that dies, breaches its limits (killing its runner), hangs past a test's deadline
+plus `protocol_margin_s`, answers nonsense, or fails its check between sessions is removed and replaced in
+the background; the session it served raises SandboxCrashed.
+
+Transport
+---------
+The runner's own protocol (length-prefixed JSON frames; see the top of `sandbox/runner.py`) over the
+container's attached stdin/stdout. The attach connection is opened before the container starts (nothing
+is lost), then handed to asyncio; a reader task strips Docker's 8-byte stream headers and logs the runner's
+stderr. A round trip through dockerd costs ~0.1 ms, so a test costs what the runner's fork costs plus that;
+nothing is `docker exec`ed per test (~125 ms). No shared directory is needed, so the engine may be local
+(unix socket) or remote over plain tcp (not TLS). The container is created with StdinOnce: if this process
+dies, its connection closes, the runner reads end of file and exits, and Docker removes the container.
+
+Isolation inside the container: the container is the boundary
+-------------------------------------------------------------
+The runner runs with namespaces off ("namespaces": "off" in its hello): its tests get rlimits (address
+space, CPU, processes, files, file size, no core), no_new_privs, their own session, and the runner's
+subreaper sweep after every test. Network, filesystem, pid and IPC isolation from the host and from the
+other containers come from Docker. Nested namespaces (what the process backend uses) would need Docker's
+default seccomp profile widened (unshare, mount, pivot_root), `systempaths=unconfined` (the kernel refuses a
+fresh /proc under Docker's masked /proc paths) and, on AppArmor hosts, an unconfined profile. Unprivileged
+user namespaces are the entry point of most container escapes, so that would add more kernel attack surface
+for untrusted code than it removes; we keep Docker's defaults (see services/sandbox.Dockerfile).
+
+What that leaves: a test runs under the same uid as its runner, so it can kill its own runner (the session
+then raises SandboxCrashed, i.e. status `error`, never a wrong-answer reward; the container is replaced),
+and it could leave something behind for the next program in the same container. So after every session a
+trusted janitor program runs through the same runner: it deletes whatever is left in /tmp and /dev/mqueue and
+reports stray processes (beyond the count seen in the fresh container) and SysV IPC objects; a container it
+cannot vouch for is replaced instead of reused. The janitor runs while the container is out of the pool, not
+on the caller's time.
+
+Leftovers
+---------
+Every container has the labels `io.iarl.sandbox=runner` and `io.iarl.sandbox.owner=<hostname>/<pid>/<token>`.
+`start()` removes the containers of this hostname whose owner process is gone (a crashed server) and
+`close()` removes all of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import socket
+import ssl
+import struct
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+import docker  # type: ignore[import-untyped]
+import requests
+from docker import errors as docker_errors
+from docker.types import LogConfig  # type: ignore[import-untyped]
+from pydantic import ValidationError
+
+from sandbox import runner as protocol
+from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
+from sandbox.schemas import Limits, Program, TestInput, TestRun
+from sandbox.settings import SandboxSettings
+
+logger = logging.getLogger(__name__)
+
+LABEL = "io.iarl.sandbox"
+OWNER_LABEL = "io.iarl.sandbox.owner"
+RUNNER_HASH_LABEL = "io.iarl.sandbox.runner-sha256"  # set by services/build_sandbox_image.sh
+RUNNER_OVERHEAD_MB = 192  # the runner's own processes beside a test: added to its limit and /tmp
+CLOSE_TIMEOUT_S = protocol.SWEEP_TIMEOUT_S + 5.0
+OPEN_ATTEMPTS = 3
+REMOVE_TIMEOUT_S = 30
+JANITOR_LIMITS = Limits(wall_time_s=10.0, memory_mb=256, max_processes=4)
+STDOUT, STDERR = 1, 2  # stream ids of Docker's multiplexed attach stream
+_LIVE_OWNERS: set[str] = set()  # pools alive in this process: never removed as leftovers
+
+_T = TypeVar("_T")
+
+# Run through the runner between sessions (trusted code; it runs as the container's only user, like the
+# tests). Prints one JSON line: what it removed, what it could not, and what it saw running.
+JANITOR = r"""
+import json, os, stat
+here = os.getcwd()
+report = {"removed": 0, "left": [], "processes": 0, "ipc": 0}
+
+def remove(path):
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        try:
+            os.chmod(path, 0o700)
+        except OSError:
+            pass
+        for name in os.listdir(path):
+            remove(os.path.join(path, name))
+        os.rmdir(path)
+    else:
+        os.unlink(path)
+
+for root in ("/tmp", "/dev/mqueue"):
+    try:
+        names = os.listdir(root)
+    except OSError:
+        continue
+    for name in names:
+        path = os.path.join(root, name)
+        if path == here:
+            continue
+        report["removed"] += 1
+        try:
+            remove(path)
+        except OSError as exc:
+            report["left"].append(f"{path}: {exc}")
+report["processes"] = sum(name.isdigit() for name in os.listdir("/proc"))
+for kind in ("shm", "msg", "sem"):
+    try:
+        with open(f"/proc/sysvipc/{kind}") as handle:
+            report["ipc"] += max(0, len(handle.read().splitlines()) - 1)
+    except OSError:
+        pass
+print(json.dumps(report))
+"""
+
+
+async def _in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """A blocking Docker SDK call, off the event loop."""
+    return await asyncio.to_thread(function, *args, **kwargs)
+
+
+def _remove_container(container: Any) -> None:
+    """Kill and remove the container; returns once it is gone (also when Docker was removing it already)."""
+    try:
+        container.remove(force=True)
+        return
+    except docker_errors.NotFound:
+        return
+    except docker_errors.APIError as exc:
+        if exc.status_code != 409:  # 409: being removed already (auto-remove after the runner exited)
+            raise
+    with contextlib.suppress(docker_errors.NotFound, requests.RequestException):
+        container.wait(condition="removed", timeout=REMOVE_TIMEOUT_S)
+
+
+class _Container:
+    """One pool slot: a container, its attach stream and the runner's frames. Not for concurrent use."""
+
+    def __init__(self, index: int, generation: int, sandbox: DockerSandbox) -> None:
+        self.index = index
+        self.generation = generation
+        self.settings = sandbox.settings
+        self._client = sandbox._client
+        self._owner = sandbox._owner
+        self.uid = self.settings.docker_uid_base + index
+        self.memory_mb = self.settings.docker_memory_mb
+        self.container: Any = None
+        self.ready: dict[str, Any] = {}
+        self.broken = False
+        self.baseline_processes = 0
+        self._closing = False
+        self._stdout = asyncio.StreamReader()
+        self._writer: asyncio.StreamWriter | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=20)
+
+    @property
+    def name(self) -> str:
+        return f"iarl-sandbox-{self._owner.rsplit('/', 1)[-1]}-{self.index}-{self.generation}"
+
+    @property
+    def id(self) -> str | None:
+        return None if self.container is None else str(self.container.id)
+
+    def _create(self) -> tuple[Any, socket.socket]:
+        settings = self.settings
+        memory = f"{self.memory_mb}m"
+        options: dict[str, Any] = {
+            "image": settings.docker_image,
+            "name": self.name,
+            "user": f"{self.uid}:{self.uid}",
+            "stdin_open": True,  # with attach (not detached): StdinOnce, so our end of file ends it
+            "tty": False,
+            "network_mode": "none",
+            "read_only": True,
+            "ipc_mode": "none",
+            "tmpfs": {
+                "/tmp": f"rw,nosuid,nodev,noexec,size={settings.workdir_mb}m,uid={self.uid},gid={self.uid},"
+                "mode=0700"
+            },
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "pids_limit": settings.docker_pids_limit,
+            "mem_limit": memory,
+            "memswap_limit": memory,
+            "labels": {LABEL: "runner", OWNER_LABEL: self._owner},
+            "log_config": LogConfig(type="none"),
+            "auto_remove": True,
+            "hostname": "sandbox",
+            "working_dir": "/tmp",
+            "environment": {"HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8"},
+        }
+        if settings.docker_cpus is not None:
+            options["nano_cpus"] = int(settings.docker_cpus * 1e9)
+        container = self._client.containers.create(**options)
+        try:
+            # Attach before start, so that not a byte of the runner's output can be missed.
+            attached = container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+            raw = getattr(attached, "_sock", attached)
+            if isinstance(raw, ssl.SSLSocket) or not isinstance(raw, socket.socket):
+                attached.close()
+                raise SandboxUnavailable(
+                    "the Docker backend needs a unix-socket or plain-tcp engine (no TLS or ssh DOCKER_HOST)"
+                )
+            sock = raw.dup()  # ours alone; the SDK's objects are closed right away
+            attached.close()
+            raw.close()
+            try:
+                container.start()
+            except BaseException:
+                sock.close()
+                raise
+        except BaseException:
+            with contextlib.suppress(docker_errors.DockerException):
+                _remove_container(container)
+            raise
+        return container, sock
+
+    async def start(self) -> None:
+        # The thread cannot be cancelled: if we are, it finishes on its own and its socket is closed then
+        # (the runner reads end of file, exits, and Docker removes the container).
+        create = asyncio.ensure_future(_in_thread(self._create))
+        try:
+            self.container, sock = await asyncio.shield(create)
+        except asyncio.CancelledError:
+            create.add_done_callback(_close_created)
+            raise
+        except docker_errors.DockerException as exc:
+            raise SandboxUnavailable(f"container {self.index} could not start: {exc}") from exc
+        reader, self._writer = await asyncio.open_connection(sock=sock)
+        self._pump_task = asyncio.create_task(self._pump(reader))
+        hello = {"op": "hello", "version": protocol.PROTOCOL_VERSION,
+                 "config": {"namespaces": "off", "work_root": "/tmp"}}
+        try:
+            reply = await self.request(hello, self.settings.start_timeout_s)
+            if reply.get("op") != "ready":
+                raise SandboxCrashed(f"unexpected reply {reply.get('op')!r} to 'hello'")
+            if reply.get("version") != protocol.PROTOCOL_VERSION:
+                raise SandboxCrashed(
+                    f"the image's runner speaks protocol {reply.get('version')}, this server "
+                    f"{protocol.PROTOCOL_VERSION}: rebuild the image (services/build_sandbox_image.sh)"
+                )
+            self.ready = reply
+            # The fresh container's own process count: what every later check compares against.
+            self.baseline_processes = int((await self._janitor())["processes"])
+        except (SandboxError, ValueError, KeyError, TypeError) as exc:
+            await asyncio.sleep(0.05)  # let the reader collect the runner's last words
+            await self.remove()
+            detail = " | ".join(self._stderr)
+            raise SandboxUnavailable(
+                f"container {self.index} ({self.settings.docker_image}) did not start: {exc}"
+                + (f"; stderr: {detail}" if detail else "")
+            ) from exc
+
+    async def _pump(self, reader: asyncio.StreamReader) -> None:
+        """Split the attach stream: stdout feeds the protocol, stderr is logged."""
+        try:
+            while True:
+                header = await reader.readexactly(8)
+                (size,) = struct.unpack(">I", header[4:])
+                data = await reader.readexactly(size) if size else b""
+                if header[0] == STDERR:
+                    for line in data.decode(errors="replace").splitlines():
+                        self._stderr.append(line)
+                        logger.warning("sandbox container %d: %s", self.index, line)
+                else:
+                    self._stdout.feed_data(data)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            if not self._closing and not self.broken:
+                logger.warning("sandbox container %d (%s) ended", self.index, self.id)
+            self.broken = True
+            self._stdout.feed_eof()
+
+    async def request(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send one frame and read the reply; any failure leaves the container broken (SandboxCrashed)."""
+        if self.broken or self._writer is None:
+            raise SandboxCrashed(f"container {self.index} is not usable")
+        frame = protocol.encode_frame(message)
+        try:
+            async with asyncio.timeout(timeout_s):
+                self._writer.write(frame)
+                await self._writer.drain()
+                (size,) = struct.unpack(">I", await self._stdout.readexactly(4))
+                if size > protocol.MAX_FRAME_BYTES:
+                    raise ValueError(f"frame of {size} bytes")
+                reply = protocol.decode_frame_body(await self._stdout.readexactly(size))
+        except TimeoutError as exc:
+            self.broken = True
+            raise SandboxCrashed(
+                f"container {self.index} did not answer {message['op']!r} in {timeout_s:.1f} s"
+            ) from exc
+        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
+            self.broken = True
+            raise SandboxCrashed(f"container {self.index} failed during {message['op']!r}: {exc!r}") from exc
+        except BaseException:
+            self.broken = True  # cancelled mid-request: the stream is out of step
+            raise
+        if reply["op"] == "error":
+            self.broken = True
+            raise SandboxCrashed(f"container {self.index}: {reply.get('message', 'error')}")
+        return reply
+
+    async def ensure_memory(self, test_memory_mb: int) -> None:
+        """Raise the container's memory limit so that a test at its RLIMIT_AS cannot hit the cgroup first."""
+        needed = test_memory_mb + self.settings.workdir_mb + RUNNER_OVERHEAD_MB
+        if needed <= self.memory_mb:
+            return
+        memory = f"{needed}m"
+        try:
+            await _in_thread(self.container.update, mem_limit=memory, memswap_limit=memory)
+        except docker_errors.DockerException as exc:
+            raise SandboxCrashed(f"container {self.index}: cannot raise its memory limit: {exc}") from exc
+        self.memory_mb = needed
+
+    async def _janitor(self) -> dict[str, Any]:
+        """Run the janitor through the runner; its report."""
+        program = {"code": JANITOR, "mode": "stdin", "fn_name": None}
+        timeout_s = JANITOR_LIMITS.wall_time_s + self.settings.protocol_margin_s
+        limits = JANITOR_LIMITS.model_dump()
+        await self.request({"op": "open", "program": program, "limits": limits}, timeout_s)
+        result = await self.request({"op": "run", "stdin": "", "args": None}, timeout_s)
+        await self.request({"op": "close"}, CLOSE_TIMEOUT_S)
+        if result.get("outcome") != "ok":
+            raise SandboxCrashed(f"janitor: {result.get('outcome')}: {result.get('stderr_tail', '')[-300:]}")
+        report: dict[str, Any] = json.loads(result["stdout"])
+        return report
+
+    async def check(self) -> bool:
+        """Between sessions: clean up after the last program; False if this container must be replaced."""
+        try:
+            report = await self._janitor()
+        except (SandboxError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("sandbox container %d failed its check: %s", self.index, exc)
+            self.broken = True
+            return False
+        problems = []
+        if report["left"]:
+            problems.append(f"cannot remove {report['left'][:3]}")
+        if report["processes"] > self.baseline_processes:
+            problems.append(f"{report['processes'] - self.baseline_processes} stray processes")
+        if report["ipc"]:
+            problems.append(f"{report['ipc']} SysV IPC objects")
+        if problems:
+            logger.warning("sandbox container %d is replaced: %s", self.index, "; ".join(problems))
+            self.broken = True
+            return False
+        if report["removed"]:
+            logger.info("sandbox container %d: removed %d leftovers of the last program", self.index,
+                        report["removed"])
+        return True
+
+    async def remove(self) -> None:
+        """Close the stream and remove the container (it is gone when this returns)."""
+        self.broken = True
+        self._closing = True
+        await self._close_stream()
+        if self.container is not None:
+            with contextlib.suppress(docker_errors.DockerException):
+                await _in_thread(_remove_container, self.container)
+
+    async def _close_stream(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await self._writer.wait_closed()
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+
+
+class DockerSession:
+    """One program in one container; run its tests one at a time."""
+
+    def __init__(self, slot: _Container, program: Program, limits: Limits, margin_s: float) -> None:
+        self._slot = slot
+        self.program = program
+        self.limits = limits
+        self._margin_s = margin_s
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self.compile_error: str | None = None
+
+    async def _open(self) -> None:
+        await self._slot.ensure_memory(self.limits.memory_mb)
+        message = {"op": "open", "program": self.program.model_dump(), "limits": self.limits.model_dump()}
+        reply = await self._slot.request(message, self.limits.wall_time_s + self._margin_s)
+        if reply["op"] != "opened":
+            self._slot.broken = True
+            raise SandboxCrashed(f"container {self._slot.index}: unexpected reply {reply['op']!r} to 'open'")
+        self.compile_error = reply.get("compile_error")
+
+    async def run(self, test: TestInput) -> TestRun:
+        """Run one test under the session's limits. Raises SandboxError only for infrastructure failures."""
+        if self._closed:
+            raise SandboxError("the session is closed")
+        message = {"op": "run", "stdin": test.stdin, "args": test.args}
+        json.dumps(message)  # a TypeError here is the caller's (arguments that are not JSON)
+        async with self._lock:
+            reply = await self._slot.request(message, self.limits.wall_time_s + self._margin_s)
+        if reply["op"] != "result":
+            self._slot.broken = True
+            raise SandboxCrashed(f"container {self._slot.index}: unexpected reply {reply['op']!r} to 'run'")
+        try:
+            return TestRun(
+                outcome=reply["outcome"],
+                stdout=reply["stdout"],
+                stderr_tail=reply["stderr_tail"],
+                result_json=reply["result_json"],
+                exit_code=reply["exit_code"],
+                signal=reply["signal"],
+                wall_time_s=reply["wall_time_s"],
+            )
+        except (KeyError, ValidationError) as exc:
+            self._slot.broken = True
+            raise SandboxCrashed(f"container {self._slot.index}: malformed result: {exc}") from exc
+
+    async def _close(self) -> None:
+        self._closed = True
+        if self._slot.broken:
+            return
+        async with self._lock:
+            reply = await self._slot.request({"op": "close"}, CLOSE_TIMEOUT_S)
+        if reply["op"] != "closed":
+            self._slot.broken = True
+            raise SandboxCrashed(f"container {self._slot.index}: unexpected reply {reply['op']!r} to 'close'")
+
+
+class DockerSandbox:
+    """Sandbox backend of warm, hardened containers (see the module docstring)."""
+
+    name = "docker"
+
+    def __init__(self, settings: SandboxSettings | None = None) -> None:
+        self.settings = settings or SandboxSettings()
+        self.pool_size = self.settings.docker_pool_size or self.settings.slots
+        self._owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+        self._client: Any = None
+        self._slots: list[_Container] = []
+        self._free: asyncio.Queue[_Container] | None = None
+        self._start_lock = asyncio.Lock()
+        self._started = False
+        self._closed = False
+        self._summary = "not started"
+        self._info: dict[str, Any] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
+        self._generation = 0
+
+    @property
+    def isolation(self) -> str:
+        """Human-readable description of the isolation in force."""
+        return self._summary
+
+    @property
+    def isolation_info(self) -> dict[str, Any]:
+        """The runner's own account of its isolation inside the containers."""
+        return dict(self._info)
+
+    @property
+    def ready(self) -> bool:
+        return self._started and not self._closed and any(not s.broken for s in self._slots)
+
+    @property
+    def container_ids(self) -> list[str]:
+        """Ids of the pool's current containers (for inspection; a replaced one gets a new id)."""
+        return [s.id for s in self._slots if s.id is not None]
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                return
+            if self._closed:
+                raise SandboxUnavailable("the sandbox is closed")
+            self._client = await self._connect()
+            _LIVE_OWNERS.add(self._owner)
+            removed = await _in_thread(self._remove_leftovers)
+            if removed:
+                logger.warning("docker sandbox: removed %d containers left by a crashed server", removed)
+            slots = [self._new_slot(i) for i in range(self.pool_size)]
+            results = await asyncio.gather(*(s.start() for s in slots), return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                await asyncio.gather(*(s.remove() for s in slots), return_exceptions=True)
+                await self._disconnect()
+                raise SandboxUnavailable(f"{len(failures)} of {len(slots)} containers failed: {failures[0]}")
+            self._slots = slots
+            self._free = asyncio.Queue()
+            for slot in slots:
+                self._free.put_nowait(slot)
+            self._note_isolation(slots[0].ready)
+            self._started = True
+
+    async def _connect(self) -> Any:
+        image = self.settings.docker_image
+        try:
+            client = await _in_thread(docker.from_env)
+        except docker_errors.DockerException as exc:
+            raise SandboxUnavailable(f"no Docker engine: {exc}") from exc
+        try:
+            await _in_thread(client.ping)
+            found = await _in_thread(client.images.get, image)
+        except docker_errors.ImageNotFound as exc:
+            client.close()
+            raise SandboxUnavailable(
+                f"image {image!r} not found; build it with `bash services/build_sandbox_image.sh {image}`"
+            ) from exc
+        except docker_errors.DockerException as exc:
+            client.close()
+            raise SandboxUnavailable(f"Docker engine not usable: {exc}") from exc
+        built_from = (found.labels or {}).get(RUNNER_HASH_LABEL)
+        if built_from is not None and built_from != _runner_sha256():
+            logger.warning(
+                "docker sandbox: image %s holds another version of sandbox/runner.py than this server; "
+                "rebuild it (bash services/build_sandbox_image.sh)",
+                image,
+            )
+        return client
+
+    async def _disconnect(self) -> None:
+        _LIVE_OWNERS.discard(self._owner)
+        if self._client is not None:
+            await _in_thread(self._client.close)
+
+    def _remove_leftovers(self) -> int:
+        """Remove containers of this host whose owning process is gone (a crashed server)."""
+        host = socket.gethostname()
+        removed = 0
+        for container in self._client.containers.list(all=True, filters={"label": LABEL}):
+            if container.status == "removing":
+                continue
+            owner = str(container.labels.get(OWNER_LABEL, ""))
+            parts = owner.split("/")
+            if len(parts) != 3 or parts[0] != host or owner in _LIVE_OWNERS or not parts[1].isdigit():
+                continue
+            pid = int(parts[1])
+            if pid != os.getpid() and _process_alive(pid):
+                continue  # another live server on this host
+            with contextlib.suppress(docker_errors.DockerException):
+                _remove_container(container)
+                removed += 1
+        return removed
+
+    def _new_slot(self, index: int) -> _Container:
+        self._generation += 1
+        return _Container(index, self._generation, self)
+
+    def _note_isolation(self, ready: dict[str, Any]) -> None:
+        s = self.settings
+        self._info = dict(ready.get("isolation") or {})
+        rlimits = "/".join(self._info.get("rlimits", []))
+        cpus = f", {s.docker_cpus:g} CPUs" if s.docker_cpus is not None else ""
+        self._summary = (
+            f"docker: {self.pool_size} containers of {s.docker_image}; network none, read-only root, "
+            f"tmpfs /tmp {s.workdir_mb} MiB (noexec), ipc none, cap-drop ALL, no-new-privileges, default "
+            f"seccomp, pids <= {s.docker_pids_limit}, memory <= {s.docker_memory_mb} MiB without swap{cpus}, "
+            f"uid {s.docker_uid_base}+slot (non-root); inside: no nested namespaces, rlimits {rlimits}, "
+            "no_new_privs, processes swept after each test, janitor between sessions"
+        )
+        logger.info("docker sandbox: %s", self._summary)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._closing.set()
+        # Checks and replacements in flight see `_closed` and stop on their own (removing what they made);
+        # only those that hang are cancelled.
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=CLOSE_TIMEOUT_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*(s.remove() for s in self._slots), return_exceptions=True)
+        if self._client is not None:
+            # Anything of ours that survived (a replacement interrupted mid-start).
+            with contextlib.suppress(docker_errors.DockerException):
+                for container in await _in_thread(
+                    self._client.containers.list, all=True, filters={"label": f"{OWNER_LABEL}={self._owner}"}
+                ):
+                    await _in_thread(_remove_container, container)
+        await self._disconnect()
+        self._client = None
+        self._started = False
+
+    def session(self, program: Program, limits: Limits) -> AbstractAsyncContextManager[DockerSession]:
+        """A session of `program` under `limits` in a free container (waits for one)."""
+        return self._session(program, limits)
+
+    @contextlib.asynccontextmanager
+    async def _session(self, program: Program, limits: Limits) -> AsyncIterator[DockerSession]:
+        await self.start()
+        for attempt in range(OPEN_ATTEMPTS):
+            slot = await self._acquire()
+            session = DockerSession(slot, program, limits, self.settings.protocol_margin_s)
+            try:
+                await session._open()
+                break
+            except SandboxCrashed:
+                # Nothing ran yet: a container that died while idle (its end not seen yet) costs a retry.
+                self._release(slot)
+                if attempt + 1 == OPEN_ATTEMPTS:
+                    raise
+            except BaseException:
+                self._release(slot)
+                raise
+        try:
+            yield session
+        finally:
+            try:
+                await session._close()
+            finally:
+                self._release(slot)
+
+    async def _acquire(self) -> _Container:
+        assert self._free is not None
+        while True:
+            if self._closed:
+                raise SandboxUnavailable("the sandbox is closed")
+            if all(s.broken for s in self._slots) and not self._tasks:
+                raise SandboxUnavailable("no container is left")
+            try:
+                async with asyncio.timeout(self.settings.acquire_timeout_s):
+                    slot = await self._free.get()
+            except TimeoutError as exc:
+                wait_s = self.settings.acquire_timeout_s
+                raise SandboxUnavailable(f"no free container within {wait_s} s") from exc
+            if not slot.broken:
+                return slot
+            self._background(self._replace(slot))  # died while idle
+
+    def _release(self, slot: _Container) -> None:
+        self._background(self._recycle(slot))
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _recycle(self, slot: _Container) -> None:
+        """Check a container after a session: back to the pool, or replaced."""
+        if not slot.broken and await slot.check() and not self._closed:
+            assert self._free is not None
+            self._free.put_nowait(slot)
+            return
+        await self._replace(slot)
+
+    async def _replace(self, slot: _Container) -> None:
+        """Remove a broken container and start a fresh one in its slot (retrying a few times)."""
+        await slot.remove()
+        for attempt in range(5):
+            if self._closed:
+                return
+            fresh = self._new_slot(slot.index)
+            try:
+                await fresh.start()
+            except asyncio.CancelledError:
+                await asyncio.shield(fresh.remove())
+                raise
+            except SandboxError as exc:
+                logger.error(
+                    "sandbox container %d could not restart (attempt %d): %s", slot.index, attempt + 1, exc
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), 0.5 * 2**attempt)
+                continue
+            self._slots[self._slots.index(slot)] = fresh
+            if self._closed:
+                await fresh.remove()
+                return
+            assert self._free is not None
+            self._free.put_nowait(fresh)
+            logger.warning("sandbox container %d replaced (%s)", slot.index, fresh.id)
+            return
+        logger.error("sandbox container %d is lost", slot.index)
+
+
+def _close_created(future: asyncio.Future[tuple[Any, socket.socket]]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result()[1].close()
+
+
+def _runner_sha256() -> str:
+    with open(protocol.__file__, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

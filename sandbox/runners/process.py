@@ -1,0 +1,394 @@
+"""The process backend (the embedded default): a pool of warm runners on this machine, no Docker needed.
+
+    sandbox = ProcessSandbox(SandboxSettings(slots=4))
+    await sandbox.start()                 # logs the isolation in force; `sandbox.isolation` says it too
+    async with sandbox.session(Program(code="print(input())"), Limits(wall_time_s=2)) as session:
+        run = await session.run(TestInput(stdin="hi\\n"))      # TestRun(outcome="ok", stdout="hi\\n", ...)
+    await sandbox.close()
+
+Each slot is one `sandbox/runner.py` process (see its docstring for the protocol and the process tree). A
+session holds a slot for all of its tests; a runner that dies, hangs past a test's deadline plus
+`protocol_margin_s`, or answers nonsense is killed and replaced, and the session raises SandboxCrashed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import struct
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sandbox import runner as protocol
+from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
+from sandbox.schemas import Limits, Program, TestInput, TestRun
+from sandbox.settings import SandboxSettings
+
+logger = logging.getLogger(__name__)
+
+RUNNER_PATH = Path(protocol.__file__).resolve()
+RUNNER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}  # nothing of the server's own
+CLOSE_TIMEOUT_S = protocol.SWEEP_TIMEOUT_S + 5.0
+
+
+class _UidBlock:
+    """A block of host uids held by this sandbox alone (an advisory lock file per block).
+
+    Two sandboxes on one host (two servers, or uvicorn workers) must not share the uids of their tests:
+    without a user namespace RLIMIT_NPROC and kill(-1) would reach across them.
+    """
+
+    def __init__(self, first: int, slots: int) -> None:
+        size = max(1024, 2 * slots)
+        lock_dir = Path(tempfile.gettempdir())
+        for block in range(256):
+            base = first + block * size
+            path = lock_dir / f"sandbox-uids-{base}.lock"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.base, self._fd = base, fd
+            return
+        raise SandboxUnavailable(f"no free block of {size} uids from {first} (256 sandboxes on this host?)")
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # (the lock goes with it)
+            self._fd = -1
+
+
+class _Runner:
+    """One slot: a runner process and the frames to and from it. Not for concurrent use."""
+
+    def __init__(self, index: int, settings: SandboxSettings, uid_base: int) -> None:
+        self.index = index
+        self.settings = settings
+        self.uid_base = uid_base
+        self.process: asyncio.subprocess.Process | None = None
+        self.ready: dict[str, Any] = {}
+        self.broken = False
+        self._stderr_task: asyncio.Task[None] | None = None
+
+    def _config(self) -> dict[str, Any]:
+        base = self.uid_base + 2 * self.index
+        return {
+            "namespaces": self.settings.use_namespaces,
+            "runner_uid": base,
+            "test_uid": base + 1,
+            "workdir_mb": self.settings.workdir_mb,
+            "expose": self.settings.expose_paths,
+            "work_root": str(self.settings.work_root) if self.settings.work_root else None,
+        }
+
+    async def start(self) -> dict[str, Any]:
+        self.process = await asyncio.create_subprocess_exec(
+            self.settings.python or sys.executable,
+            "-I",  # isolated: no PYTHON* variables, no user site, no script dir on sys.path
+            "-S",  # no site: the runner adds site-packages itself, without running .pth files
+            "-B",
+            str(RUNNER_PATH),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=RUNNER_ENV,
+            cwd="/",
+            start_new_session=True,  # its own process group: killed as a whole
+        )
+        self._stderr_task = asyncio.create_task(self._log_stderr())
+        hello = {"op": "hello", "version": protocol.PROTOCOL_VERSION, "config": self._config()}
+        try:
+            reply = await self.request(hello, self.settings.start_timeout_s)
+        except SandboxCrashed as exc:
+            await self.kill()
+            raise SandboxUnavailable(f"runner {self.index} did not start: {exc}") from exc
+        if reply.get("op") != "ready":
+            await self.kill()
+            raise SandboxUnavailable(f"runner {self.index} did not start: {reply.get('message', reply)}")
+        self.ready = reply
+        return reply
+
+    async def _log_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        while line := await self.process.stderr.readline():
+            logger.warning("sandbox runner %d: %s", self.index, line.decode(errors="replace").rstrip())
+
+    async def request(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send one frame and read the reply; any failure leaves the runner broken (SandboxCrashed)."""
+        if self.broken or self.process is None:
+            raise SandboxCrashed(f"runner {self.index} is not usable")
+        assert self.process.stdin is not None and self.process.stdout is not None
+        frame = protocol.encode_frame(message)
+        try:
+            async with asyncio.timeout(timeout_s):
+                self.process.stdin.write(frame)
+                await self.process.stdin.drain()
+                header = await self.process.stdout.readexactly(4)
+                (size,) = struct.unpack(">I", header)
+                if size > protocol.MAX_FRAME_BYTES:
+                    raise ValueError(f"frame of {size} bytes")
+                reply = protocol.decode_frame_body(await self.process.stdout.readexactly(size))
+        except TimeoutError as exc:
+            self.broken = True
+            raise SandboxCrashed(
+                f"runner {self.index} did not answer {message['op']!r} in {timeout_s:.1f} s"
+            ) from exc
+        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
+            self.broken = True
+            raise SandboxCrashed(f"runner {self.index} failed during {message['op']!r}: {exc!r}") from exc
+        except BaseException:
+            self.broken = True  # cancelled mid-request: the stream is out of step
+            raise
+        if reply["op"] == "error":
+            self.broken = True
+            raise SandboxCrashed(f"runner {self.index}: {reply.get('message', 'error')}")
+        return reply
+
+    async def kill(self) -> None:
+        """Kill the runner's process group (its namespaces die with it) and reap it."""
+        self.broken = True
+        process = self.process
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        if self._stderr_task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._stderr_task, 2.0)
+        if process.stdin is not None:
+            process.stdin.close()
+            with contextlib.suppress(OSError):
+                await process.stdin.wait_closed()
+
+    async def stop(self) -> None:
+        """Close stdin (the runner exits), then kill whatever is left."""
+        process = self.process
+        if process is not None and process.returncode is None and process.stdin is not None:
+            process.stdin.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 2.0)
+        await self.kill()
+
+
+class ProcessSession:
+    """One program in one slot; run its tests one at a time."""
+
+    def __init__(self, runner: _Runner, program: Program, limits: Limits, margin_s: float) -> None:
+        self._runner = runner
+        self.program = program
+        self.limits = limits
+        self._margin_s = margin_s
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self.compile_error: str | None = None
+
+    async def _open(self) -> None:
+        message = {"op": "open", "program": self.program.model_dump(), "limits": self.limits.model_dump()}
+        reply = await self._runner.request(message, self.limits.wall_time_s + self._margin_s)
+        if reply["op"] != "opened":
+            self._runner.broken = True
+            raise SandboxCrashed(f"runner {self._runner.index}: unexpected reply {reply['op']!r} to 'open'")
+        self.compile_error = reply.get("compile_error")
+
+    async def run(self, test: TestInput) -> TestRun:
+        """Run one test under the session's limits. Raises SandboxError only for infrastructure failures."""
+        if self._closed:
+            raise SandboxError("the session is closed")
+        message = {"op": "run", "stdin": test.stdin, "args": test.args}
+        json.dumps(message)  # a TypeError here is the caller's (arguments that are not JSON)
+        async with self._lock:
+            reply = await self._runner.request(message, self.limits.wall_time_s + self._margin_s)
+        if reply["op"] != "result":
+            self._runner.broken = True
+            raise SandboxCrashed(f"runner {self._runner.index}: unexpected reply {reply['op']!r} to 'run'")
+        try:
+            return TestRun(
+                outcome=reply["outcome"],
+                stdout=reply["stdout"],
+                stderr_tail=reply["stderr_tail"],
+                result_json=reply["result_json"],
+                exit_code=reply["exit_code"],
+                signal=reply["signal"],
+                wall_time_s=reply["wall_time_s"],
+            )
+        except (KeyError, ValidationError) as exc:
+            self._runner.broken = True
+            raise SandboxCrashed(f"runner {self._runner.index}: malformed result: {exc}") from exc
+
+    async def _close(self) -> None:
+        self._closed = True
+        if self._runner.broken:
+            return
+        async with self._lock:
+            reply = await self._runner.request({"op": "close"}, CLOSE_TIMEOUT_S)
+        if reply["op"] != "closed":
+            self._runner.broken = True
+            raise SandboxCrashed(f"runner {self._runner.index}: unexpected reply {reply['op']!r} to 'close'")
+
+
+class ProcessSandbox:
+    """Sandbox backend of warm local runners (see the module docstring)."""
+
+    name = "process"
+
+    def __init__(self, settings: SandboxSettings | None = None) -> None:
+        self.settings = settings or SandboxSettings()
+        self._uids: _UidBlock | None = None
+        self._runners: list[_Runner] = []
+        self._free: asyncio.Queue[_Runner] | None = None
+        self._start_lock = asyncio.Lock()
+        self._started = False
+        self._closed = False
+        self._summary = "not started"
+        self._info: dict[str, Any] = {}
+        self._replacing: set[asyncio.Task[None]] = set()
+
+    @property
+    def isolation(self) -> str:
+        """Human-readable description of the isolation in force."""
+        return self._summary
+
+    @property
+    def isolation_info(self) -> dict[str, Any]:
+        """The runner's own account of its isolation (level, namespaces, uid switch, warnings)."""
+        return dict(self._info)
+
+    @property
+    def uid_base(self) -> int | None:
+        """Host uids in use (when running as root): slot i's runner uid_base+2i, its tests uid_base+2i+1."""
+        return self._uids.base if self._uids is not None else None
+
+    @property
+    def ready(self) -> bool:
+        return self._started and not self._closed and any(not r.broken for r in self._runners)
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                return
+            if self._closed:
+                raise SandboxUnavailable("the sandbox is closed")
+            self._uids = _UidBlock(self.settings.uid_base, self.settings.slots)
+            runners = [_Runner(i, self.settings, self._uids.base) for i in range(self.settings.slots)]
+            results = await asyncio.gather(*(r.start() for r in runners), return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                await asyncio.gather(*(r.kill() for r in runners))
+                self._uids.release()
+                raise SandboxUnavailable(f"{len(failures)} of {len(runners)} runners failed: {failures[0]}")
+            self._runners = runners
+            self._free = asyncio.Queue()
+            for runner in runners:
+                self._free.put_nowait(runner)
+            self._note_isolation(runners[0].ready)
+            self._started = True
+
+    def _note_isolation(self, ready: dict[str, Any]) -> None:
+        self._info = dict(ready.get("isolation") or {})
+        self._summary = str(ready.get("summary", "unknown"))
+        slots = self.settings.slots
+        if self._info.get("namespaces"):
+            logger.info("process sandbox: %d slots; isolation: %s", slots, self._summary)
+        else:
+            logger.warning(
+                "PROCESS SANDBOX WITHOUT NAMESPACES (%d slots): %s. The solutions can see the host's "
+                "filesystem (what their uid may read) and network. Reasons: %s",
+                slots,
+                self._summary,
+                "; ".join(self._info.get("warnings", [])) or "namespaces turned off",
+            )
+        for warning in self._info.get("warnings", []):
+            logger.info("process sandbox: %s", warning)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._replacing):
+            task.cancel()
+        await asyncio.gather(*self._replacing, return_exceptions=True)
+        await asyncio.gather(*(r.stop() for r in self._runners), return_exceptions=True)
+        if self._uids is not None:
+            self._uids.release()
+        self._started = False
+
+    def session(self, program: Program, limits: Limits) -> AbstractAsyncContextManager[ProcessSession]:
+        """A session of `program` under `limits` in a free slot (waits for one)."""
+        return self._session(program, limits)
+
+    @contextlib.asynccontextmanager
+    async def _session(self, program: Program, limits: Limits) -> AsyncIterator[ProcessSession]:
+        await self.start()
+        runner = await self._acquire()
+        session = ProcessSession(runner, program, limits, self.settings.protocol_margin_s)
+        try:
+            await session._open()
+            yield session
+        finally:
+            try:
+                await session._close()
+            finally:
+                self._release(runner)
+
+    async def _acquire(self) -> _Runner:
+        assert self._free is not None
+        if self._closed:
+            raise SandboxUnavailable("the sandbox is closed")
+        if not any(not r.broken for r in self._runners) and not self._replacing:
+            raise SandboxUnavailable("no runner is left")
+        try:
+            async with asyncio.timeout(self.settings.acquire_timeout_s):
+                return await self._free.get()
+        except TimeoutError as exc:
+            raise SandboxUnavailable(f"no free slot within {self.settings.acquire_timeout_s} s") from exc
+
+    def _release(self, runner: _Runner) -> None:
+        assert self._free is not None
+        if not runner.broken:
+            self._free.put_nowait(runner)
+            return
+        task = asyncio.create_task(self._replace(runner))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    async def _replace(self, runner: _Runner) -> None:
+        """Kill a broken runner and start a fresh one in its slot (retrying a few times)."""
+        await runner.kill()
+        for attempt in range(5):
+            if self._closed:
+                return
+            fresh = _Runner(runner.index, self.settings, runner.uid_base)
+            try:
+                await fresh.start()
+            except asyncio.CancelledError:
+                await fresh.kill()
+                raise
+            except SandboxError as exc:
+                logger.error(
+                    "sandbox slot %d could not restart (attempt %d): %s", runner.index, attempt + 1, exc
+                )
+                await asyncio.sleep(0.5 * 2**attempt)
+                continue
+            self._runners[self._runners.index(runner)] = fresh
+            assert self._free is not None
+            if self._closed:
+                await fresh.stop()
+                return
+            self._free.put_nowait(fresh)
+            logger.warning("sandbox slot %d: runner replaced", runner.index)
+            return
+        logger.error("sandbox slot %d is lost", runner.index)

@@ -1,0 +1,718 @@
+"""Adversarial programs against the sandbox: one attack per test, each written as a wrong solution.
+
+Each program's only way to "pass" is to break out: it prints the secret (the expected output of the test)
+if it manages to get it from outside the sandbox, and "WRONG" otherwise. After every attack we check that
+the attack did not pass, that the host is untouched, that nothing it started is still running, and that
+the sandbox still serves the next session.
+
+The tests take a `sandbox` fixture parametrized over the backends; the Docker backend adds its own param
+(marked `docker`) to `BACKENDS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.errors import SandboxCrashed
+from sandbox.runners.base import Sandbox
+from sandbox.runners.process import ProcessSandbox
+from sandbox.schemas import Limits, Outcome, Program, TestInput, TestRun
+from sandbox.settings import SandboxSettings
+
+SandboxFactory = Callable[[], Sandbox]
+
+
+def _process_sandbox() -> Sandbox:
+    return ProcessSandbox(SandboxSettings(slots=2))
+
+
+# The Docker backend (tests marked `docker`): its image is read at import, as the autouse fixture of
+# tests/conftest.py clears SANDBOX_* while a test runs.
+DOCKER_IMAGE = os.environ.get("SANDBOX_DOCKER_IMAGE", "iarl/sandbox:latest")
+
+
+def _docker_sandbox() -> Sandbox:
+    from sandbox.runners.docker import DockerSandbox
+
+    return DockerSandbox(SandboxSettings(docker_image=DOCKER_IMAGE, docker_pool_size=2))
+
+
+BACKENDS = [
+    pytest.param(_process_sandbox, id="process"),
+    pytest.param(_docker_sandbox, id="docker", marks=pytest.mark.docker),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def sandbox_factory(request: pytest.FixtureRequest) -> SandboxFactory:
+    factory: SandboxFactory = request.param
+    return factory
+
+
+@pytest.fixture
+async def sandbox(sandbox_factory: SandboxFactory) -> AsyncIterator[Sandbox]:
+    box = sandbox_factory()
+    await box.start()
+    yield box
+    try:
+        await assert_still_serves(box)
+        assert_no_strays(box)
+    finally:
+        await box.close()
+
+
+def needs_namespaces(box: Sandbox) -> None:
+    """Filesystem, network and process-visibility attacks need namespaces in the process backend."""
+    if isinstance(box, ProcessSandbox) and not box.isolation_info.get("namespaces"):
+        pytest.skip(f"the process sandbox runs without namespaces here: {box.isolation}")
+
+
+# -- checks after every attack --
+
+
+def _host_processes() -> Iterator[tuple[int, int, int, str]]:
+    """(pid, ppid, real uid, comm) of every process on the host."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+            uid = os.stat(f"/proc/{name}").st_uid
+        except OSError:
+            continue
+        comm = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace")
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        yield int(name), ppid, uid, comm
+
+
+def stray_processes(box: Sandbox) -> list[str]:
+    """Processes a finished session left behind (for the process backend: beyond each runner's own 2)."""
+    if not isinstance(box, ProcessSandbox):
+        return []
+    processes = list(_host_processes())
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _, _ in processes:
+        children.setdefault(ppid, []).append(pid)
+    strays = []
+    for runner in box._runners:
+        if runner.process is None or runner.broken:
+            continue
+        tree, todo = [], [runner.process.pid]
+        while todo:
+            kids = children.get(todo.pop(), [])
+            tree.extend(kids)
+            todo.extend(kids)
+        if len(tree) > 2:  # the setup process and the zygote
+            strays.append(f"runner {runner.index} has {len(tree)} descendants: {tree}")
+    base = box.uid_base  # a block of uids this sandbox holds alone on the host
+    assert base is not None
+    test_uids = {base + 2 * i + 1 for i in range(box.settings.slots)}
+    strays += [_describe(pid) for pid, _, uid, _ in processes if uid in test_uids]
+    return strays
+
+
+def _describe(pid: int) -> str:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        pidns = os.readlink(f"/proc/{pid}/ns/pid")
+        name, state, ppid = fields["Name"].strip(), fields["State"].strip(), fields["PPid"].strip()
+        return f"pid {pid} {name} state {state} ppid {ppid} uid {fields['Uid'].split()[0]} {pidns}"
+    except OSError:
+        return f"pid {pid} (gone)"
+
+
+def assert_no_strays(box: Sandbox) -> None:
+    for _ in range(50):  # the kernel may need a moment to reap a namespace
+        strays = stray_processes(box)
+        if not strays:
+            return
+        import time
+
+        time.sleep(0.02)
+    raise AssertionError(f"left running: {strays}")
+
+
+async def assert_still_serves(box: Sandbox) -> None:
+    run = await run_program(box, "print(sum(map(int, input().split())))", "2 3\n")
+    assert (run.outcome, run.stdout) == (Outcome.OK, "5\n"), run
+
+
+async def run_program(box: Sandbox, code: str, stdin: str = "", **limits: Any) -> TestRun:
+    async with box.session(Program(code=code), Limits(**limits)) as session:
+        return await session.run(TestInput(stdin=stdin))
+
+
+def assert_not_passed(run: TestRun, secret: str) -> None:
+    """The attack is a wrong solution: it must not come out as a pass with the right answer."""
+    assert not (run.outcome is Outcome.OK and secret in run.stdout), run
+    assert secret not in run.stdout, run
+    assert secret not in (run.result_json or ""), run
+
+
+@pytest.fixture
+def secret() -> str:
+    return f"SECRET-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def public_file() -> Iterator[Path]:
+    """A world-readable file directly in the host's /tmp (not in pytest's private tmp dir)."""
+    fd, name = tempfile.mkstemp(prefix="sbx-expected-output-", suffix=".txt", dir="/tmp")
+    os.close(fd)
+    path = Path(name)
+    path.chmod(0o644)
+    yield path
+    path.unlink(missing_ok=True)
+
+
+# -- resource exhaustion --
+
+
+async def test_fork_bomb(sandbox: Sandbox, secret: str) -> None:
+    code = (
+        "import os, time\n"
+        "while True:\n"
+        "    try:\n"
+        "        os.fork()\n"
+        "    except OSError:\n"
+        "        break\n"
+        "pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+        "print(len(pids), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    run = await run_program(sandbox, code, max_processes=16, wall_time_s=3)
+    assert_not_passed(run, secret)
+    assert run.outcome is Outcome.TIMEOUT
+    counts = [int(line) for line in run.stdout.split()]
+    # The session's init may be visible too; in a Docker container the runner's own four processes are.
+    visible_extra = 4 if sandbox.name == "docker" else 1
+    assert counts and max(counts) <= 16 + visible_extra
+    assert subprocess.run(["true"], check=False).returncode == 0  # the host can still fork
+
+
+async def test_thread_bomb(sandbox: Sandbox, secret: str) -> None:
+    code = (
+        "import threading, time\n"
+        "n = 0\n"
+        "try:\n"
+        "    while True:\n"
+        "        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+        "        n += 1\n"
+        "except RuntimeError:\n"
+        "    print(n, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    run = await run_program(sandbox, code, max_processes=16, wall_time_s=3, memory_mb=1024)
+    assert_not_passed(run, secret)
+    assert run.outcome is Outcome.TIMEOUT
+    assert 0 < int(run.stdout) < 16
+
+
+async def test_memory_bomb(sandbox: Sandbox, secret: str) -> None:
+    code = "blocks = []\nwhile True:\n    blocks.append(bytearray(16 * 2**20))\n"
+    run = await run_program(sandbox, code, memory_mb=256, wall_time_s=10)
+    assert_not_passed(run, secret)
+    assert run.outcome is Outcome.MEMORY
+
+
+async def test_memory_bomb_in_many_processes(sandbox: Sandbox, secret: str) -> None:
+    code = (
+        "import os, time\n"
+        "for _ in range(3):\n"
+        "    os.fork()\n"
+        "try:\n"
+        "    blocks = [bytearray(16 * 2**20) for _ in range(100)]\n"
+        "except MemoryError:\n"
+        "    print('capped', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    run = await run_program(sandbox, code, memory_mb=128, wall_time_s=3)
+    assert_not_passed(run, secret)
+    assert run.outcome is Outcome.TIMEOUT
+    assert run.stdout.split() == ["capped"] * 8  # each process stops at its own address-space limit
+
+
+async def test_output_flood(sandbox: Sandbox, secret: str) -> None:
+    code = "import sys\nwhile True:\n    sys.stdout.write('W' * 65536)\n"
+    run = await run_program(sandbox, code, max_output_bytes=1 << 20, wall_time_s=10)
+    assert_not_passed(run, secret)
+    assert run.outcome is Outcome.OUTPUT_LIMIT
+    assert len(run.stdout) <= 1 << 20
+
+
+async def test_sleep_forever(sandbox: Sandbox, secret: str) -> None:
+    run = await run_program(sandbox, "import time\ntime.sleep(10**6)", wall_time_s=1)
+    assert_not_passed(run, secret)
+    assert run.outcome is Outcome.TIMEOUT
+    assert run.wall_time_s < 3
+
+
+async def test_sigterm_ignored(sandbox: Sandbox, secret: str) -> None:
+    code = (
+        "import signal\n"
+        "for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGXCPU):\n"
+        "    signal.signal(sig, signal.SIG_IGN)\n"
+        "while True:\n"
+        "    pass\n"
+    )
+    run = await run_program(sandbox, code, wall_time_s=1)
+    assert_not_passed(run, secret)
+    assert run.outcome is Outcome.TIMEOUT
+
+
+async def test_double_fork_orphan_does_not_survive(sandbox: Sandbox, secret: str) -> None:
+    marker = f"orph{uuid.uuid4().hex[:10]}"
+    code = (
+        "import ctypes, os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        f"        ctypes.CDLL(None).prctl(15, b'{marker}', 0, 0, 0)  # PR_SET_NAME\n"
+        "        time.sleep(600)\n"
+        "    os._exit(0)\n"
+        "time.sleep(0.3)\n"
+        "print('WRONG')\n"
+    )
+    run = await run_program(sandbox, code, wall_time_s=5)
+    assert_not_passed(run, secret)
+    assert run.outcome is Outcome.OK and run.stdout == "WRONG\n"
+    await asyncio.sleep(0.1)
+    assert not [p for p in _host_processes() if p[3] == marker], "the orphan outlived its test"
+
+
+async def test_disk_fill(sandbox: Sandbox, secret: str) -> None:
+    before = shutil.disk_usage("/").used
+    code = (
+        "import os\n"
+        "n = 0\n"
+        "for where in ('.', '/tmp', '/var/tmp', '/dev/shm', os.path.expanduser('~')):\n"
+        "    try:\n"
+        "        for i in range(1000):\n"
+        "            with open(os.path.join(where, f'fill{n}'), 'wb') as f:\n"
+        "                f.write(b'x' * 2**20 * 8)\n"
+        "            n += 8\n"
+        "    except OSError as exc:\n"
+        "        print(where, type(exc).__name__)\n"
+        "print('WRONG', n)\n"
+    )
+    run = await run_program(sandbox, code, wall_time_s=20, max_file_bytes=8 << 20)
+    assert_not_passed(run, secret)
+    written_mb = int(run.stdout.split()[-1])
+    assert written_mb <= 128, run.stdout  # the session's work dir is a small tmpfs (64 MiB by default)
+    assert shutil.disk_usage("/").used - before < 64 << 20
+
+
+async def test_fd_exhaustion(sandbox: Sandbox, secret: str) -> None:
+    code = (
+        "import os\nfds = []\n"
+        "try:\n    while True:\n        fds.append(os.open('/dev/null', os.O_RDONLY))\n"
+        "except OSError:\n    pass\n"
+        "try:\n    while True:\n        fds.extend(os.pipe())\nexcept OSError:\n    pass\n"
+        "print('WRONG', len(fds))\n"
+    )
+    run = await run_program(sandbox, code, max_open_files=64)
+    assert_not_passed(run, secret)
+    assert int(run.stdout.split()[1]) <= 64
+
+
+async def test_segfault(sandbox: Sandbox, secret: str) -> None:
+    run = await run_program(sandbox, "import ctypes\nctypes.string_at(0)")
+    assert_not_passed(run, secret)
+    assert run.outcome is Outcome.RUNTIME_ERROR
+    assert run.signal == 11
+
+
+# -- reaching outside --
+
+
+async def test_network_to_a_loopback_port_of_the_host(sandbox: Sandbox, secret: str) -> None:
+    needs_namespaces(sandbox)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.setblocking(False)
+    port = server.getsockname()[1]
+    abstract = f"\0sbx-{uuid.uuid4().hex}"
+    unix_server = socket.socket(socket.AF_UNIX)
+    unix_server.bind(abstract)
+    unix_server.listen()
+    unix_server.setblocking(False)
+
+    async def serve(listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn, _ = await loop.sock_accept(listener)
+            with conn:
+                await loop.sock_sendall(conn, secret.encode() + b"\n")
+
+    servers = [asyncio.create_task(serve(server)), asyncio.create_task(serve(unix_server))]
+    code = (
+        "import socket\n"
+        "def grab(family, address):\n"
+        "    try:\n"
+        "        with socket.socket(family) as s:\n"
+        "            s.settimeout(2)\n"
+        "            s.connect(address)\n"
+        "            return s.recv(100).decode()\n"
+        "    except OSError as exc:\n"
+        "        return type(exc).__name__\n"
+        f"print(grab(socket.AF_INET, ('127.0.0.1', {port})))\n"
+        f"print(grab(socket.AF_INET, ('localhost', {port})))\n"
+        f"print(grab(socket.AF_UNIX, {abstract!r}))\n"
+        "print(grab(socket.AF_INET, ('1.1.1.1', 53)))\n"
+        "print('WRONG')\n"
+    )
+    try:
+        run = await run_program(sandbox, code, wall_time_s=10)
+    finally:
+        for task in servers:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*servers)
+        server.close()
+        unix_server.close()
+    assert_not_passed(run, secret)
+    assert run.outcome is Outcome.OK, run
+    assert run.stdout.endswith("WRONG\n")
+
+
+async def test_writing_or_deleting_host_files(
+    sandbox: Sandbox, secret: str, tmp_path: Path, public_file: Path
+) -> None:
+    needs_namespaces(sandbox)
+    private = tmp_path / "host-file.txt"
+    private.write_text("original")
+    public_file.write_text("original")
+    tmp_path.chmod(0o755)  # even where the host's permissions would let anyone in
+    tmp_path.parent.chmod(0o755)
+    created = Path("/tmp") / f"sbx-created-{uuid.uuid4().hex}"
+    targets = [
+        str(private),
+        str(public_file),
+        "/etc/passwd",
+        "/usr/bin/python3",
+        str(created),
+        f"/etc/sbx-created-{uuid.uuid4().hex}",
+        str(Path.cwd() / "sbx-created"),
+    ]
+    code = (
+        "import os\n"
+        f"targets = {targets!r}\n"
+        "for path in targets:\n"
+        "    for attempt in (lambda: open(path, 'a').write('PWNED'), lambda: os.unlink(path),\n"
+        "                    lambda: os.chmod(path, 0o777), lambda: os.rename(path, path + '.moved')):\n"
+        "        try:\n"
+        "            attempt()\n"
+        "            print('did', path)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "os.system('mount -o remount,rw / 2>/dev/null; touch /sbx-root-touch 2>/dev/null')\n"
+        "print('WRONG')\n"
+    )
+    try:
+        run = await run_program(sandbox, code, wall_time_s=10)
+    finally:
+        tmp_path.parent.chmod(0o700)
+    assert_not_passed(run, secret)
+    assert private.read_text() == "original"
+    assert public_file.read_text() == "original"
+    assert oct(public_file.stat().st_mode & 0o777) == "0o644"
+    assert not created.exists() and not Path("/sbx-root-touch").exists()
+    assert not (Path.cwd() / "sbx-created").exists()
+    for path in targets:
+        assert not Path(path + ".moved").exists()
+    # What it managed to change lives in its own private copies (its tmpfs), never on the host.
+    assert "did /etc" not in run.stdout and "did /usr" not in run.stdout
+
+
+async def test_reading_the_servers_environment(
+    sandbox_factory: SandboxFactory, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REWARD_API_TOKEN", secret)
+    monkeypatch.setenv("SBX_TEST_SECRET", secret)
+    box = sandbox_factory()
+    await box.start()  # started with the secret in its own environment
+    try:
+        code = (
+            "import os\n"
+            "found = [v for v in os.environ.values()]\n"
+            "for pid in os.listdir('/proc'):\n"
+            "    for name in ('environ', 'cmdline'):\n"
+            "        try:\n"
+            "            found.append(open(f'/proc/{pid}/{name}', 'rb').read().decode(errors='replace'))\n"
+            "        except OSError:\n"
+            "            pass\n"
+            "print(''.join(found) if any('SECRET-' in f for f in found) else 'WRONG')\n"
+        )
+        run = await run_program(box, code)
+        assert_not_passed(run, secret)
+        assert run.stdout == "WRONG\n"
+        await assert_still_serves(box)
+        assert_no_strays(box)
+    finally:
+        await box.close()
+
+
+async def test_searching_the_filesystem_for_the_expected_output(
+    sandbox: Sandbox, secret: str, public_file: Path
+) -> None:
+    needs_namespaces(sandbox)
+    public_file.write_text(secret + "\n")  # world-readable on the host, by name easy to find
+    var_tmp = Path("/var/tmp") / public_file.name
+    var_tmp.write_text(secret + "\n")
+    var_tmp.chmod(0o644)
+    code = (
+        "import os\n"
+        "hits = []\n"
+        "for root in ('/',):\n"
+        "    for top, dirs, files in os.walk(root):\n"
+        "        if top in ('/proc', '/sys'):\n"
+        "            dirs[:] = []\n"
+        "            continue\n"
+        "        for name in files:\n"
+        "            if name.startswith('sbx-expected-output-'):\n"
+        "                try:\n"
+        "                    hits.append(open(os.path.join(top, name)).read())\n"
+        "                except OSError:\n"
+        "                    pass\n"
+        "print(''.join(hits) or 'WRONG')\n"
+    )
+    try:
+        run = await run_program(sandbox, code, wall_time_s=60, cpu_time_s=60)
+    finally:
+        var_tmp.unlink(missing_ok=True)
+    assert_not_passed(run, secret)
+    assert run.outcome is Outcome.OK, run
+    assert run.stdout == "WRONG\n"
+
+
+async def test_killing_the_server(sandbox: Sandbox, secret: str) -> None:
+    code = (
+        "import os, signal\n"
+        "for target in (os.getppid(), 1, -1, -os.getppid()):\n"
+        "    for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGSTOP):\n"
+        "        try:\n"
+        "            os.kill(target, sig)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "for pid in range(2, 40000):\n"
+        "    if pid != os.getpid():\n"
+        "        try:\n"
+        "            os.kill(pid, signal.SIGKILL)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "print('WRONG')\n"
+    )
+    try:
+        run = await run_program(sandbox, code, wall_time_s=20)
+    except SandboxCrashed:
+        # Docker only: a test shares its runner's uid there (no nested namespaces), so it can kill the
+        # runner: an infrastructure error (status `error`, never a verdict); the container is replaced.
+        assert sandbox.name == "docker"
+        return
+    assert_not_passed(run, secret)
+    assert run.stdout == "WRONG\n" and run.outcome is Outcome.OK
+    # `kill -9 -1` reaches every process the test may signal: only its own, itself included.
+    run = await run_program(sandbox, "import os\nos.system('kill -9 -1')\nprint('WRONG')")
+    assert_not_passed(run, secret)
+    assert run.outcome is Outcome.RUNTIME_ERROR and run.signal == 9
+    # We are still alive (this test runs), and the sandbox's own processes are checked by the fixture.
+
+
+async def test_privilege_escalation_attempts_fail(sandbox: Sandbox, secret: str) -> None:
+    needs_namespaces(sandbox)
+    code = (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "did = []\n"
+        "for name, attempt in [\n"
+        "    ('setuid', lambda: os.setuid(0)),\n"
+        "    ('unshare_user', lambda: libc.unshare(0x10000000) == 0 or 1 / 0),\n"
+        "    ('unshare_net', lambda: libc.unshare(0x40000000) == 0 or 1 / 0),\n"
+        "    ('mount', lambda: libc.mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0 or 1 / 0),\n"
+        "    ('ptrace_parent', lambda: open(f'/proc/{os.getppid()}/mem', 'rb').read(1)),\n"
+        "    ('parent_fds', lambda: os.listdir(f'/proc/{os.getppid()}/fd')),\n"
+        "]:\n"
+        "    try:\n"
+        "        attempt()\n"
+        "        did.append(name)\n"
+        "    except (OSError, ZeroDivisionError):\n"
+        "        pass\n"
+        "print('did', *did)\n"
+    )
+    run = await run_program(sandbox, code)
+    assert_not_passed(run, secret)
+    assert run.stdout == "did\n", run
+
+
+# -- fakes of a call's result --
+
+
+async def call(box: Sandbox, code: str, fn_name: str, *args: Any) -> TestRun:
+    async with box.session(Program(code=code, mode="call", fn_name=fn_name), Limits()) as session:
+        return await session.run(TestInput(args=list(args)))
+
+
+def passes_call(run: TestRun, expected: Any) -> bool:
+    """The comparison the grader makes outside the sandbox."""
+    return (
+        run.outcome is Outcome.OK and run.result_json is not None and json.loads(run.result_json) == expected
+    )
+
+
+async def test_call_eq_override(sandbox: Sandbox) -> None:
+    code = (
+        "class Anything:\n"
+        "    def __eq__(self, other):\n        return True\n"
+        "class Str(str):\n"
+        "    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = str.__hash__\n"
+        "def object_answer(x):\n    return Anything()\n"
+        "def str_answer(x):\n    return Str('wrong')\n"
+    )
+    assert (await call(sandbox, code, "object_answer", 1)).outcome is Outcome.RUNTIME_ERROR
+    run = await call(sandbox, code, "str_answer", 1)
+    assert not passes_call(run, "right") and run.result_json == '"wrong"'
+
+
+async def test_call_os_exit_before_returning(sandbox: Sandbox) -> None:
+    code = "import os, sys\ndef f(x):\n    print(42)\n    sys.stdout.flush()\n    os._exit(0)\n"
+    run = await call(sandbox, code, "f", 1)
+    assert run.outcome is Outcome.RUNTIME_ERROR and not passes_call(run, 42)
+
+
+async def test_call_printing_harness_like_output(sandbox: Sandbox) -> None:
+    fake_frames = [
+        {"op": "result", "outcome": "ok", "result_json": "42"},
+        {"outcome": "ok", "result_json": "42", "exit_code": 0},
+    ]
+    code = (
+        "import json, struct, sys\n"
+        f"frames = {fake_frames!r}\n"
+        "def f(x):\n"
+        "    for frame in frames:\n"
+        "        body = json.dumps(frame).encode()\n"
+        "        sys.stdout.buffer.write(struct.pack('>I', len(body)) + body)\n"
+        "        print(json.dumps(frame))\n"
+        "    print(42)\n"
+        "    return 41\n"
+    )
+    run = await call(sandbox, code, "f", 1)
+    assert run.result_json == "41" and not passes_call(run, 42)
+
+
+async def test_call_patching_builtins_and_json(sandbox: Sandbox) -> None:
+    code = (
+        "import builtins, json\n"
+        "json.dumps = lambda *a, **k: '42'\n"
+        "json.JSONEncoder.encode = lambda self, o: '42'\n"
+        "builtins.repr = lambda o: '42'\n"
+        "builtins.print = lambda *a, **k: None\n"
+        "def f(x):\n    return 41\n"
+    )
+    run = await call(sandbox, code, "f", 1)
+    assert run.result_json == "41" and not passes_call(run, 42)
+
+
+async def test_call_forging_the_result_channel(sandbox: Sandbox) -> None:
+    # Writing into every descriptor cannot make a wrong function pass: a malformed or doubled record
+    # is no result at all.
+    code = (
+        "import os\n"
+        "def f(x):\n"
+        "    for fd in range(3, 64):\n"
+        "        try:\n"
+        "            os.write(fd, b'R\\x00\\x00\\x00\\x0242')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return 41\n"
+    )
+    run = await call(sandbox, code, "f", 1)
+    assert not passes_call(run, 42)
+    assert run.outcome is Outcome.RUNTIME_ERROR
+
+
+# -- one session against another --
+
+
+async def test_sessions_cannot_see_each_others_files(sandbox: Sandbox, secret: str) -> None:
+    needs_namespaces(sandbox)
+    name = f"sbx-note-{uuid.uuid4().hex}"
+    writer = (
+        "import os, time\n"
+        f"for where in ('.', '/tmp', os.environ.get('HOME', '.')):\n"
+        f"    open(os.path.join(where, '{name}'), 'w').write('{secret}')\n"
+        "print('written', flush=True)\n"
+        "time.sleep(2)\n"
+    )
+    reader = (
+        "import os\n"
+        "hits = []\n"
+        "for top, dirs, files in os.walk('/'):\n"
+        "    if top in ('/proc', '/sys'):\n"
+        "        dirs[:] = []\n"
+        "    hits += [os.path.join(top, f) for f in files if f.startswith('sbx-note-')]\n"
+        "for pid in os.listdir('/proc'):\n"
+        "    try:\n"
+        "        hits += [p for p in os.listdir(f'/proc/{pid}/root/tmp') if p.startswith('sbx-note-')]\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print(''.join(open(h).read() for h in hits if os.path.isfile(h)) or 'WRONG')\n"
+    )
+
+    async def read_later() -> TestRun:
+        await asyncio.sleep(0.7)
+        return await run_program(sandbox, reader, wall_time_s=30, cpu_time_s=30)
+
+    written, read = await asyncio.gather(run_program(sandbox, writer, wall_time_s=5), read_later())
+    assert written.outcome is Outcome.OK and written.stdout == "written\n"
+    assert_not_passed(read, secret)
+    assert read.stdout == "WRONG\n"
+    after = await run_program(sandbox, reader, wall_time_s=30, cpu_time_s=30)  # and not afterwards
+    assert after.stdout == "WRONG\n"
+
+
+async def test_sessions_cannot_share_sysv_shared_memory(sandbox: Sandbox, secret: str) -> None:
+    needs_namespaces(sandbox)
+    key = random.randrange(1, 2**30)
+    prelude = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.shmat.restype = ctypes.c_void_p\n"
+        f"KEY = {key}\n"
+    )
+    writer = prelude + (
+        "seg = libc.shmget(KEY, 4096, 0o1666)  # IPC_CREAT | rw for all\n"
+        "addr = libc.shmat(seg, None, 0)\n"
+        f"ctypes.memmove(addr, {secret.encode()!r}, {len(secret)})\n"
+        "print('written' if seg >= 0 and addr not in (None, 2**64 - 1) else 'failed')\n"
+    )
+    reader = prelude + (
+        "seg = libc.shmget(KEY, 0, 0)\n"
+        "if seg < 0:\n"
+        "    print('WRONG')\n"
+        "else:\n"
+        f"    print(ctypes.string_at(libc.shmat(seg, None, 0), {len(secret)}).decode())\n"
+    )
+    written = await run_program(sandbox, writer)
+    assert written.stdout == "written\n", written
+    for _ in range(3):  # later sessions, whichever slot they get
+        read = await run_program(sandbox, reader)
+        assert_not_passed(read, secret)
+        assert read.stdout == "WRONG\n", read

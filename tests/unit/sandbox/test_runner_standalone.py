@@ -1,0 +1,147 @@
+"""The runner file on its own, spoken to over its pipes as the Docker backend does, at each level."""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sandbox import runner
+
+ROOT_ONLY = pytest.mark.skipif(not runner.real_root(), reason="needs real root")
+
+
+class Runner:
+    def __init__(
+        self, config: dict[str, Any], argv_prefix: tuple[str, ...] = (), python: str = sys.executable
+    ) -> None:
+        self.process = subprocess.Popen(
+            [*argv_prefix, python, "-I", "-S", "-B", runner.__file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={"PATH": "/usr/bin:/bin"},
+            cwd="/",
+            start_new_session=True,
+        )
+        self.ready = self.request({"op": "hello", "version": 1, "config": config})
+
+    def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(runner.encode_frame(message))
+        self.process.stdin.flush()
+        header = self.process.stdout.read(4)
+        assert len(header) == 4, f"the runner ended ({self.process.poll()})"
+        (size,) = struct.unpack(">I", header)
+        return runner.decode_frame_body(self.process.stdout.read(size))
+
+    def run(self, code: str, stdin: str = "", **limits: Any) -> dict[str, Any]:
+        opened = self.request({"op": "open", "program": {"code": code}, "limits": limits})
+        assert opened["op"] == "opened", opened
+        result = self.request({"op": "run", "stdin": stdin})
+        assert self.request({"op": "close"}) == {"op": "closed"}
+        return result
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        assert self.process.wait(timeout=10) == 0
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def start() -> Iterator[Any]:
+    started: list[Runner] = []
+
+    def make(config: dict[str, Any], **kwargs: Any) -> Runner:
+        started.append(Runner(config, **kwargs))
+        return started[-1]
+
+    yield make
+    for item in started:
+        if item.process.poll() is None:
+            item.process.kill()
+            item.process.wait()
+        for stream in (item.process.stdin, item.process.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+_BASE = random.randrange(1_200_000_000, 1_300_000_000, 2)  # apart from any other test run on this host
+UIDS = {"runner_uid": _BASE, "test_uid": _BASE + 1}
+KILL_ALL = "import os\nos.system('kill -9 -1')\nprint('alive')"
+FORK_BOMB = "import os\nwhile True:\n    os.fork()"
+
+
+def check_level(box: Runner, *, expect_uid: int | None) -> None:
+    ok = box.run("print(sum(map(int, input().split())))", "1 2\n")
+    assert (ok["outcome"], ok["stdout"]) == ("ok", "3\n")
+    bomb = box.run(FORK_BOMB, wall_time_s=3, max_processes=8)
+    assert bomb["outcome"] in ("runtime_error", "timeout")
+    killed = box.run(KILL_ALL)
+    assert killed["outcome"] == "runtime_error" and killed["signal"] == 9  # it killed itself, and only itself
+    assert box.run("print('next')")["stdout"] == "next\n"
+    if expect_uid is not None:
+        assert box.run("import os\nprint(os.getuid())")["stdout"] == f"{expect_uid}\n"
+    assert box.request({"op": "ping"}) == {"op": "pong"}
+    box.close()
+
+
+@ROOT_ONLY
+def test_userns_level(start: Any) -> None:
+    box = start({**UIDS, "levels": ["userns"]})
+    assert box.ready["isolation"]["level"] == "userns", box.ready
+    assert box.ready["isolation"]["nested_userns_blocked"]
+    check_level(box, expect_uid=runner.TEST_ID_IN_NS)
+
+
+@ROOT_ONLY
+def test_namespaces_level_without_a_user_namespace(start: Any) -> None:
+    box = start({**UIDS, "levels": ["namespaces"]})
+    assert box.ready["isolation"]["level"] == "namespaces", box.ready
+    assert "user" not in box.ready["isolation"]["namespaces"]
+    check_level(box, expect_uid=UIDS["test_uid"])
+
+
+@ROOT_ONLY
+def test_none_level_as_root_switches_uid(start: Any) -> None:
+    box = start({**UIDS, "levels": ["none"]})
+    assert box.ready["isolation"]["level"] == "none"
+    info = box.ready["isolation"]
+    # This machine's Python may live where the test uid cannot read it (e.g. /root/.pyenv): then only the
+    # modules the runner already imported are usable, and the runner says so.
+    assert info["uid_switch"], info
+    check_level(box, expect_uid=UIDS["test_uid"])  # (its programs import only what the runner has)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3") or not runner.real_root(), reason="needs root")
+def test_unprivileged_runner_uses_a_user_namespace_of_its_own(start: Any) -> None:
+    # An ordinary user (nobody) with the system interpreter: one uid to map, so the tests keep uid 0 of
+    # the namespace with every capability dropped; still no way to kill the runner or exceed NPROC.
+    prefix = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    box = start({"namespaces": "auto"}, argv_prefix=prefix, python="/usr/bin/python3")
+    info = box.ready["isolation"]
+    if info["level"] != "userns-unprivileged":
+        pytest.skip(f"unprivileged user namespaces are refused here: {info['warnings']}")
+    assert info["capabilities_dropped"]
+    caps = box.run("print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])")
+    assert caps["stdout"] == "0000000000000000\n"
+    check_level(box, expect_uid=0)
+
+
+def test_require_fails_loudly_when_no_level_works(start: Any) -> None:
+    box = start({"levels": ["userns", "no-such-level"], "namespaces": "require"})  # userns lacks its uids
+    assert box.ready["op"] == "error"
+    assert "no isolation could be set up" in box.ready["message"]
+
+
+def test_bad_requests_are_errors(start: Any) -> None:
+    box = start({"namespaces": "off"})
+    assert box.request({"op": "run", "stdin": ""})["op"] == "error"  # outside a session
+    assert box.request({"op": "ping"}) == {"op": "pong"}
