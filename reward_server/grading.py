@@ -6,6 +6,7 @@ Both the HTTP route and `reward-server grade-file` go through `GradingService.gr
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -117,8 +118,9 @@ class GradingService:
         self, backend: RewardBackend, reference: BaseModel, completions: Sequence[str]
     ) -> list[Verdict]:
         """Cached verdicts where present; the backend grades each distinct missing completion once."""
-        ref_json = reference.model_dump_json()
-        keys = [cache_key(backend.name, backend.version, ref_json, text) for text in completions]
+        # The reference is hashed once per group: a CodeContests suite can be megabytes.
+        ref_hash = hashlib.sha256(reference.model_dump_json().encode()).hexdigest()
+        keys = [cache_key(backend.name, backend.version, ref_hash, text) for text in completions]
         cached = await self.cache.get_many(keys)
         missing = list(
             dict.fromkeys(text for text, hit in zip(completions, cached, strict=True) if hit is None)

@@ -44,6 +44,39 @@ class RewardSettings(BaseSettings):
         None, description='JSONL of problems (`unique_id` or `id`, and `answer`) for `{"problem_id": ...}`.'
     )
 
+    sandbox_backend: Literal["process", "docker"] = Field(
+        "process",
+        description="Sandbox that runs code: `process` (local, no Docker needed) or `docker` (container "
+        "pool). Its own settings are `SANDBOX_*` (see `sandbox.settings`).",
+    )
+    code_max_parallel: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Solutions run at once by this server (all requests together); tests of one run in turn.",
+    )
+    code_stop_on_first_failure: bool = Field(
+        True, description="Stop a solution at its first failing test (its reward is decided)."
+    )
+    code_default_time_limit_s: float = Field(
+        4.0, gt=0, le=120, description="Wall time per test when the reference gives none."
+    )
+    code_default_memory_mb: int = Field(
+        1024, ge=16, le=16384, description="Address space per test when the reference gives none."
+    )
+    code_time_limit_factor: float = Field(
+        1.0, gt=0, description="Multiplies a reference's own time limit (CodeContests set them for C++)."
+    )
+    code_memory_headroom_mb: int = Field(
+        32, ge=0, description="Added to a reference's own memory limit for the interpreter (as CodeContests)."
+    )
+    code_max_time_limit_s: float = Field(60.0, gt=0, le=120, description="Cap on any time limit per test.")
+    code_max_memory_mb: int = Field(4096, ge=16, le=16384, description="Cap on any memory limit per test.")
+    code_problems_path: Path | None = Field(
+        None,
+        description='JSONL of code problems for `{"problem_id": ...}`: `id` plus one reference form '
+        "(e.g. dev_problems.jsonl: `format`, `fn_name`, `tests`).",
+    )
+
     @field_validator("redis_url", mode="before")
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:

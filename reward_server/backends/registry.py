@@ -16,7 +16,7 @@ from reward_server.settings import RewardSettings
 
 BackendFactory = Callable[[RewardSettings], RewardBackend]
 ENTRY_POINT_GROUP = "reward_server.backends"
-BUILTIN_MODULES = ("reward_server.backends.math_sympy",)
+BUILTIN_MODULES = ("reward_server.backends.math_sympy", "reward_server.backends.code_sandbox")
 
 _factories: dict[str, BackendFactory] = {}
 log = logging.getLogger(__name__)

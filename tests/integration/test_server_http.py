@@ -117,7 +117,7 @@ def test_unknown_backend_lists_valid_backends(server: ServerProcess) -> None:
         server, {"groups": [{"group_id": "a", "backend": "lean", "reference": {}, "completions": []}]}
     )
     assert response.status_code == 422
-    assert "valid backends: math" in response.json()["message"]
+    assert "valid backends: code, math" in response.json()["message"]
     assert response.json()["fields"][0]["loc"] == ["body", "groups", 0, "backend"]
 
 
@@ -189,8 +189,9 @@ def test_health_readiness_metrics_backends_and_docs(server: ServerProcess) -> No
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(server.url + "/readyz").json()
     assert ready["ready"] is True and ready["checks"]["backend:math"] is True
-    backends = httpx.get(server.url + "/v1/backends").json()["backends"]
-    assert backends[0]["name"] == "math" and "answer" in backends[0]["reference_schema"]["properties"]
+    backends = {b["name"]: b for b in httpx.get(server.url + "/v1/backends").json()["backends"]}
+    assert set(backends) == {"code", "math"}
+    assert "answer" in backends["math"]["reference_schema"]["properties"]
     assert "reward_completions_total" in httpx.get(server.url + "/metrics").text
     assert httpx.get(server.url + "/docs").status_code == 200
     assert "/v1/grade" in httpx.get(server.url + "/openapi.json").json()["paths"]

@@ -1,0 +1,145 @@
+"""Output comparison: the CodeContests stdout rule and JSON return values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from reward_server.code_grading import call_result_matches, stdout_matches
+from reward_server.code_grading.compare import stdout_tokens
+
+STDOUT_MATCH = [
+    ("3\n", "3\n"),
+    ("3", "3\n"),  # trailing newline
+    ("1 2 3 \n", "1 2 3\n"),  # trailing space
+    ("1\n2\n3\n", "1 2 3"),  # lines vs spaces
+    ("1   2\t3\r\n", "1 2 3"),
+    ("1\v2", "1 2"),
+    ("a b\n\n\n", "a b"),  # extra blank lines
+    ("YES\n", "yes\n"),  # case
+    ("Yes", "yES"),
+    ("1842\n", "                                                            1842\n"),  # CodeContests 1139C
+    ("0.3333333\n", "0.333333\n"),  # |diff| < 1e-5
+    ("1.5\n", "1.500000\n"),
+    ("-0.5\n", "-0.500000\n"),
+    ("1e-6\n", "0\n"),  # 1e-6 vs 0: numeric, within 1e-5
+    ("0\n", "1e-6\n"),
+    ("1E5", "100000"),
+    ("+3", "3"),
+    ("3.", "3"),
+    (".5", "0.5"),
+    ("2.0000099", "2"),
+    ("nan", "nan"),  # identical tokens always match
+    ("NaN", "nan"),
+    ("inf", "INF"),
+    ("1000000000000000000", "1000000000000000001"),  # compared as doubles, as CodeContests does
+    ("", ""),
+    ("\n", ""),
+]
+
+STDOUT_MISMATCH = [
+    ("3\n", "4\n"),
+    ("1 2\n", "1 2 3\n"),  # token count
+    ("1 2 3 4", "1 2 3"),  # an extra printed token
+    ("", "0"),
+    ("0.33333\n", "0.333340\n"),  # |diff| = 1e-5 is not < 1e-5
+    ("0.3334\n", "0.3333\n"),
+    ("1e-4\n", "0\n"),
+    ("yes", "no"),
+    ("YES.", "yes"),  # punctuation is part of the token
+    ("1,2", "1 2"),
+    ("nan", "0"),
+    ("0x10", "16"),  # hexadecimal is not a number for SimpleAtod
+    ("1_000", "1000"),  # nor are Python's underscores
+    ("١", "1"),  # nor non-ASCII digits
+    ("inf", "1e400 5"),
+    ("ÉTÉ", "été"),  # only ASCII letters are lowercased
+]
+
+
+@pytest.mark.parametrize(("got", "expected"), STDOUT_MATCH)
+def test_stdout_matches(got: str, expected: str) -> None:
+    assert stdout_matches(got, expected)
+
+
+@pytest.mark.parametrize(("got", "expected"), STDOUT_MISMATCH)
+def test_stdout_mismatches(got: str, expected: str) -> None:
+    assert not stdout_matches(got, expected)
+
+
+def test_identical_nan_tokens_match_within_a_tolerant_comparison() -> None:
+    # CodeContests would fail this pair (|nan - nan| < 1e-5 is false); identical tokens match here.
+    assert stdout_matches("nan 1.000001", "nan 1")
+
+
+def test_tokens_split_only_on_codecontests_whitespace() -> None:
+    assert stdout_tokens(" A\tb\r\nC\v\n") == ["a", "b", "c"]
+    assert stdout_tokens("a\fb") == ["a\fb"]  # form feed is not a separator in CodeContests
+    assert stdout_tokens("a\u00a0b") == ["a\u00a0b"]
+
+
+def test_large_outputs_compare_quickly() -> None:
+    import time
+
+    got = " ".join(str(i) for i in range(200_000))
+    expected = "\n".join(f"{i}.000000" for i in range(200_000))
+    start = time.perf_counter()
+    assert stdout_matches(got, expected)
+    assert time.perf_counter() - start < 2.0
+
+
+CALL_MATCH = [
+    (55, 55),
+    ("abc", "abc"),
+    ([1, 2, 3], [1, 2, 3]),  # a tuple arrives as a JSON list
+    ([[1, 2], [3]], [[1, 2], [3]]),
+    ({"a": [1, 2]}, {"a": [1, 2]}),
+    (None, None),
+    (True, True),
+    (True, 1),  # Python's ==, as TACO and the dev labels
+    (3, 3.0),
+    (0.30000000000000004, 0.3),  # floating-point noise only
+    (1e20 + 1e5, 1e20),
+    (math.nan, math.nan),
+    (math.inf, math.inf),
+    ([], []),
+]
+
+CALL_MISMATCH = [
+    (55, 56),
+    ("55", 55),  # a string is not a number
+    (55, "55"),
+    ([1, 2], [2, 1]),
+    ([1, 2], [1, 2, 3]),
+    ([1], 1),
+    (1, [1]),  # without accept_wrapped
+    ({"a": 1}, {"a": 1, "b": 2}),
+    ({"a": 1}, {"b": 1}),
+    (None, 0),
+    (None, False),
+    ("", None),
+    (0.333333, 1 / 3),  # printed-text tolerance (1e-5) does not apply to return values
+    (1.0001, 1.0),
+    (math.nan, 0.0),
+    (math.inf, -math.inf),
+    ([1, [2, [3]]], [1, [2, [4]]]),
+]
+
+
+@pytest.mark.parametrize(("got", "expected"), CALL_MATCH)
+def test_call_results_match(got: object, expected: object) -> None:
+    assert call_result_matches(got, expected)
+
+
+@pytest.mark.parametrize(("got", "expected"), CALL_MISMATCH)
+def test_call_results_mismatch(got: object, expected: object) -> None:
+    assert not call_result_matches(got, expected)
+
+
+def test_taco_wrapped_outputs() -> None:
+    assert call_result_matches(5, [5], accept_wrapped=True)
+    assert call_result_matches([5], [5], accept_wrapped=True)
+    assert call_result_matches([1, 2], [[1, 2]], accept_wrapped=True)
+    assert not call_result_matches(1, [1, 2], accept_wrapped=True)  # TACO would accept x[0]; we do not
+    assert not call_result_matches(5, [6], accept_wrapped=True)
