@@ -258,11 +258,13 @@ class Trainer:
         async with AsyncRewardClient(
             cfg.reward.url, max_in_flight=cfg.reward.max_in_flight, timeout_s=cfg.reward.timeout_s
         ) as client:
+            # A step's wall time runs from the end of the previous step, so that it holds one generation in
+            # both modes (in sequential mode the next generation happens after a step is logged).
+            step_started = time.perf_counter()
             rollout = await asyncio.to_thread(self.generate, 0)
             grading = asyncio.create_task(self.grade(client, rollout))
             try:
                 for step in tqdm(range(cfg.steps), desc="train", unit="step"):
-                    step_started = time.perf_counter()
                     upcoming = None
                     if cfg.overlap and step + 1 < cfg.steps:
                         # Generate step t+1 while the server grades step t.
@@ -281,6 +283,7 @@ class Trainer:
                         "time/update_s": update_s,
                         "time/step_s": time.perf_counter() - step_started,
                     }
+                    step_started = time.perf_counter()
                     logger.log(step, metrics)
                     history.append({"step": step, **metrics})
                     if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
