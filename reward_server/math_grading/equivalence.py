@@ -52,6 +52,8 @@ MAX_INTEGER_DIGITS = 12_000
 _WHITESPACE = re.compile(r"\s+")
 _DIGITS = re.compile(r"[+-]?\d+", re.ASCII)
 _GROUPED_DIGITS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+", re.ASCII)
+_CHOICE_LABEL = re.compile(r"(?:\\text\s*)?\{?\(([A-Za-z])\)\}?(?=.)", re.ASCII)
+_OTHER_CHOICE = re.compile(r"\([A-Za-z]\)|\b(?:or|and)\b", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +199,22 @@ def _equivalent(gold: str, answer: str) -> bool:
     if expected.normalized == given.normalized or expected.display == given.display:
         return True
     if isinstance(expected.answer, Text) or _is_choice_letter(expected.answer):
-        return text_key(expected.normalized) == text_key(given.normalized)
+        key = text_key(expected.normalized)
+        return key == text_key(given.normalized) or (
+            len(key) == 1 and _choice_with_content(given.normalized) == key
+        )
     return _answers_equal(expected.answer, given.answer)
+
+
+def _choice_with_content(normalized: str) -> str | None:
+    """The letter of `(C) 12` or `\\text{(C) } 12`: a choice label followed by that option's text.
+
+    None when the rest names another choice or hedges ("(C) or (D)").
+    """
+    match = _CHOICE_LABEL.match(normalized)
+    if match is None or _OTHER_CHOICE.search(normalized, match.end()) is not None:
+        return None
+    return match.group(1).lower()
 
 
 def _is_choice_letter(answer: Answer) -> bool:
@@ -271,7 +287,28 @@ def _item_equal(gold: Answer, answer: Answer) -> bool:
     return _answers_equal(gold, answer)
 
 
+def _named_values(answer: Answer) -> tuple[Answer, ...] | None:
+    """`x = -2, y = 1`: the values of equations that each name a different variable, in their order."""
+    if not isinstance(answer, Solutions) or len(answer.items) < 2:
+        return None
+    names: set[str] = set()
+    values: list[Answer] = []
+    for item in answer.items:
+        if not isinstance(item, Equation) or not _names_quantity(item):
+            return None
+        names.add(str(item.sides[0].value))
+        values.append(Scalar(item.sides[1]))
+    return tuple(values) if len(names) == len(values) else None
+
+
 def _bracketed_equal(gold: Bracketed, answer: Answer) -> bool:
+    named = _named_values(answer)
+    if named is not None:
+        # "x = -2, y = 1" for the point (-2, 1): the components are named in the tuple's order (the
+        # conventions are silent; a grader reads named coordinates as the ordered tuple).
+        return len(named) == len(gold.items) and all(
+            _item_equal(g, a) for g, a in zip(gold.items, named, strict=True)
+        )
     if isinstance(answer, Bracketed):
         if len(answer.items) != len(gold.items):
             return False
@@ -302,32 +339,58 @@ def _vector_cells(matrix: Matrix) -> tuple[Answer, ...] | None:
 
 
 def _matrix_matches(gold: Matrix, answer: Answer) -> bool:
+    cells = _vector_cells(gold)
     if isinstance(answer, Matrix):
         if len(answer.rows) != len(gold.rows) or any(
             len(g) != len(a) for g, a in zip(gold.rows, answer.rows, strict=True)
         ):
-            return False
+            # A vector written as a row instead of a column is the same vector (the conventions are
+            # silent; MATH vectors are columns, and a grader reads the entries, as for `(a, b, c)`).
+            answer_cells = _vector_cells(answer)
+            return (
+                cells is not None
+                and answer_cells is not None
+                and len(cells) == len(answer_cells)
+                and all(_item_equal(g, a) for g, a in zip(cells, answer_cells, strict=True))
+            )
         return all(
             _item_equal(g, a)
             for grow, arow in zip(gold.rows, answer.rows, strict=True)
             for g, a in zip(grow, arow, strict=True)
         )
-    cells = _vector_cells(gold)
-    if isinstance(answer, Bracketed) and cells is not None and len(cells) == len(answer.items) > 2:
+    # A vector gold accepts its entries as a tuple, `(1/5, -18/5)` included: the gold's type says it is
+    # a vector, so a parenthesised pair cannot mean an interval here.
+    if isinstance(answer, Bracketed) and cells is not None and len(cells) == len(answer.items) >= 2:
         return all(_item_equal(g, a) for g, a in zip(cells, answer.items, strict=True))
     return False
 
 
+def _names_quantity(equation: Equation) -> bool:
+    """`x = 5`, `y = 2x + 3`: the left side is one name that the right side does not use."""
+    if len(equation.sides) != 2 or equation.sides[0].kind != "sym":
+        return False
+    return str(equation.sides[0].value) not in _symbols(equation.sides[1])
+
+
+def _is_function_value(node: Node) -> bool:
+    return node.kind == "sym" and "(" in str(node.value)
+
+
 def _equation_matches(gold: Equation, answer: Answer) -> bool:
     if isinstance(answer, Equation):
-        return symbolic.equations_equal((gold.sides[0], gold.sides[-1]), (answer.sides[0], answer.sides[-1]))
-    # "x = 5" as gold accepts the bare value 5: the left side names the quantity, the right is constant.
-    if (
-        isinstance(answer, Scalar)
-        and len(gold.sides) == 2
-        and gold.sides[0].kind == "sym"
-        and not _symbols(gold.sides[1])
-    ):
+        if symbolic.equations_equal((gold.sides[0], gold.sides[-1]), (answer.sides[0], answer.sides[-1])):
+            return True
+        # "f(x) = 2x + 3" for "y = 2x + 3": both left sides only name the function's value.
+        return (
+            _names_quantity(gold)
+            and len(answer.sides) == 2
+            and (_is_function_value(gold.sides[0]) or _is_function_value(answer.sides[0]))
+            and answer.sides[0].kind == "sym"
+            and values_equal(gold.sides[1], answer.sides[1])
+        )
+    # "x = 5" as gold accepts the bare value 5, and "y = 2x + 3" accepts "2x + 3": the left side only
+    # names the quantity (CONVENTIONS §13 gives that reason for the mirror case; the rule is silent here).
+    if isinstance(answer, Scalar) and _names_quantity(gold):
         return values_equal(gold.sides[1], answer.node)
     return False
 

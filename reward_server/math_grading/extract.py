@@ -29,7 +29,10 @@ _BOX_GAP = re.compile(
 )
 _JOINER = re.compile(r",|\band\b|\bor\b", re.ASCII)
 _MAX_GAP = 80
-_MARKER = re.compile(r"final answer is|answer\s*\**\s*:|answer is", re.IGNORECASE)
+# A "Final Answer" heading on its own line ("**Final Answer**\n\n12", "### Final Answer\n12") marks one too.
+_MARKER = re.compile(r"final answer is|answer\s*\**\s*:|answer is|final answer[ \t*#]*(?=\n)", re.IGNORECASE)
+# A marker followed by a sentence of prose ("Answer: The area is $12$."), not by the value itself.
+_PROSE = re.compile(r"[A-Za-z][a-z]+\s+[a-z]", re.ASCII)
 _MARKER_LEAD = re.compile(r"[\s*:_#]*")
 _MATH_SPANS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n", re.ASCII)
@@ -42,7 +45,26 @@ _REFUSAL = re.compile(r"\b(?:sorry|cannot|can't|can not|unable|not able)\b", re.
 _ANSWER_CUE = re.compile(
     r"=|\b(?:is|are|equals?|gives?|get|got|total|thus|therefore|hence|so)\b", re.IGNORECASE
 )
-_LIST_GAP = re.compile(r"\s*(?:,|and|or|\\text\{\s*(?:and|or)\s*\})\s*(?:[A-Za-z]\s*=\s*)?", re.ASCII)
+_ASSIGNED_NAME = re.compile(r"(?<![A-Za-z\\])([A-Za-z](?:_\{?\w{1,3}\}?)?)\s*=\s*\$?\s*$", re.ASCII)
+# Where a plain-text answer stops: a parenthetical remark ("5 (because ...)", but not "(or 13)", which
+# is a hedge) or a clause that explains it (", since ...", ", not 7").
+_REMARK = re.compile(
+    r"\s*\((?=[A-Za-z]{2,}\b)(?!or\b|and\b)|,?\s+(?:since|because|as|which|where|given|using|from|but)\b"
+    r"|,\s*(?:not|so|i\.e\.|e\.g\.|that is)\b",
+    re.ASCII | re.IGNORECASE,
+)
+# Words after which the last sentence states its value ("The value of $k$ is 2", "so we get $x=5$").
+_PREDICATE_CUE = re.compile(
+    r"=|\b(?:is|are|was|were|equals?|gives?|get|got|thus|therefore|hence|so)\b", re.IGNORECASE
+)
+# A word answer stated in prose: at most three words, or a choice label ("Evelyn", "even", "**(C)**").
+_FEW_WORDS = re.compile(r"[\s*]*\(?[A-Za-z][A-Za-z'-]*\)?(?:\s+[A-Za-z][A-Za-z'-]*){0,2}[\s*]*", re.ASCII)
+# "$6$ or $7$", "$12$, or possibly $13$": a hedge word between the values does not end the list.
+_LIST_GAP = re.compile(
+    r"\s*(?:,\s*(?=or\b|and\b))?(?:,|and|or|\\text\{\s*(?:and|or)\s*\})\s*"
+    r"(?:(?:maybe|perhaps|possibly|probably|even|also|alternatively)\s+)?(?:[A-Za-z]\s*=\s*)?",
+    re.ASCII,
+)
 
 
 def _clean(answer: str) -> str | None:
@@ -120,10 +142,22 @@ def _from_boxes(text: str, starts: list[re.Match[str]]) -> str | None:
         contents.append(previous[2])
         index -= 1
     contents.reverse()
+    if len(contents) > 1:
+        # "x = \boxed{2} and y = \boxed{3}": boxes that name different variables keep their names, so
+        # that the pair can be read as the point (2, 3); "x = \boxed{-2} or x = \boxed{5}" is a plain list.
+        names = [_assigned_name(text, box[0]) for box in top[index:]]
+        if all(names) and len(set(names)) == len(names):
+            contents = [f"{name} = {content}" for name, content in zip(names, contents, strict=True)]
     unique = list(dict.fromkeys(contents))
     # Boxes joined in the final sentence form one list answer; different values there are a hedge,
     # and returning them as a list makes them fail against a single-valued gold.
     return _clean(", ".join(unique))
+
+
+def _assigned_name(text: str, box_start: int) -> str | None:
+    """The variable assigned right before a box ("y = \\boxed{3}" gives "y"), or None."""
+    match = _ASSIGNED_NAME.search(text[max(0, box_start - 40) : box_start])
+    return match.group(1) if match is not None else None
 
 
 def _math_span(text: str) -> tuple[str, int] | None:
@@ -145,33 +179,91 @@ def _sentence(text: str) -> str:
     return text if end is None else text[: end.start()]
 
 
+def _plain_value(text: str) -> str:
+    """A plain-text answer up to its end of sentence, without an explanatory remark after it."""
+    sentence = _sentence(text)
+    remark = _REMARK.search(sentence)
+    return sentence[: remark.start()] if remark is not None and remark.start() > 0 else sentence
+
+
 def _after_marker(text: str) -> str | None:
     lead = _MARKER_LEAD.match(text)
     rest = text[lead.end() :] if lead is not None else text
-    if rest.startswith("$") or rest.startswith("\\[") or rest.startswith("\\("):
-        values: list[str] = []
-        position = 0
-        while True:
-            span = _math_span(rest[position:])
-            if span is None:
-                break
-            values.append(span[0])
-            position += span[1]
-            # "$6$ or $7$": math joined by and/or/commas in the same sentence is one list answer.
-            gap = _LIST_GAP.match(rest, position)
-            if gap is None or gap.end() == position or not rest.startswith(("$", "\\[", "\\("), gap.end()):
-                break
-            position = gap.end()
-        if not values:
-            return None
-        cleaned = [value for value in (_clean(v) for v in values) if value]
-        return ", ".join(dict.fromkeys(cleaned)) or None
-    return _clean(_sentence(rest[:_TAIL_WINDOW]))
+    if _starts_math(rest):
+        return _math_values(rest)
+    plain = _plain_value(rest[:_TAIL_WINDOW])
+    if _PROSE.match(plain):
+        # "Answer: There are 12 ways." states its value like a last sentence does.
+        predicate = _predicate(plain)
+        value = _predicate_value(predicate) if predicate is not None else None
+        if value is None:
+            value = _last_math(plain)
+        if value is not None:
+            return value
+    return _clean(plain)
+
+
+def _starts_math(text: str) -> bool:
+    return text.startswith(("$", "\\[", "\\("))
+
+
+def _math_values(rest: str) -> str | None:
+    """The math at the start of `rest`; "$6$ or $7$" (math joined by and/or/commas) is one list answer."""
+    values: list[str] = []
+    position = 0
+    while True:
+        span = _math_span(rest[position:])
+        if span is None:
+            break
+        values.append(span[0])
+        position += span[1]
+        # "$6$ or $7$": math joined by and/or/commas in the same sentence is one list answer.
+        gap = _LIST_GAP.match(rest, position)
+        if gap is None or gap.end() == position or not rest.startswith(("$", "\\[", "\\("), gap.end()):
+            break
+        position = gap.end()
+    if not values:
+        return None
+    cleaned = [value for value in (_clean(v) for v in values) if value]
+    return ", ".join(dict.fromkeys(cleaned)) or None
+
+
+def _predicate(sentence: str) -> str | None:
+    """What follows the last cue word outside math ("The value of $k$ is 2." gives "2.")."""
+    spans = [(match.start(), match.end()) for match in _MATH_SEGMENT.finditer(sentence)]
+    last = None
+    for cue in _PREDICATE_CUE.finditer(sentence):
+        if not any(start <= cue.start() < end for start, end in spans):
+            last = cue
+    return None if last is None else sentence[last.end() :].strip()
+
+
+def _predicate_value(predicate: str) -> str | None:
+    """The value a last-sentence predicate states: leading math, one number, or a few words ("Evelyn")."""
+    if _starts_math(predicate):
+        return _math_values(predicate)
+    if "$" in predicate or "\\(" in predicate or "\\[" in predicate:
+        return None  # "about $12$": the caller takes the last math segment
+    plain = _plain_value(predicate)
+    numbers = _NUMBER.findall(plain)
+    if len(numbers) == 1:
+        return _clean(numbers[0])
+    if not numbers and _FEW_WORDS.fullmatch(plain.rstrip(".!")):
+        return _clean(plain)
+    return None
+
+
+def _last_math(sentence: str) -> str | None:
+    segments = [
+        next(group for group in match.groups() if group is not None)
+        for match in _MATH_SEGMENT.finditer(sentence)
+    ]
+    return _clean(segments[-1]) if segments else None
 
 
 def _from_last_sentence(text: str) -> str | None:
     tail = text.rstrip()[-_TAIL_WINDOW:]
-    if not tail.endswith((".", "!", "$", "\\]", "\\)", ")")):
+    if not tail.endswith((".", "!", "$", "\\]", "\\)", ")", "**")):
         return None  # truncated mid-sentence: no answer was stated
     line = tail.rsplit("\n", 1)[-1].strip() or tail
     whole = _math_span(line)
@@ -183,12 +275,14 @@ def _from_last_sentence(text: str) -> str | None:
     sentence = pieces[-1] if pieces else line
     if _REFUSAL.search(sentence) or not _ANSWER_CUE.search(sentence):
         return None
-    segments = [
-        next(group for group in match.groups() if group is not None)
-        for match in _MATH_SEGMENT.finditer(sentence)
-    ]
-    if segments:
-        return _clean(segments[-1])
+    predicate = _predicate(sentence)
+    if predicate is not None:
+        value = _predicate_value(predicate)
+        if value is not None:
+            return value
+    last_math = _last_math(sentence)
+    if last_math is not None:
+        return last_math
     numbers = _NUMBER.findall(re.sub(r"\$[^$]*\$", " ", sentence))
     return _clean(numbers[0]) if len(numbers) == 1 else None
 

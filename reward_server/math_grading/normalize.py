@@ -45,6 +45,10 @@ _UNICODE_TABLE = str.maketrans(
         "\u00b3": "^3",
         "\u27e8": "(",
         "\u27e9": ")",
+        "\u2248": r" \approx ",
+        "\u20ac": " ",
+        "\u00a3": " ",
+        "`": " ",
     }
 )
 
@@ -52,7 +56,7 @@ _DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 
 # Thousands separators. Only well-formed groups of exactly three digits are joined, because commas
 # also separate list elements and tuple components (CONVENTIONS §9).
-EXPLICIT_THOUSANDS = re.compile(r"(?<=\d)(?:,\\!\s*|\{,\}|\\,|,\\,)(?=\d{3}(?!\d))", re.ASCII)
+EXPLICIT_THOUSANDS = re.compile(r"(?<=\d)(?:,\\!\s*|\{,\}|\\[,;:]|,\\,)(?=\d{3}(?!\d))", re.ASCII)
 _PLAIN_THOUSANDS = re.compile(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?!\d|,\d)", re.ASCII)
 
 _SUBSTITUTIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -70,23 +74,38 @@ _SUBSTITUTIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         # Upright constants: \mathrm{i} is the imaginary unit and \mathrm{e} Euler's number, not units.
         (r"\\(?:mathrm|text|textrm)\s*\{\s*([ie])\s*\}", r" \1 "),
         (r"\\(?:mathrm|textrm|mbox|textnormal|textit|texttt|textsf|hbox)(?![A-Za-z])", r"\\text"),
+        # Size and colour switches are layout only ("\large 42", "\color{red} 5").
+        (r"\\(?:tiny|scriptsize|footnotesize|small|normalsize|large|Large|LARGE|huge|Huge)(?![A-Za-z])", ""),
+        (r"\\(?:textcolor|color)\s*\{[^{}]*\}", ""),
+        (r"\\text\s*\{\s*(?:infinity|infty|inf)\s*\}", r"\\infty "),
+        # "1.5 x 10^3": a letter x between a number and a power of ten is a times sign.
+        (r"(?<=\d)\s*[xX]\s*(?=10\s*\^)", r"\\times "),
+        (r"\\(?:simeq|thickapprox)(?![A-Za-z])", r"\\approx "),
         (r"\\[dtc]frac(?![A-Za-z])", r"\\frac"),
         (r"\\[dt]binom(?![A-Za-z])", r"\\binom"),
         (r"\\(?:le|leq|leqslant)(?![A-Za-z])", r"\\le "),
         (r"\\(?:ge|geq|geqslant)(?![A-Za-z])", r"\\ge "),
         (r"\\(?:neq)(?![A-Za-z])", r"\\ne "),
-        (r"\\(?:mathbb|Bbb|mathbf)\s*\{?\s*R\s*\}?", r"\\mathbb{R}"),
+        (r"\\(?:mathbb|Bbb|mathbf)\s*\{?\s*R\s*\}?|\\R(?![A-Za-z])", r"\\mathbb{R}"),
+        # TeX's infix forms: `{10 \choose 3}` is \binom{10}{3} and `{1 \over 3}` is \frac{1}{3}.
+        (r"\{([^{}]*)\\choose(?![A-Za-z])([^{}]*)\}", r"\\binom{\1}{\2}"),
+        (r"\{([^{}]*)\\over(?![A-Za-z])([^{}]*)\}", r"\\frac{\1}{\2}"),
         (r"\\(?:varnothing)(?![A-Za-z])", r"\\emptyset "),
         (r"\\lbrace(?![A-Za-z])", r"\\{"),
         (r"\\rbrace(?![A-Za-z])", r"\\}"),
         (r"\\langle(?![A-Za-z])", "("),
         (r"\\rangle(?![A-Za-z])", ")"),
-        (r"^\s*(?:\\text\s*\{\s*)?all real numbers\s*\}?\s*$", r"\\mathbb{R}"),
+        (r"^\s*(?:\\text\s*\{\s*)?(?i:all real(?: numbers|s)?)\s*\}?\s*$", r"\\mathbb{R}"),
         # Percent is a unit label, stripped without any factor of 100 (CONVENTIONS §7).
         (r"\\?%", " "),
         # Degree marks are unit labels too (CONVENTIONS §8); no conversion to radians.
-        (r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![A-Za-z])|\\degree(?![A-Za-z])", " "),
-        (r"\\text\s*\{\s*,?\s*(or|and)\s*,?\s*\}", r" \1 "),
+        # "30^o" is a common plain-text degree mark; only after a number or a closing brace.
+        (
+            r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![A-Za-z])|\\degree(?![A-Za-z])"
+            r"|(?<=[\d}])\s*\^\s*(?:\{\s*o\s*\}|o(?![A-Za-z]))",
+            " ",
+        ),
+        (r"\\text\s*\{[\s~]*,?[\s~]*(or|and)[\s~]*,?[\s~]*\}", r" \1 "),
         # Spacing commands; `\,` inside numbers was handled by EXPLICIT_THOUSANDS already.
         (r"(?<!\\)\\[,;:!> ]|\\q?quad(?![A-Za-z])|\\hspace\s*\{[^{}]*\}|~", " "),
     )
@@ -100,7 +119,26 @@ _UNIT_WORDS = (
     r"|sq\.?\s*units?|square\s+units?|cubic\s+units?"
 )
 # A trailing `\text{...}` after a value is a unit label ("5 \text{ cm}", "18 \text{ dollars}").
-_TRAILING_TEXT = re.compile(r"(?<=\S)\s*\\text\s*\{[^{}]*\}\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$", re.ASCII)
+# "6 \text{ or more}" is not a unit: a label starting with "or"/"and" is kept (and fails as a hedge).
+_TRAILING_TEXT = re.compile(
+    r"(?<=\S)\s*\\text\s*\{(?!\s*(?:or|and)\b)[^{}]*\}\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$", re.ASCII
+)
+# The whole answer in one text box that starts with a number ("\text{12 inches}") is that number with a
+# unit label: unwrapped so that the unit rules apply.
+_TEXT_NUMBER = re.compile(r"\\text\s*\{\s*([-+]?\d[^{}]*)\}", re.ASCII)
+# "10 080": digit groups split by plain spaces, only when that is the whole answer ("12 13" stays a hedge
+# because 13 is not a group of three digits).
+_SPACED_THOUSANDS = re.compile(r"[-+]?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?", re.ASCII)
+# "2 1/4" in plain text is the mixed number 2 + 1/4 (CONVENTIONS §14), when that is the whole answer.
+_PLAIN_MIXED = re.compile(r"^([-+]?\d+) (\d+)/([1-9]\d*)$", re.ASCII)
+# A whole answer written as a number word ("eight") is that number; a careful human grader accepts it.
+_NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
 _UNIT = rf"(?:(?:square|sq\.?|cubic)\s+)?(?:{_UNIT_WORDS})\.?(?:\s*\^\s*\{{?\s*[23]\s*\}}?)?"
 _TRAILING_UNIT = re.compile(
     rf"(?<=[\d}})\s])\s*{_UNIT}(?:\s*(?:per|/)\s*{_UNIT})?\s*$",
@@ -171,15 +209,22 @@ def normalize(answer: str) -> str:
         s = pattern.sub(replacement, s)
     s = _SPACES.sub(" ", s).strip()
     s = _TRAILING_PUNCT.sub("", s)
+    text_number = _TEXT_NUMBER.fullmatch(s)
+    if text_number is not None:
+        s = _TRAILING_PUNCT.sub("", text_number.group(1).strip())
     # Units may stack ("5 \text{ cm}^2", "12 square units"): strip a few trailing labels.
     for _ in range(3):
         stripped = _TRAILING_UNIT.sub("", _TRAILING_TEXT.sub("", s)).rstrip()
         if stripped == s or not stripped:
             break
         s = _TRAILING_PUNCT.sub("", stripped)
+    if _SPACED_THOUSANDS.fullmatch(s):
+        s = s.replace(" ", "")
+    s = _PLAIN_MIXED.sub(r"\1\\frac{\2}{\3}", s)
     words = _NUMBER_WITH_WORDS.fullmatch(s)
     if words is not None:
         s = words.group(1)
+    s = _NUMBER_WORDS.get(_TEXT_WRAPPER.sub(r"\1", s).strip().lower(), s)
     s = _PLAIN_TEXT.sub(r"\1", s)
     s = _join_plain_thousands(s)
     s = _SPACES.sub(" ", s).strip()

@@ -282,7 +282,8 @@ class _Parser:
             elif text == "!":
                 self.pos += 1
                 left = Node("fact", (left,))
-            elif self._starts_factor(token):
+            elif self._starts_factor(token) or (kind == "num" and self.tokens[self.pos - 1][1] == "!"):
+                # "3!7!" is a product of factorials (a number after a value is otherwise never a product).
                 if min_bp >= 20:
                     return left
                 left = _mul(left, self.expr(20))

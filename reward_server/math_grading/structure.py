@@ -135,6 +135,8 @@ _RELATIONS = {
     r"\ne": "!=",
 }
 _RELATION_TOKENS = frozenset(_RELATIONS)
+_MUL_TOKENS = frozenset({r"\cdot", r"\times", "*"})
+_FUNCTION_LETTERS = frozenset("fghpqFGHPQ")
 _SUCH_THAT = frozenset({"|", ":", r"\mid"})
 _TEXT_ANSWER = re.compile(r"\\text\{([^{}]*[A-Za-z][^{}]*)\}", re.ASCII)
 _WORDS = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*", re.ASCII)
@@ -263,6 +265,17 @@ def intervals_of(answer: Answer) -> tuple[Interval, ...] | None:
     return None
 
 
+def _is_function_name(tokens: list[Token]) -> bool:
+    """`f(x)`, `g(2)`, `P(A)`: a function letter applied to an argument, on the left of an equation."""
+    return (
+        len(tokens) >= 4
+        and tokens[0][0] == "word"
+        and tokens[0][1] in _FUNCTION_LETTERS
+        and tokens[1][1] == "("
+        and _closing_index(tokens, 1) == len(tokens) - 1
+    )
+
+
 def _equation(parts: list[list[Token]]) -> Answer:
     last = _item(parts[-1])
     if not isinstance(last, Scalar | Solutions):
@@ -272,6 +285,10 @@ def _equation(parts: list[list[Token]]) -> Answer:
     for part in parts[:-1]:
         if not part:
             raise ParseError("empty side")
+        if _is_function_name(part):
+            # "f(x) = 2x + 3": the left side names a function value; kept whole, not read as f times x.
+            sides.append(Node("sym", (), _text(part)))
+            continue
         try:
             sides.append(parse_tokens(part))
         except ParseError:
@@ -315,7 +332,44 @@ def _relation(parts: list[list[Token]], ops: list[str]) -> Answer:
     raise ParseError("unsupported relation")
 
 
+def _scaled_matrix(tokens: list[Token], start: int) -> Answer | None:
+    """`c \\begin{pmatrix}...\\end{pmatrix}`: a scalar factor times a matrix, multiplied into every cell.
+
+    `\\frac{8}{49}\\begin{pmatrix} 2 \\\\ 6 \\\\ 3 \\end{pmatrix}` is the vector (16/49, 48/49, 24/49);
+    `-M` negates. Anything in front that is not a plain scalar ("v =", a relation) gives None: the caller
+    reads it otherwise.
+    """
+    prefix, rest = tokens[:start], tokens[start:]
+    if prefix[-1][1] == "(" and rest[-1][1] == ")":
+        prefix, rest = prefix[:-1], rest[:-1]
+    if prefix and prefix[-1][1] in _MUL_TOKENS:
+        prefix = prefix[:-1]
+    if not prefix or any(text in _RELATION_TOKENS or text in _SEPARATORS for _, text in prefix):
+        return None
+    try:
+        factor = Node("num", (), Fraction(-1)) if _text(prefix) == "-" else parse_tokens(prefix)
+        matrix = _matrix(rest)
+    except ParseError:
+        return None
+    if not isinstance(matrix, Matrix):
+        return None
+    rows: list[tuple[Answer, ...]] = []
+    for row in matrix.rows:
+        cells: list[Answer] = []
+        for cell in row:
+            if not isinstance(cell, Scalar):
+                return None
+            cells.append(Scalar(Node("mul", (factor, cell.node))))
+        rows.append(tuple(cells))
+    return Matrix(tuple(rows))
+
+
 def _matrix(tokens: list[Token]) -> Answer | None:
+    start = next((index for index, token in enumerate(tokens) if token[1] == r"\begin"), -1)
+    if start < 0:
+        return None
+    if start > 0 and not (start == 1 and tokens[0][1] == "("):
+        return _scaled_matrix(tokens, start)
     if len(tokens) > 2 and tokens[0][1] == "(" and tokens[-1][1] == ")" and tokens[1][1] == r"\begin":
         tokens = tokens[1:-1]
     if len(tokens) < 8 or tokens[0][1] != r"\begin" or tokens[-4][1] != r"\end":
@@ -337,11 +391,40 @@ def _matrix(tokens: list[Token]) -> Answer | None:
     return Matrix(tuple(rows))
 
 
+def _approximation(tokens: list[Token]) -> Answer | None:
+    """`a \\approx b`: the stated answer is `a`, the approximation after it is a comment.
+
+    `\\frac{14}{3} \\approx 4.67` is the exact 14/3 (a careful grader reads the exact value first; the
+    conventions are silent). When the left side only names the quantity (`x \\approx 4.67`, or nothing,
+    `\\approx 6`), the approximation is all that is stated, and it is compared as that value (so a decimal
+    still fails against an exact gold, CONVENTIONS §5).
+    """
+    parts = _split(tokens, frozenset({r"\approx"}))
+    if len(parts) == 1:
+        return None  # only nested ones, read with their brackets
+    head = parts[0]
+    if not head:
+        if len(parts) != 2:
+            raise ParseError("bad approximation")
+        return _item(parts[1])
+    try:
+        named = parse_tokens(head).kind == "sym"
+    except ParseError:
+        named = False
+    if named:
+        return _item([*head, ("op", "="), *parts[1]])
+    return _item(head)
+
+
 def _item(tokens: list[Token]) -> Answer:
     """Read one list element (no top-level commas left, except inside brackets)."""
     if not tokens:
         raise ParseError("empty item")
     texts = [text for _, text in tokens]
+    if r"\approx" in texts:
+        approximation = _approximation(tokens)
+        if approximation is not None:
+            return approximation
     if r"\in" in texts:
         index = _split(tokens, frozenset({r"\in"}))
         if len(index) == 2:
@@ -475,6 +558,9 @@ def _display(answer: Answer) -> str:
         )
         return " U ".join(parts)
     if isinstance(answer, Solutions):
+        if _distinct_names(answer.items):
+            # "x = -2, y = 1" is read as an ordered tuple against a tuple gold: keep the written order.
+            return ", ".join(_display(item) for item in answer.items)
         unique = sorted({_display(item) for item in answer.items})
         return ", ".join(unique) if unique else "{}"
     if isinstance(answer, Equation):
@@ -482,6 +568,15 @@ def _display(answer: Answer) -> str:
     if isinstance(answer, Matrix):
         return "[" + "; ".join(", ".join(_display(cell) for cell in row) for row in answer.rows) + "]"
     return answer.text
+
+
+def _distinct_names(items: tuple[Answer, ...]) -> bool:
+    names = [
+        str(item.sides[0].value)
+        for item in items
+        if isinstance(item, Equation) and len(item.sides) == 2 and item.sides[0].kind == "sym"
+    ]
+    return len(items) > 1 and len(names) == len(items) and len(set(names)) == len(names)
 
 
 def display(answer: Answer) -> str:

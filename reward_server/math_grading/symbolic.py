@@ -15,15 +15,31 @@ polynomials, complex exponentials). The order, cheapest first:
 
 from __future__ import annotations
 
+import cmath
+import math
 from functools import lru_cache
 from typing import Any
 
 import sympy
 
+# `sympy.simplify` imports `sympy.physics.units` (and with it combinatorics) on its first call, which
+# costs about 0.6 s. Importing it here moves that cost into the module import, which the worker pool's
+# forkserver pays once, instead of into the first graded pair of every fresh worker.
+import sympy.physics.units  # noqa: F401  (imported for its side effect only)
+import sympy.sets.setexpr  # noqa: F401
+
 from reward_server.math_grading.arithmetic import size_guard
 from reward_server.math_grading.parse import Node
 
 _MAX_SIMPLIFY_OPS = 60
+_MAX_TRANSCENDENTAL_DEPTH = 1
+_MAX_TRANSCENDENTAL_COUNT = 4
+_MAX_ROOT_INDEX = 4
+# Rough cost of `expand`/`cancel` (terms of the multinomial expansion times the exponent, a proxy for
+# coefficient size). `(x^2+2x+1)^{100}` vs `(x+1)^{200}` costs ~5e5 and takes seconds, and
+# `(\\pi+2+\\ln 10)^{30}` (~15000) over a second; MATH answers (`(x+1)^{12}` costs 156) stay far
+# below. Above it the pair is "not proven equal", which is the safe verdict.
+_MAX_EXPANSION_COST = 5_000
 _REJECT_THRESHOLD = sympy.Float("1e-20", 30)
 # Fixed, "generic" rational points: deterministic, and unlikely to be roots of a non-zero difference.
 _POINTS = (
@@ -158,11 +174,168 @@ def _may_be_zero(difference: Any, reference: Any) -> bool:
     return True
 
 
+class _Wild(ArithmeticError):
+    """A double-precision estimate overflows: 30-digit evaluation would need huge working precision."""
+
+
+_FLOAT_FUNCTIONS: dict[Any, Any] = {
+    sympy.sin: cmath.sin,
+    sympy.cos: cmath.cos,
+    sympy.tan: cmath.tan,
+    sympy.sinh: cmath.sinh,
+    sympy.cosh: cmath.cosh,
+    sympy.tanh: cmath.tanh,
+    sympy.asin: cmath.asin,
+    sympy.acos: cmath.acos,
+    sympy.atan: cmath.atan,
+    sympy.exp: cmath.exp,
+    sympy.log: cmath.log,
+}
+_FLOAT_CONSTANTS: dict[Any, complex] = {sympy.pi: complex(math.pi), sympy.E: complex(math.e), sympy.I: 1j}
+# Past these, exp/trig of the value (and mpmath's 30-digit evaluation of it) blow up or need thousands
+# of digits of working precision: `\cos(7^{7^{(1/2)^i}})` took 40 s in `sympy.N`.
+_MAX_EXPONENT = 700.0
+_MAX_TRIG_ARGUMENT = 1e8
+
+
+def _float_value(expr: Any, env: dict[Any, complex]) -> complex | None:
+    """A double-precision value of a sympy expression, symbols taken from `env`; None for unknown nodes.
+
+    Pure Python floats on purpose: even `xreplace` of a numeric point into such an expression makes
+    sympy's assumption system call `evalf`, which is what must be avoided here.
+
+    Raises:
+        _Wild: on overflow, or on an exp/trig argument far outside the range where evaluation is cheap.
+    """
+    if expr.is_Symbol:
+        return env.get(expr)
+    if expr.is_Number:
+        try:
+            value = complex(expr)
+        except (OverflowError, TypeError, ValueError) as error:
+            raise _Wild from error
+    elif expr in _FLOAT_CONSTANTS:
+        value = _FLOAT_CONSTANTS[expr]
+    elif expr.is_Add or expr.is_Mul:
+        parts: list[complex] = []
+        for arg in expr.args:
+            part = _float_value(arg, env)
+            if part is None:
+                return None
+            parts.append(part)
+        value = sum(parts, 0j) if expr.is_Add else math.prod(parts, start=1 + 0j)
+    elif expr.is_Pow:
+        base, exponent = (_float_value(arg, env) for arg in expr.args)
+        if base is None or exponent is None:
+            return None
+        if base == 0:
+            return 0j
+        power = exponent * cmath.log(base)
+        if abs(power.real) > _MAX_EXPONENT or abs(power.imag) > _MAX_TRIG_ARGUMENT:
+            raise _Wild
+        value = cmath.exp(power)
+    elif expr.func in _FLOAT_FUNCTIONS and len(expr.args) == 1:
+        argument = _float_value(expr.args[0], env)
+        if argument is None:
+            return None
+        if max(abs(argument.real), abs(argument.imag)) > _MAX_TRIG_ARGUMENT or (
+            expr.func is not sympy.log
+            and abs(argument.imag if expr.func in _TRIG else argument.real) > _MAX_EXPONENT
+        ):
+            raise _Wild
+        try:
+            value = _FLOAT_FUNCTIONS[expr.func](argument)
+        except (ValueError, ZeroDivisionError, OverflowError) as error:
+            raise _Wild from error
+    else:
+        return None
+    if not (cmath.isfinite(value)):
+        raise _Wild
+    return value
+
+
+_TRIG = frozenset({sympy.sin, sympy.cos, sympy.tan, sympy.asin, sympy.acos, sympy.atan})
+
+
+def _wild(expr: Any) -> bool:
+    """Whether evaluating `expr` at one of the fixed points overflows double precision (see `_Wild`).
+
+    Such a pair is "not proven equal" without trying: identical answers were accepted before this check.
+    """
+    symbols = sorted(expr.free_symbols, key=str)
+    for point in _POINTS:
+        env = {symbol: complex(point[i % len(point)] + i) for i, symbol in enumerate(symbols)}
+        try:
+            _float_value(expr, env)
+        except _Wild:
+            return True
+        except (ArithmeticError, TypeError, ValueError):
+            continue
+    return False
+
+
+def _expansion_cost(expr: Any) -> int:
+    """An upper estimate of the work `expand` does on `expr`, capped just above `_MAX_EXPANSION_COST`."""
+    cap = _MAX_EXPANSION_COST + 1
+    if not expr.args:
+        return 1
+    costs = [_expansion_cost(arg) for arg in expr.args]
+    if expr.is_Add:
+        return min(cap, sum(costs))
+    if expr.is_Mul:
+        product = 1
+        for cost in costs:
+            product = min(cap, product * cost)
+        return product
+    exponent = expr.args[1] if expr.is_Pow else None
+    if exponent is not None and exponent.is_Integer and abs(int(exponent)) > 1 and costs[0] > 1:
+        power, terms = abs(int(exponent)), costs[0]
+        # Multinomial expansion of a k-term base to the n-th power: C(n + k - 1, k - 1) terms.
+        count = 1
+        for index in range(1, min(terms - 1, power) + 1):
+            count = count * (power + terms - 1 - index + 1) // index
+            if count * power > cap:
+                return cap
+        return min(cap, count * power)
+    return max(costs)
+
+
+def _transcendental_nesting(expr: Any) -> tuple[int, int]:
+    """(deepest nesting, count) of transcendental nodes: functions, non-rational powers, high roots."""
+    if not expr.args:
+        return 0, 0
+    inner = [_transcendental_nesting(arg) for arg in expr.args]
+    depth = max(level for level, _ in inner)
+    count = sum(number for _, number in inner)
+    # A root of high order (`\\sin(1024)^{3585/128}`) makes trigsimp factor a degree-3585 polynomial.
+    exponent = expr.args[1] if expr.is_Pow else None
+    transcendental = isinstance(expr, sympy.Function) or (
+        exponent is not None and (not exponent.is_Rational or exponent.q > _MAX_ROOT_INDEX)
+    )
+    return (depth + 1, count + 1) if transcendental else (depth, count)
+
+
+def _simplify_allowed(expr: Any) -> bool:
+    """`simplify` only for small expressions without nested transcendental functions.
+
+    `simplify` runs trigsimp, exptrigsimp and factor passes whose time is unbounded on input like
+    `\\cos((\\cos\\sqrt2 - \\pi^{12})^{\\sin(e - i)})` (seconds). MATH answers that need it
+    (`\\sin^2 x + \\cos^2 x`, `\\sqrt{2} e^{i\\pi/4}`, nested radicals) have at most one level of functions
+    and a few of them.
+    """
+    if sympy.count_ops(expr) > _MAX_SIMPLIFY_OPS:
+        return False
+    depth, count = _transcendental_nesting(expr)
+    return depth <= _MAX_TRANSCENDENTAL_DEPTH and count <= _MAX_TRANSCENDENTAL_COUNT
+
+
 def _proved_zero(difference: Any) -> bool:
+    if _expansion_cost(difference) > _MAX_EXPANSION_COST:
+        return False
     for transform in (sympy.expand, sympy.cancel, lambda e: sympy.expand(sympy.expand_complex(e))):
         if transform(difference) == 0:
             return True
-    if sympy.count_ops(difference) <= _MAX_SIMPLIFY_OPS:
+    if _simplify_allowed(difference):
         return bool(sympy.simplify(difference) == 0)
     return False
 
@@ -190,7 +363,9 @@ def expressions_equal(gold: Node, answer: Node) -> bool:
         difference = gold_expr - answer_expr
         if difference == 0:
             return True
-        if _undefined(difference) or not _may_be_zero(difference, gold_expr):
+        if _undefined(difference) or _wild(difference) or _wild(gold_expr):
+            return False
+        if not _may_be_zero(difference, gold_expr):
             return False
         return _proved_zero(difference)
     except RecursionError:
@@ -204,14 +379,41 @@ def _constant_ratio(ratio: Any) -> bool:
 
 
 def _ratio_varies(ratio: Any) -> bool:
-    """True when the ratio takes two different values at the fixed rational points (cheap rejection)."""
+    """True when the ratio clearly takes two different values at the fixed points (cheap rejection).
+
+    Values are compared exactly when rational, else at 30 digits with the same relative test as
+    `_may_be_zero`, so that a non-constant transcendental ratio never reaches `simplify` (which can take
+    many seconds on trigonometric input).
+    """
     symbols = sorted(ratio.free_symbols, key=str)
+    if not symbols:
+        return False
     values = []
     for point in _POINTS:
         at_point = ratio.xreplace({symbol: point[i % len(point)] + i for i, symbol in enumerate(symbols)})
-        if at_point.is_Rational:
-            values.append(at_point)
-    return len(values) == 2 and values[0] != values[1]
+        if _undefined(at_point) or at_point.free_symbols:
+            return False
+        values.append(at_point)
+    if all(value.is_Rational for value in values):
+        return bool(values[0] != values[1])
+    return _values_differ(values[0], values[1])
+
+
+def _values_differ(first: Any, second: Any) -> bool:
+    """Whether two numeric values certainly differ: 30-digit values, gap relative to their size.
+
+    `sympy.N` gives 30 correct significant digits, so a relative gap above 1e-20 is a proof.
+    """
+    values = []
+    for value in (first, second):
+        real, imag = sympy.N(value, 30).as_real_imag()
+        if not (real.is_Number and imag.is_Number):
+            return False
+        values.append((real, imag))
+    (real_a, imag_a), (real_b, imag_b) = values
+    gap = max(abs(real_a - real_b), abs(imag_a - imag_b))
+    size = max(abs(real_a), abs(imag_a), abs(real_b), abs(imag_b))
+    return bool(gap > _REJECT_THRESHOLD * size)
 
 
 def equations_equal(gold: tuple[Node, Node], answer: tuple[Node, Node]) -> bool:
@@ -236,14 +438,17 @@ def equations_equal(gold: tuple[Node, Node], answer: tuple[Node, Node]) -> bool:
             return False
         if gold_diff == answer_diff or gold_diff == -answer_diff:
             return True
-        if gold_diff.free_symbols != answer_diff.free_symbols:
+        if gold_diff.free_symbols != answer_diff.free_symbols or _wild(gold_diff) or _wild(answer_diff):
+            return False
+        # `cancel` expands the numerator and the denominator separately: their costs add up.
+        if _expansion_cost(gold_diff) + _expansion_cost(answer_diff) > _MAX_EXPANSION_COST:
             return False
         ratio = answer_diff / gold_diff
         if _ratio_varies(ratio):
             return False
         if _constant_ratio(sympy.cancel(ratio)):
             return True
-        if sympy.count_ops(ratio) <= _MAX_SIMPLIFY_OPS:
+        if _simplify_allowed(ratio):
             return _constant_ratio(sympy.simplify(ratio))
         return False
     except RecursionError:
