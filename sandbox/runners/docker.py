@@ -263,8 +263,11 @@ class _Container:
             raise SandboxUnavailable(f"container {self.index} could not start: {exc}") from exc
         reader, self._writer = await asyncio.open_connection(sock=sock)
         self._pump_task = asyncio.create_task(self._pump(reader))
-        hello = {"op": "hello", "version": protocol.PROTOCOL_VERSION,
-                 "config": {"namespaces": "off", "work_root": "/tmp"}}
+        hello = {
+            "op": "hello",
+            "version": protocol.PROTOCOL_VERSION,
+            "config": {"namespaces": "off", "work_root": "/tmp"},
+        }
         try:
             reply = await self.request(hello, self.settings.start_timeout_s)
             if reply.get("op") != "ready":
@@ -381,8 +384,11 @@ class _Container:
             self.broken = True
             return False
         if report["removed"]:
-            logger.info("sandbox container %d: removed %d leftovers of the last program", self.index,
-                        report["removed"])
+            logger.info(
+                "sandbox container %d: removed %d leftovers of the last program",
+                self.index,
+                report["removed"],
+            )
         return True
 
     async def remove(self) -> None:

@@ -76,8 +76,11 @@ async def test_pool_starts_and_runs_stdin_programs(pool: DockerSandbox) -> None:
 
 
 async def test_call_programs_and_verdicts(pool: DockerSandbox) -> None:
-    call = Program(code="class Solution:\n    def twice(self, xs):\n        return [2 * x for x in xs]\n",
-                   mode="call", fn_name="twice")
+    call = Program(
+        code="class Solution:\n    def twice(self, xs):\n        return [2 * x for x in xs]\n",
+        mode="call",
+        fn_name="twice",
+    )
     async with pool.session(call, Limits()) as session:
         run = await session.run(TestInput(args=[[1, 2, 3]]))
     assert run.outcome is Outcome.OK and json.loads(run.result_json or "null") == [2, 4, 6]
@@ -176,8 +179,7 @@ async def test_leftovers_are_cleaned_between_sessions() -> None:
     try:
         first = sandbox.container_ids[0]
         litter = (
-            "import os\nopen('/tmp/planted', 'w').write('x')\nos.makedirs('/tmp/d/e')\n"
-            "os.chmod('/tmp/d', 0)"
+            "import os\nopen('/tmp/planted', 'w').write('x')\nos.makedirs('/tmp/d/e')\nos.chmod('/tmp/d', 0)"
         )
         assert (await run_one(sandbox, litter)).outcome is Outcome.OK
         look = await run_one(sandbox, "import os\nprint(sorted(os.listdir('/tmp')))")
@@ -228,12 +230,17 @@ async def test_leftovers_of_a_crashed_server_are_removed_at_start(engine: Any) -
     dead = subprocess.Popen(["true"])
     dead.wait()
     orphan = engine.containers.create(
-        IMAGE, entrypoint=["sleep", "300"], network_mode="none", read_only=True,
+        IMAGE,
+        entrypoint=["sleep", "300"],
+        network_mode="none",
+        read_only=True,
         labels={LABEL: "runner", OWNER_LABEL: f"{socket.gethostname()}/{dead.pid}/deadbeef0000"},
     )
     orphan.start()
     other_host = engine.containers.create(
-        IMAGE, entrypoint=["sleep", "300"], network_mode="none",
+        IMAGE,
+        entrypoint=["sleep", "300"],
+        network_mode="none",
         labels={LABEL: "runner", OWNER_LABEL: "some-other-host/1/deadbeef0000"},
     )
     try:
