@@ -78,11 +78,11 @@ import docker  # type: ignore[import-untyped]
 import requests
 from docker import errors as docker_errors
 from docker.types import LogConfig  # type: ignore[import-untyped]
-from pydantic import ValidationError
 
 from sandbox import runner as protocol
 from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
-from sandbox.schemas import Limits, Program, TestInput, TestRun
+from sandbox.runners.session import CLOSE_TIMEOUT_S, RunnerSession
+from sandbox.schemas import Limits, Program
 from sandbox.settings import SandboxSettings
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,6 @@ LABEL = "io.iarl.sandbox"
 OWNER_LABEL = "io.iarl.sandbox.owner"
 RUNNER_HASH_LABEL = "io.iarl.sandbox.runner-sha256"  # set by services/build_sandbox_image.sh
 RUNNER_OVERHEAD_MB = 192  # the runner's own processes beside a test: added to its limit and /tmp
-CLOSE_TIMEOUT_S = protocol.SWEEP_TIMEOUT_S + 5.0
 OPEN_ATTEMPTS = 3
 REMOVE_TIMEOUT_S = 30
 JANITOR_LIMITS = Limits(wall_time_s=10.0, memory_mb=256, max_processes=4)
@@ -169,6 +168,10 @@ def _remove_container(container: Any) -> None:
 
 class _Container:
     """One pool slot: a container, its attach stream and the runner's frames. Not for concurrent use."""
+
+    @property
+    def label(self) -> str:
+        return f"container {self.index}"
 
     def __init__(self, index: int, generation: int, sandbox: DockerSandbox) -> None:
         self.index = index
@@ -411,63 +414,6 @@ class _Container:
                 await self._pump_task
 
 
-class DockerSession:
-    """One program in one container; run its tests one at a time."""
-
-    def __init__(self, slot: _Container, program: Program, limits: Limits, margin_s: float) -> None:
-        self._slot = slot
-        self.program = program
-        self.limits = limits
-        self._margin_s = margin_s
-        self._lock = asyncio.Lock()
-        self._closed = False
-        self.compile_error: str | None = None
-
-    async def _open(self) -> None:
-        await self._slot.ensure_memory(self.limits.memory_mb)
-        message = {"op": "open", "program": self.program.model_dump(), "limits": self.limits.model_dump()}
-        reply = await self._slot.request(message, self.limits.wall_time_s + self._margin_s)
-        if reply["op"] != "opened":
-            self._slot.broken = True
-            raise SandboxCrashed(f"container {self._slot.index}: unexpected reply {reply['op']!r} to 'open'")
-        self.compile_error = reply.get("compile_error")
-
-    async def run(self, test: TestInput) -> TestRun:
-        """Run one test under the session's limits. Raises SandboxError only for infrastructure failures."""
-        if self._closed:
-            raise SandboxError("the session is closed")
-        message = {"op": "run", "stdin": test.stdin, "args": test.args}
-        json.dumps(message)  # a TypeError here is the caller's (arguments that are not JSON)
-        async with self._lock:
-            reply = await self._slot.request(message, self.limits.wall_time_s + self._margin_s)
-        if reply["op"] != "result":
-            self._slot.broken = True
-            raise SandboxCrashed(f"container {self._slot.index}: unexpected reply {reply['op']!r} to 'run'")
-        try:
-            return TestRun(
-                outcome=reply["outcome"],
-                stdout=reply["stdout"],
-                stderr_tail=reply["stderr_tail"],
-                result_json=reply["result_json"],
-                exit_code=reply["exit_code"],
-                signal=reply["signal"],
-                wall_time_s=reply["wall_time_s"],
-            )
-        except (KeyError, ValidationError) as exc:
-            self._slot.broken = True
-            raise SandboxCrashed(f"container {self._slot.index}: malformed result: {exc}") from exc
-
-    async def _close(self) -> None:
-        self._closed = True
-        if self._slot.broken:
-            return
-        async with self._lock:
-            reply = await self._slot.request({"op": "close"}, CLOSE_TIMEOUT_S)
-        if reply["op"] != "closed":
-            self._slot.broken = True
-            raise SandboxCrashed(f"container {self._slot.index}: unexpected reply {reply['op']!r} to 'close'")
-
-
 class DockerSandbox:
     """Sandbox backend of warm, hardened containers (see the module docstring)."""
 
@@ -623,18 +569,19 @@ class DockerSandbox:
         self._client = None
         self._started = False
 
-    def session(self, program: Program, limits: Limits) -> AbstractAsyncContextManager[DockerSession]:
+    def session(self, program: Program, limits: Limits) -> AbstractAsyncContextManager[RunnerSession]:
         """A session of `program` under `limits` in a free container (waits for one)."""
         return self._session(program, limits)
 
     @contextlib.asynccontextmanager
-    async def _session(self, program: Program, limits: Limits) -> AsyncIterator[DockerSession]:
+    async def _session(self, program: Program, limits: Limits) -> AsyncIterator[RunnerSession]:
         await self.start()
         for attempt in range(OPEN_ATTEMPTS):
             slot = await self._acquire()
-            session = DockerSession(slot, program, limits, self.settings.protocol_margin_s)
+            session = RunnerSession(slot, program, limits, self.settings.protocol_margin_s)
             try:
-                await session._open()
+                await slot.ensure_memory(limits.memory_mb)
+                await session.open()
                 break
             except SandboxCrashed:
                 # Nothing ran yet: a container that died while idle (its end not seen yet) costs a retry.
@@ -648,7 +595,7 @@ class DockerSandbox:
             yield session
         finally:
             try:
-                await session._close()
+                await session.close()
             finally:
                 self._release(slot)
 

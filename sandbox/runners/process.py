@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import signal
@@ -28,18 +27,16 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from sandbox import runner as protocol
 from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
-from sandbox.schemas import Limits, Program, TestInput, TestRun
+from sandbox.runners.session import RunnerSession
+from sandbox.schemas import Limits, Program
 from sandbox.settings import SandboxSettings
 
 logger = logging.getLogger(__name__)
 
 RUNNER_PATH = Path(protocol.__file__).resolve()
 RUNNER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}  # nothing of the server's own
-CLOSE_TIMEOUT_S = protocol.SWEEP_TIMEOUT_S + 5.0
 
 
 class _UidBlock:
@@ -73,6 +70,10 @@ class _UidBlock:
 
 class _Runner:
     """One slot: a runner process and the frames to and from it. Not for concurrent use."""
+
+    @property
+    def label(self) -> str:
+        return f"runner {self.index}"
 
     def __init__(self, index: int, settings: SandboxSettings, uid_base: int) -> None:
         self.index = index
@@ -186,62 +187,6 @@ class _Runner:
         await self.kill()
 
 
-class ProcessSession:
-    """One program in one slot; run its tests one at a time."""
-
-    def __init__(self, runner: _Runner, program: Program, limits: Limits, margin_s: float) -> None:
-        self._runner = runner
-        self.program = program
-        self.limits = limits
-        self._margin_s = margin_s
-        self._lock = asyncio.Lock()
-        self._closed = False
-        self.compile_error: str | None = None
-
-    async def _open(self) -> None:
-        message = {"op": "open", "program": self.program.model_dump(), "limits": self.limits.model_dump()}
-        reply = await self._runner.request(message, self.limits.wall_time_s + self._margin_s)
-        if reply["op"] != "opened":
-            self._runner.broken = True
-            raise SandboxCrashed(f"runner {self._runner.index}: unexpected reply {reply['op']!r} to 'open'")
-        self.compile_error = reply.get("compile_error")
-
-    async def run(self, test: TestInput) -> TestRun:
-        """Run one test under the session's limits. Raises SandboxError only for infrastructure failures."""
-        if self._closed:
-            raise SandboxError("the session is closed")
-        message = {"op": "run", "stdin": test.stdin, "args": test.args}
-        json.dumps(message)  # a TypeError here is the caller's (arguments that are not JSON)
-        async with self._lock:
-            reply = await self._runner.request(message, self.limits.wall_time_s + self._margin_s)
-        if reply["op"] != "result":
-            self._runner.broken = True
-            raise SandboxCrashed(f"runner {self._runner.index}: unexpected reply {reply['op']!r} to 'run'")
-        try:
-            return TestRun(
-                outcome=reply["outcome"],
-                stdout=reply["stdout"],
-                stderr_tail=reply["stderr_tail"],
-                result_json=reply["result_json"],
-                exit_code=reply["exit_code"],
-                signal=reply["signal"],
-                wall_time_s=reply["wall_time_s"],
-            )
-        except (KeyError, ValidationError) as exc:
-            self._runner.broken = True
-            raise SandboxCrashed(f"runner {self._runner.index}: malformed result: {exc}") from exc
-
-    async def _close(self) -> None:
-        self._closed = True
-        if self._runner.broken:
-            return
-        async with self._lock:
-            reply = await self._runner.request({"op": "close"}, CLOSE_TIMEOUT_S)
-        if reply["op"] != "closed":
-            self._runner.broken = True
-            raise SandboxCrashed(f"runner {self._runner.index}: unexpected reply {reply['op']!r} to 'close'")
-
-
 class ProcessSandbox:
     """Sandbox backend of warm local runners (see the module docstring)."""
 
@@ -326,21 +271,21 @@ class ProcessSandbox:
             self._uids.release()
         self._started = False
 
-    def session(self, program: Program, limits: Limits) -> AbstractAsyncContextManager[ProcessSession]:
+    def session(self, program: Program, limits: Limits) -> AbstractAsyncContextManager[RunnerSession]:
         """A session of `program` under `limits` in a free slot (waits for one)."""
         return self._session(program, limits)
 
     @contextlib.asynccontextmanager
-    async def _session(self, program: Program, limits: Limits) -> AsyncIterator[ProcessSession]:
+    async def _session(self, program: Program, limits: Limits) -> AsyncIterator[RunnerSession]:
         await self.start()
         runner = await self._acquire()
-        session = ProcessSession(runner, program, limits, self.settings.protocol_margin_s)
+        session = RunnerSession(runner, program, limits, self.settings.protocol_margin_s)
         try:
-            await session._open()
+            await session.open()
             yield session
         finally:
             try:
-                await session._close()
+                await session.close()
             finally:
                 self._release(runner)
 

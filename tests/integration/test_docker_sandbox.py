@@ -157,7 +157,7 @@ async def test_container_killed_mid_session_is_an_infrastructure_error(
     async with pool.session(Program(code="import time\ntime.sleep(30)"), Limits(wall_time_s=20)) as session:
         task = asyncio.create_task(session.run(TestInput()))
         await asyncio.sleep(0.5)
-        busy = session._slot.id
+        busy = session.channel.id
         engine.containers.get(busy).kill()
         with pytest.raises(SandboxCrashed):
             await task
@@ -200,7 +200,7 @@ async def test_memory_limit_follows_the_session(pool: DockerSandbox, engine: Any
     program = Program(code="print(len(bytearray(3000 << 20)))")
     async with pool.session(program, Limits(memory_mb=4096)) as session:
         run = await session.run(TestInput())
-        container_id = session._slot.id
+        container_id = session.channel.id
     assert run.outcome is Outcome.OK and run.stdout == f"{3000 << 20}\n"
     host = engine.containers.get(container_id).attrs["HostConfig"]
     assert host["Memory"] == host["MemorySwap"] >= (4096 + 64) << 20

@@ -335,6 +335,8 @@ RULES: dict[str, list[tuple[str, str, bool]]] = {
         ("5", "€5", True),
     ],
     "9 separators": [
+        ("1500", "1.5 x 10^3", True),
+        ("1500", "1.5 x 10^4", False),
         ("10,\\!080", "10080", True),
         ("10,\\!080", "10,080", True),
         ("10,\\!080", "10{,}080", True),
@@ -503,6 +505,9 @@ RULES: dict[str, list[tuple[str, str, bool]]] = {
         ("x=5", "y = 5", False),
     ],
     "14 mixed": [
+        ("\\frac{9}{4}", "2 1/4", True),
+        ("\\frac{9}{4}", "2 1/4 cups", True),
+        ("\\frac{1}{2}", "2 1/4", False),
         ("1\\frac{4}{5}", "\\frac95", True),
         ("1\\frac{4}{5}", "1.8", True),
         ("1\\frac{4}{5}", "1 \\frac45", True),
@@ -738,6 +743,14 @@ RULES: dict[str, list[tuple[str, str, bool]]] = {
 
 # (gold, full completion, equivalent): extraction (§1-§3) and judgement together, in model-output styles.
 COMPLETIONS: list[tuple[str, str, bool]] = [
+    ("12", "**Answer:** The area is $12$.", True),
+    ("12", "**Answer:** The area is 12 square units.", True),
+    ("12", "Answer: There are 12 ways.", True),
+    ("13", "Answer: There are 12 ways.", False),
+    ("12", "**Final Answer**\n\n12", True),
+    ("12", "### Final Answer\n12", True),
+    ("12", "### Final Answer\n\n$12$", True),
+    ("13", "### Final Answer\n\n$12$", False),
     ("2000", "Each day he eats 500 calories for 4 days.\n\nAnswer: 2000 calories", True),
     ("12", "The final answer is 12 inches.", True),
     ("12", "The final answer is 12 inches. I hope it is correct.", True),
@@ -1256,3 +1269,50 @@ def test_fuzz_grade_completion_never_raises_and_is_fast(parts: list[str], gold: 
         verdict = grade_completion(completion_gold, completion)
         assert time.perf_counter() - start < 1.0, (completion_gold, completion)
         assert isinstance(verdict, bool)
+
+
+# Pairs that once took seconds to minutes in sympy (found by fuzzing the symbolic stage): each must
+# now come back well under the worker's deadline.
+SLOW_SYMBOLIC = [
+    ("((x+1)^{2})^{400}", "(x^2+2x+1)^{400}"),
+    ("(1+\\sqrt2)^{1000}", "(3+2\\sqrt2)^{500}"),
+    ("(x^2+2x+1)^{100}", "(x+1)^{200}"),
+    ("y=\\sin(\\cos((\\ln(y))^{11}))", "y=7"),
+    (
+        "y=((\\sin(2^{10}))^{7+(\\frac{1}{2})^{9}})^{4}",
+        "y=((\\sin(2^{10}))^{7+(\\frac{1}{2})^{9}})^{4}\\frac{\\ln 0.5}{1.5}",
+    ),
+    ("y=((\\pi+2+\\ln(10))^{10})^{3}", "y=10"),
+    ("7^{(10+0.5+2)^{6}}", "7^{(10+0.5+2)^{6}}+0"),
+    ("y=((1.5+e^{2})^{10})^{4}", "y=((1.5+e^{2})^{10})^{4}\\frac{\\sqrt{2}}{i}"),
+    (
+        "(\\sqrt{\\sqrt{x}})^{\\cos((7^{7})^{(\\frac{1}{2})^{i}})}",
+        "(\\sqrt{\\sqrt{x}})^{\\cos((7^{7})^{(\\frac{1}{2})^{i}})}\\frac{\\sin(\\ln 0.5)}{\\pi}",
+    ),
+    (
+        "y=\\cos((\\cos(\\sqrt{2})-\\pi^{12})^{\\sin(e-i)})",
+        "y=\\cos((\\cos(\\sqrt{2})-\\pi^{12})^{\\sin(e-i)})\\frac{(\\ln 7)^{6}}{2}",
+    ),
+]
+
+
+@pytest.mark.parametrize(("gold", "answer"), SLOW_SYMBOLIC)
+def test_symbolic_stage_is_bounded(gold: str, answer: str) -> None:
+    start = time.perf_counter()
+    verdict = judge(gold, answer)
+    assert time.perf_counter() - start < 1.0
+    assert verdict.equivalent is False
+
+
+@pytest.mark.parametrize(
+    ("gold", "answer"),
+    [
+        ("(x^2+2x+1)^{10}", "(x+1)^{20}"),
+        ("y=(x+1)^{20}", "y=(x^2+2x+1)^{10}"),
+        ("\\sin^2 x + \\cos^2 x", "1"),
+        ("\\sqrt{2} e^{i\\pi/4}", "1+i"),
+        ("\\sqrt{3+2\\sqrt{2}}", "1+\\sqrt{2}"),
+    ],
+)
+def test_symbolic_guards_keep_realistic_identities(gold: str, answer: str) -> None:
+    assert judge(gold, answer).equivalent is True

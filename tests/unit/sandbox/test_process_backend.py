@@ -91,7 +91,7 @@ async def test_sessions_run_in_parallel_up_to_the_slots(sandbox: ProcessSandbox)
 async def test_a_killed_runner_is_a_crash_and_is_replaced(sandbox: ProcessSandbox) -> None:
     async with sandbox.session(ECHO, Limits()) as session:
         assert (await session.run(TestInput(stdin="a\n"))).stdout == "a\n"
-        runner = session._runner
+        runner = session.channel
         assert runner.process is not None
         os.killpg(runner.process.pid, signal.SIGKILL)
         with pytest.raises(SandboxCrashed):
