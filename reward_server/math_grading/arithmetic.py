@@ -264,6 +264,10 @@ def size_guard(node: Node) -> None:
             if exponent is not None:
                 base = exact_value(current.args[0])
                 if base is not None:
+                    # `7^{12.5^6}`: sympy splits a rational exponent into an integer part and a root, and
+                    # would build 7^{3814697} before anything else; an integer exponent is checked by _pow.
+                    if abs(exponent[0]) * max(1, _bits(base)) > MAX_BITS:
+                        raise TooLarge("power too large")
                     _pow(current.args[0], current.args[1])
                 elif abs(exponent[0]) > MAX_SYMBOLIC_EXPONENT or abs(exponent[1]) > MAX_SYMBOLIC_EXPONENT:
                     raise TooLarge("symbolic power too large")

@@ -2,9 +2,12 @@
 
 Order: the last complete `\\boxed{...}` (or `\\fbox{...}`, `\\boxed 9`), joined with the boxes right
 before it when they sit in the same sentence separated by "and"/"or"/commas; without any box, the
-value after the last "final answer is" / "Answer:" / "answer is" marker; failing that, the value stated
-in the last sentence, read conservatively. An unterminated or empty last box, a truncated text and a
-refusal give None.
+value after the last "final answer is" / "Answer:" / "answer is" marker (or a "Final Answer" heading);
+failing that, the value stated in the last sentence, read conservatively: what follows its last cue word
+outside math ("The value of $k$ is 2." gives 2), with closing courtesies ("I hope this helps!") skipped.
+An unterminated or empty last box, a truncated text and a refusal give None. Boxes that assign
+different variables ("x = \\boxed{2} and y = \\boxed{3}") keep their names, so that the pair can be
+read as a point.
 
 Linear time: boxes are found with one literal regex, braces are matched with one stack pass over the
 brace tokens (no recursion, so 3,000-deep nesting is fine), markers with one regex scan, and every
@@ -57,6 +60,9 @@ _REMARK = re.compile(
 _PREDICATE_CUE = re.compile(
     r"=|\b(?:is|are|was|were|equals?|gives?|get|got|thus|therefore|hence|so)\b", re.IGNORECASE
 )
+# A closing sentence without digits, math or an answer cue states no value ("I hope this helps!").
+_COURTESY = re.compile(r"[^\d$\\]*", re.ASCII)
+_MAX_SKIPPED_COURTESIES = 2
 # A word answer stated in prose: at most three words, or a choice label ("Evelyn", "even", "**(C)**").
 _FEW_WORDS = re.compile(r"[\s*]*\(?[A-Za-z][A-Za-z'-]*\)?(?:\s+[A-Za-z][A-Za-z'-]*){0,2}[\s*]*", re.ASCII)
 # "$6$ or $7$", "$12$, or possibly $13$": a hedge word between the values does not end the list.
@@ -265,14 +271,43 @@ def _from_last_sentence(text: str) -> str | None:
     tail = text.rstrip()[-_TAIL_WINDOW:]
     if not tail.endswith((".", "!", "$", "\\]", "\\)", ")", "**")):
         return None  # truncated mid-sentence: no answer was stated
-    line = tail.rsplit("\n", 1)[-1].strip() or tail
+    display = _trailing_display(tail)
+    if display is not None:
+        return display
+    # The last sentence that states something: a closing courtesy without digits or math ("I hope this
+    # helps!", "Let me know if you have questions.") states no value and is skipped (at most twice).
+    units = [
+        piece
+        for line in tail.split("\n")
+        for piece in re.split(r"(?<=[.!?])\s+(?=[A-Z\\$(])", line.strip())
+        if piece.strip()
+    ]
+    for skipped, sentence in enumerate(reversed(units)):
+        courtesy = _COURTESY.fullmatch(sentence) is not None and not _ANSWER_CUE.search(sentence)
+        if skipped < _MAX_SKIPPED_COURTESIES and courtesy and not _REFUSAL.search(sentence):
+            continue
+        return _sentence_value(sentence.strip())
+    return None
+
+
+def _trailing_display(tail: str) -> str | None:
+    """A completion that ends with display math on its own lines ("\\[\\n x = 5 \\n\\]") states it."""
+    line = tail.rsplit("\n", 1)[-1].strip()
     whole = _math_span(line)
     if whole is not None and whole[1] == len(line):
         # A last line that is only math ("$$\\frac34$$", "\\[ x = 5 \\]") states the answer.
         return _clean(whole[0])
-    # The last sentence of the last line: split at sentence ends outside math.
-    pieces = [piece for piece in re.split(r"(?<=[.!?])\s+(?=[A-Z\\$(])", line) if piece.strip()]
-    sentence = pieces[-1] if pieces else line
+    for left, right in (("\\[", "\\]"), ("$$", "$$")):
+        if line == right:
+            opening = tail.rfind(left, 0, len(tail) - len(right))
+            if opening >= 0 and "\n" in tail[opening:]:
+                inner = tail[opening + len(left) : len(tail) - len(right)]
+                if right not in inner:
+                    return _clean(inner)
+    return None
+
+
+def _sentence_value(sentence: str) -> str | None:
     if _REFUSAL.search(sentence) or not _ANSWER_CUE.search(sentence):
         return None
     predicate = _predicate(sentence)

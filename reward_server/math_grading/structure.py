@@ -12,8 +12,11 @@
 | `[2,5)`, `x \\in [2,5)`, `-1 \\le x \\le 4`, `x > 1`, `A \\cup B`, `\\mathbb{R}` | Intervals (§10) |
 | `a, b`, `\\{a,b\\}`, `a \\text{ or } b`, `\\pm 2` | Solutions (unordered, complete, §12)  |
 | `y = 2x + 3`, `x = 3`                     | Equation (§13)                             |
-| `\\begin{pmatrix}...\\end{pmatrix}`        | Matrix                                     |
+| `\\begin{pmatrix}...`, `\\frac{8}{49}\\begin{pmatrix}...` | Matrix (a factor is multiplied in) |
 | anything else                            | Unparsed (only exact string equality)      |
+
+`a \\approx b` is read as `a` (the approximation is a comment), or as `a = b` when `a` only names the
+quantity; `f(x) = ...` keeps `f(x)` as the name of the left side.
 
 `display` renders any of them as short canonical plain text; equal displays mean equivalent answers.
 """

@@ -37,9 +37,10 @@ _MAX_TRANSCENDENTAL_COUNT = 4
 _MAX_ROOT_INDEX = 4
 # Rough cost of `expand`/`cancel` (terms of the multinomial expansion times the exponent, a proxy for
 # coefficient size). `(x^2+2x+1)^{100}` vs `(x+1)^{200}` costs ~5e5 and takes seconds, and
-# `(\\pi+2+\\ln 10)^{30}` (~15000) over a second; MATH answers (`(x+1)^{12}` costs 156) stay far
-# below. Above it the pair is "not proven equal", which is the safe verdict.
-_MAX_EXPANSION_COST = 5_000
+# `(\\pi+2+\\ln 10)^{30}` (~15000) or `(1.5+e^2)^{40}` (~1600, through `cancel`) over a second. MATH
+# answers (`(x+1)^{12}` costs 156) stay far below. Above the bound a pair is "not proven equal", which is
+# the safe verdict.
+_MAX_EXPANSION_COST = 2_000
 _REJECT_THRESHOLD = sympy.Float("1e-20", 30)
 # Fixed, "generic" rational points: deterministic, and unlikely to be roots of a non-zero difference.
 _POINTS = (
@@ -211,7 +212,8 @@ def _float_value(expr: Any, env: dict[Any, complex]) -> complex | None:
         return env.get(expr)
     if expr.is_Number:
         try:
-            value = complex(expr)
+            # p / q of Python ints is exact-to-double and fast; `complex(expr)` would go through evalf.
+            value = complex(expr.p / expr.q) if expr.is_Rational else complex(expr)
         except (OverflowError, TypeError, ValueError) as error:
             raise _Wild from error
     elif expr in _FLOAT_CONSTANTS:
@@ -257,6 +259,7 @@ def _float_value(expr: Any, env: dict[Any, complex]) -> complex | None:
 _TRIG = frozenset({sympy.sin, sympy.cos, sympy.tan, sympy.asin, sympy.acos, sympy.atan})
 
 
+@lru_cache(maxsize=4096)
 def _wild(expr: Any) -> bool:
     """Whether evaluating `expr` at one of the fixed points overflows double precision (see `_Wild`).
 

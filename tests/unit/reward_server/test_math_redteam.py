@@ -743,6 +743,12 @@ RULES: dict[str, list[tuple[str, str, bool]]] = {
 
 # (gold, full completion, equivalent): extraction (§1-§3) and judgement together, in model-output styles.
 COMPLETIONS: list[tuple[str, str, bool]] = [
+    ("42", "Thus the result is 42.\n\nI hope this helps! Let me know if you have further questions.", True),
+    ("24", "Thus the result is 42.\n\nI hope this helps! Let me know if you have further questions.", False),
+    ("\\text{Evelyn}", "The winner is Evelyn. I hope this helps!", True),
+    ("42", "The result:\n\\[\n42\n\\]", True),
+    ("42", "Therefore\n$$\nx = 42\n$$", True),
+    ("42", "I'm sorry, I cannot answer that. Let me know if you have questions.", False),
     ("12", "**Answer:** The area is $12$.", True),
     ("12", "**Answer:** The area is 12 square units.", True),
     ("12", "Answer: There are 12 ways.", True),
