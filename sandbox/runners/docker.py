@@ -81,7 +81,7 @@ from docker.types import LogConfig  # type: ignore[import-untyped]
 
 from sandbox import runner as protocol
 from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
-from sandbox.runners.session import CLOSE_TIMEOUT_S, RunnerSession
+from sandbox.runners.session import CLOSE_TIMEOUT_S, RunnerSession, exchange
 from sandbox.schemas import Limits, Program
 from sandbox.settings import SandboxSettings
 
@@ -317,30 +317,7 @@ class _Container:
         """Send one frame and read the reply; any failure leaves the container broken (SandboxCrashed)."""
         if self.broken or self._writer is None:
             raise SandboxCrashed(f"container {self.index} is not usable")
-        frame = protocol.encode_frame(message)
-        try:
-            async with asyncio.timeout(timeout_s):
-                self._writer.write(frame)
-                await self._writer.drain()
-                (size,) = struct.unpack(">I", await self._stdout.readexactly(4))
-                if size > protocol.MAX_FRAME_BYTES:
-                    raise ValueError(f"frame of {size} bytes")
-                reply = protocol.decode_frame_body(await self._stdout.readexactly(size))
-        except TimeoutError as exc:
-            self.broken = True
-            raise SandboxCrashed(
-                f"container {self.index} did not answer {message['op']!r} in {timeout_s:.1f} s"
-            ) from exc
-        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
-            self.broken = True
-            raise SandboxCrashed(f"container {self.index} failed during {message['op']!r}: {exc!r}") from exc
-        except BaseException:
-            self.broken = True  # cancelled mid-request: the stream is out of step
-            raise
-        if reply["op"] == "error":
-            self.broken = True
-            raise SandboxCrashed(f"container {self.index}: {reply.get('message', 'error')}")
-        return reply
+        return await exchange(self, self._writer, self._stdout, message, timeout_s)
 
     async def ensure_memory(self, test_memory_mb: int) -> None:
         """Raise the container's memory limit so that a test at its RLIMIT_AS cannot hit the cgroup first."""

@@ -19,7 +19,6 @@ import fcntl
 import logging
 import os
 import signal
-import struct
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -29,7 +28,7 @@ from typing import Any
 
 from sandbox import runner as protocol
 from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
-from sandbox.runners.session import RunnerSession
+from sandbox.runners.session import RunnerSession, exchange
 from sandbox.schemas import Limits, Program
 from sandbox.settings import SandboxSettings
 
@@ -132,31 +131,7 @@ class _Runner:
         if self.broken or self.process is None:
             raise SandboxCrashed(f"runner {self.index} is not usable")
         assert self.process.stdin is not None and self.process.stdout is not None
-        frame = protocol.encode_frame(message)
-        try:
-            async with asyncio.timeout(timeout_s):
-                self.process.stdin.write(frame)
-                await self.process.stdin.drain()
-                header = await self.process.stdout.readexactly(4)
-                (size,) = struct.unpack(">I", header)
-                if size > protocol.MAX_FRAME_BYTES:
-                    raise ValueError(f"frame of {size} bytes")
-                reply = protocol.decode_frame_body(await self.process.stdout.readexactly(size))
-        except TimeoutError as exc:
-            self.broken = True
-            raise SandboxCrashed(
-                f"runner {self.index} did not answer {message['op']!r} in {timeout_s:.1f} s"
-            ) from exc
-        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
-            self.broken = True
-            raise SandboxCrashed(f"runner {self.index} failed during {message['op']!r}: {exc!r}") from exc
-        except BaseException:
-            self.broken = True  # cancelled mid-request: the stream is out of step
-            raise
-        if reply["op"] == "error":
-            self.broken = True
-            raise SandboxCrashed(f"runner {self.index}: {reply.get('message', 'error')}")
-        return reply
+        return await exchange(self, self.process.stdin, self.process.stdout, message, timeout_s)
 
     async def kill(self) -> None:
         """Kill the runner's process group (its namespaces die with it) and reap it."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -29,6 +30,40 @@ class RunnerChannel(Protocol):
         ...
 
     async def request(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]: ...
+
+
+async def exchange(
+    channel: RunnerChannel,
+    writer: asyncio.StreamWriter,
+    reader: asyncio.StreamReader,
+    message: dict[str, Any],
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Send one frame to a runner and read its reply; any failure breaks the channel (SandboxCrashed)."""
+    frame = protocol.encode_frame(message)
+    try:
+        async with asyncio.timeout(timeout_s):
+            writer.write(frame)
+            await writer.drain()
+            (size,) = struct.unpack(">I", await reader.readexactly(4))
+            if size > protocol.MAX_FRAME_BYTES:
+                raise ValueError(f"frame of {size} bytes")
+            reply = protocol.decode_frame_body(await reader.readexactly(size))
+    except TimeoutError as exc:
+        channel.broken = True
+        raise SandboxCrashed(
+            f"{channel.label} did not answer {message['op']!r} in {timeout_s:.1f} s"
+        ) from exc
+    except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
+        channel.broken = True
+        raise SandboxCrashed(f"{channel.label} failed during {message['op']!r}: {exc!r}") from exc
+    except BaseException:
+        channel.broken = True  # cancelled mid-request: the stream is out of step
+        raise
+    if reply["op"] == "error":
+        channel.broken = True
+        raise SandboxCrashed(f"{channel.label}: {reply.get('message', 'error')}")
+    return reply
 
 
 class RunnerSession:
