@@ -1,4 +1,4 @@
-"""Command line: `reward-server serve` and `reward-server grade-file IN OUT`.
+"""Command line: `reward-server serve`, `reward-server worker` and `reward-server grade-file IN OUT`.
 
 Every option also has an environment variable (prefix `REWARD_`, see `reward_server.settings`).
 """
@@ -85,3 +85,18 @@ async def _grade_groups(
                 for result in response.groups:
                     out.write(result.model_dump_json() + "\n")
                 progress.update(len(batch))
+
+
+@app.command()
+def worker(log_level: Annotated[str, typer.Option(help="Log level.")] = "info") -> None:
+    """Run code jobs from the Redis queue (REWARD_REDIS_URL) in this machine's sandbox, until SIGTERM.
+
+    Start as many as you like, on any machine that reaches the Redis: they share the work.
+    """
+    from reward_server.queue.worker import run_worker
+
+    settings = RewardSettings()
+    if settings.redis_url is None:
+        raise typer.BadParameter("REWARD_REDIS_URL is not set: a worker needs the Redis of the reward server")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker(settings))

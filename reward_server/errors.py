@@ -5,6 +5,8 @@
     │   └── BackendNotFound   the group names a backend that is not registered (HTTP 422)
     ├── DuplicateBackend      two backends claim one name (start-up)
     └── Overloaded            too much work in flight (HTTP 503 with Retry-After)
+        ├── QueueUnavailable  the code job queue (Redis) is unreachable (HTTP 503 with Retry-After)
+        └── QueueFull         the code job queue is too deep (HTTP 429 with Retry-After)
 
 Grading outcomes are data (`schemas.Status`), never exceptions: an answer that fails to parse is a
 verdict, and an infrastructure failure is the status `error` of that completion.
@@ -46,3 +48,16 @@ class Overloaded(RewardError):
     def __init__(self, message: str, retry_after_s: int = 1) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class QueueUnavailable(Overloaded):
+    """The code job queue (Redis) cannot be reached: nothing was graded, try again."""
+
+    kind = "queue_unavailable"
+
+
+class QueueFull(Overloaded):
+    """Too many code jobs are waiting or running: come back later (HTTP 429)."""
+
+    http_status = 429
+    kind = "queue_full"

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from reward_server.backends.base import RewardBackend, Verdict
 from reward_server.backends.registry import get_backend
 from reward_server.cache import ResultCache, cache_key
-from reward_server.errors import BadRequest
+from reward_server.errors import BadRequest, Overloaded
 from reward_server.metrics import Metrics
 from reward_server.schemas import (
     AnswerClass,
@@ -148,6 +148,8 @@ class GradingService:
             return []
         try:
             return await backend.grade(reference, completions)
+        except Overloaded:
+            raise  # nothing was graded: the client is told to come back (429/503 with Retry-After)
         except Exception as exc:
             log.exception("backend %r failed", backend.name)
             return [Verdict(Status.ERROR, detail=f"backend failed: {type(exc).__name__}")] * len(completions)

@@ -25,7 +25,9 @@ class RewardSettings(BaseSettings):
     max_completions_per_request: int = Field(100_000, ge=1)
 
     redis_url: SecretStr | None = Field(
-        None, description="Redis for the shared result cache; in-memory LRU cache when unset."
+        None,
+        description="Redis for the shared result cache and the code job queue (read by `reward-server "
+        "worker`); unset: in-memory LRU cache and code run in this process.",
     )
     cache_size: int = Field(200_000, ge=0, description="Entries of the in-memory LRU cache.")
     cache_ttl_s: int = Field(7 * 24 * 3600, ge=1, description="Lifetime of a Redis cache entry.")
@@ -76,6 +78,43 @@ class RewardSettings(BaseSettings):
         description='JSONL of code problems for `{"problem_id": ...}`: `id` plus one reference form '
         "(e.g. dev_problems.jsonl: `format`, `fn_name`, `tests`).",
     )
+
+    code_executor: Literal["auto", "local", "queue"] = Field(
+        "auto",
+        description="Where code runs: `local` (this process's sandbox), `queue` (a Redis stream read by "
+        "`reward-server worker` processes), or `auto`: the queue when REWARD_REDIS_URL is set.",
+    )
+    queue_prefix: str = Field("iarl", min_length=1, description="Prefix of every Redis key of the queue.")
+    queue_max_depth: int = Field(
+        4096, ge=1, description="Jobs waiting or running; beyond it POST /v1/grade answers 429 + Retry-After."
+    )
+    queue_max_wait_s: float = Field(
+        120.0, gt=0, description="How long a job may wait for a worker, on top of its own run time."
+    )
+    queue_max_run_s: float = Field(
+        600.0, gt=0, description="Cap on a job's run time (tests x time limit); past it the job is `error`."
+    )
+    queue_claim_after_s: float = Field(
+        30.0,
+        gt=0,
+        description="A job whose worker fell silent this long (no heartbeat: it died) goes to another "
+        "worker.",
+    )
+    queue_max_deliveries: int = Field(
+        3, ge=1, description="Workers a job may take down before it is answered `error` instead of retried."
+    )
+    queue_retry_after_s: int = Field(5, ge=1, description="Retry-After of a 429 for a full queue.")
+    worker_name: str | None = Field(None, description="Consumer name of `reward-server worker` (host-pid).")
+    worker_shutdown_grace_s: float = Field(
+        8.0, ge=0, description="On SIGTERM a worker finishes its jobs this long; the rest go to others."
+    )
+
+    @property
+    def use_queue(self) -> bool:
+        """Code jobs go to the Redis queue (see `code_executor`)."""
+        if self.code_executor == "auto":
+            return self.redis_url is not None
+        return self.code_executor == "queue"
 
     @field_validator("redis_url", mode="before")
     @classmethod

@@ -1,0 +1,114 @@
+"""Runs programs in this process's own sandbox: the embedded default, and what each queue worker runs.
+
+One program is one sandbox session: its tests run in turn, each judged by `code_grading.judge_test`. A
+program is `correct` only if every test passes; else `incorrect` with a test summary
+(`schemas.TestSummary`); by default it stops at its first failing test. If the sandbox itself fails
+(`SandboxError`), or anything else breaks while grading, the status is `error`: an infrastructure failure
+never becomes a wrong answer. At most `REWARD_CODE_MAX_PARALLEL` sessions run at once (one semaphore for
+every request of the process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from reward_server.backends.base import Verdict
+from reward_server.code_grading import CodeProblem, TestFailure, judge_test
+from reward_server.schemas import Status, TestSummary
+from reward_server.settings import RewardSettings
+from sandbox.errors import SandboxError
+from sandbox.runners.base import Sandbox
+from sandbox.schemas import Limits, Program, TestInput
+
+log = logging.getLogger(__name__)
+
+
+def build_sandbox(backend: str) -> Sandbox:
+    """The sandbox named by `REWARD_SANDBOX_BACKEND`, configured by `SANDBOX_*` (not started)."""
+    if backend not in ("process", "docker"):
+        raise ValueError(f"unknown sandbox backend {backend!r}; valid: process, docker")
+    from sandbox.settings import SandboxSettings
+
+    if backend == "docker":
+        from sandbox.runners.docker import DockerSandbox
+
+        return DockerSandbox(SandboxSettings())
+    from sandbox.runners.process import ProcessSandbox
+
+    return ProcessSandbox(SandboxSettings())
+
+
+class LocalExecutor:
+    """Grades programs in a sandbox of this process (built from the settings unless one is given)."""
+
+    def __init__(self, settings: RewardSettings, sandbox: Sandbox | None = None) -> None:
+        self.settings = settings
+        self.sandbox = sandbox or build_sandbox(settings.sandbox_backend)
+        self.stop_on_first_failure = settings.code_stop_on_first_failure
+        self.parallel = asyncio.Semaphore(settings.code_max_parallel)
+        self._started = False
+
+    @property
+    def description(self) -> str:
+        return (
+            f"local sandbox {self.sandbox.name} ({self.sandbox.isolation}), "
+            f"{self.settings.code_max_parallel} parallel"
+        )
+
+    async def start(self) -> None:
+        await self.sandbox.start()
+        self._started = True
+
+    async def close(self) -> None:
+        if self._started:
+            self._started = False
+            await self.sandbox.close()
+
+    @property
+    def ready(self) -> bool:
+        return self._started and self.sandbox.ready
+
+    async def run_all(self, problem: CodeProblem, codes: Sequence[str]) -> list[Verdict]:
+        """One verdict per program, in order; the programs run in parallel (up to the limit)."""
+        inputs = [
+            TestInput(stdin=test.input) if problem.fn_name is None else TestInput(args=test.input)
+            for test in problem.tests
+        ]
+        return list(await asyncio.gather(*(self._run(problem, inputs, code) for code in codes)))
+
+    async def _run(self, problem: CodeProblem, inputs: list[TestInput], code: str) -> Verdict:
+        program = Program(code=code, mode=problem.mode, fn_name=problem.fn_name)
+        limits = Limits(wall_time_s=problem.time_limit_s, memory_mb=problem.memory_limit_mb)
+        passed = 0
+        first: tuple[int, TestFailure] | None = None
+        async with self.parallel:
+            try:
+                async with self.sandbox.session(program, limits) as session:
+                    for index, (test, test_input) in enumerate(zip(problem.tests, inputs, strict=True)):
+                        failure = judge_test(problem, test, await session.run(test_input))
+                        if failure is None:
+                            passed += 1
+                            continue
+                        first = first or (index, failure)
+                        if self.stop_on_first_failure:
+                            break
+            except SandboxError as exc:
+                log.warning("sandbox failed: %s", exc)
+                return Verdict(Status.ERROR, detail=f"sandbox failed: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # a bug of ours is an infrastructure failure too, never a wrong answer
+                log.exception("grading a program failed")
+                return Verdict(Status.ERROR, detail=f"grading failed: {type(exc).__name__}")
+        total = len(problem.tests)
+        if first is None:
+            return Verdict(Status.CORRECT, tests=TestSummary(passed=passed, total=total).model_dump())
+        index, failure = first
+        summary = TestSummary(
+            passed=passed, total=total, first_failure=index, failure_kind=failure.kind.value
+        )
+        return Verdict(
+            Status.INCORRECT,
+            detail=f"test {index} of {total}: {failure.detail}",
+            tests=summary.model_dump(),
+        )

@@ -1,0 +1,106 @@
+"""Redis keys and messages shared by the reward server (`client`) and the workers (`worker`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, Field
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from reward_server.backends.base import Verdict
+from reward_server.code_grading import CodeProblem
+
+# What a lost or restarting Redis raises; both sides back off and retry on these.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    prefix: str
+
+    @property
+    def jobs(self) -> str:
+        return f"{self.prefix}:jobs"
+
+    @property
+    def group(self) -> str:
+        return f"{self.prefix}:workers"
+
+    @property
+    def workers_alive(self) -> str:
+        return f"{self.prefix}:workers:alive"
+
+    def problem(self, problem_key: str) -> str:
+        return f"{self.prefix}:problem:{problem_key}"
+
+    def replies(self, server_id: str) -> str:
+        return f"{self.prefix}:replies:{server_id}"
+
+
+class Job(BaseModel):
+    """One program to run against one stored problem; a stream entry of flat string fields."""
+
+    job_id: str = Field(..., min_length=1)
+    reply_to: str = Field(..., min_length=1)
+    problem_key: str = Field(..., min_length=1)
+    code: str
+    deadline: float = Field(..., description="Unix time after which nobody waits for the answer.")
+
+    def to_fields(self) -> dict[str, str]:
+        return {name: str(value) for name, value in self.model_dump().items()}
+
+    @classmethod
+    def from_fields(cls, fields: dict[Any, Any]) -> Job:
+        return cls.model_validate({_text(name): _text(value) for name, value in fields.items()})
+
+
+def encode_reply(job_id: str, verdict: Verdict, worker: str) -> dict[str, str]:
+    return {"job_id": job_id, "verdict": json.dumps(verdict.to_json()), "worker": worker}
+
+
+def decode_reply(fields: dict[Any, Any]) -> tuple[str, Verdict]:
+    decoded = {_text(name): _text(value) for name, value in fields.items()}
+    return decoded["job_id"], Verdict.from_json(json.loads(decoded["verdict"]))
+
+
+def problem_key(problem: CodeProblem) -> tuple[str, str]:
+    """(content hash, JSON) of a problem: equal problems share one stored copy."""
+    payload = problem.model_dump_json()
+    return hashlib.sha256(payload.encode()).hexdigest(), payload
+
+
+def connect(url: str, *, blocking: bool = False) -> aioredis.Redis:
+    """A client that retries a command briefly on a dropped connection (a restart takes longer: callers
+    back off and retry). `blocking` clients wait up to seconds in XREAD/XREADGROUP."""
+    return aioredis.from_url(
+        url,
+        socket_connect_timeout=2,
+        socket_timeout=10 if blocking else 5,
+        health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+async def ensure_group(redis: aioredis.Redis, keys: QueueKeys) -> None:
+    """Create the job stream and its consumer group if missing (after a Redis restart without data, too).
+
+    The group starts at id 0 so that jobs added before any worker existed are delivered.
+    """
+    try:
+        await redis.xgroup_create(keys.jobs, keys.group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,269 @@
+"""`reward-server worker`: runs code jobs from the Redis queue in this machine's sandbox.
+
+Each worker is one consumer of the group `iarl:workers` and runs up to `REWARD_CODE_MAX_PARALLEL` jobs at
+once in its `LocalExecutor` (the process sandbox by default). How jobs are delivered, taken over from dead
+workers and answered is described in `reward_server.queue`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from cachetools import LRUCache
+from pydantic import ValidationError
+from redis.exceptions import ResponseError
+
+from reward_server.backends.base import Verdict
+from reward_server.backends.code_local import LocalExecutor
+from reward_server.code_grading import CodeProblem
+from reward_server.queue.protocol import REDIS_DOWN, Job, QueueKeys, connect, encode_reply, ensure_group
+from reward_server.schemas import Status
+from reward_server.settings import RewardSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+READ_BLOCK_MS = 1000  # XREADGROUP waits this long, then the loop checks for shutdown and abandoned jobs
+REPLY_STREAM_TTL_S = 3600  # a server that died leaves its reply stream behind this long at most
+REPLY_STREAM_MAXLEN = 100_000
+
+
+class SandboxWorker:
+    def __init__(self, settings: RewardSettings, executor: LocalExecutor | None = None) -> None:
+        if settings.redis_url is None:
+            raise ValueError("a worker needs REWARD_REDIS_URL (the Redis of the reward server's job queue)")
+        self.settings = settings
+        self.keys = QueueKeys(settings.queue_prefix)
+        self.name = settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
+        self.executor = executor or LocalExecutor(settings)
+        self.slots = settings.code_max_parallel
+        url = settings.redis_url.get_secret_value()
+        self.redis = connect(url)
+        self.reader_redis = connect(url, blocking=True)
+        self.running: dict[str, asyncio.Task[None]] = {}  # stream entry id -> the job's task
+        self.problems: LRUCache[str, CodeProblem] = LRUCache(maxsize=32)
+        self.stopping = asyncio.Event()
+        self.jobs_done = 0
+
+    def stop(self) -> None:
+        """Take no more jobs; `run` returns once the running ones finish (or the grace period ends)."""
+        self.stopping.set()
+
+    async def run(self) -> None:
+        await self.executor.start()
+        log.info("worker %s: %s; queue %s", self.name, self.executor.description, self.keys.jobs)
+        heartbeat = asyncio.create_task(self._heartbeat(), name="worker-heartbeat")
+        try:
+            await self._consume()
+        finally:
+            await self._drain()
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            try:
+                await self.redis.zrem(self.keys.workers_alive, self.name)
+            except REDIS_DOWN:
+                pass
+            await self.executor.close()
+            await self.redis.aclose()
+            await self.reader_redis.aclose()
+            log.info("worker %s: stopped after %d jobs", self.name, self.jobs_done)
+
+    async def _consume(self) -> None:
+        next_claim = 0.0
+        backoff = 0.1
+        while not self.stopping.is_set():
+            if len(self.running) >= self.slots:
+                await asyncio.wait(
+                    list(self.running.values()), timeout=1, return_when=asyncio.FIRST_COMPLETED
+                )
+                continue
+            try:
+                if time.monotonic() >= next_claim:
+                    next_claim = time.monotonic() + self.settings.queue_claim_after_s / 2
+                    await self._take_over_abandoned()
+                    if len(self.running) >= self.slots:
+                        continue
+                answer: Any = await self.reader_redis.xreadgroup(
+                    self.keys.group,
+                    self.name,
+                    {self.keys.jobs: ">"},
+                    count=self.slots - len(self.running),
+                    block=READ_BLOCK_MS,
+                )
+                backoff = 0.1
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await ensure_group(self.redis, self.keys)  # Redis came back empty
+                continue
+            except REDIS_DOWN as exc:
+                log.warning("worker %s: Redis unreachable (%s); retrying in %.1f s", self.name, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for _stream, entries in answer or []:
+                for entry_id, fields in entries:
+                    self._start(_text(entry_id), fields)
+
+    async def _take_over_abandoned(self) -> None:
+        """XAUTOCLAIM jobs whose worker fell silent (no heartbeat for `queue_claim_after_s`)."""
+        answer: Any = await self.redis.xautoclaim(
+            self.keys.jobs,
+            self.keys.group,
+            self.name,
+            min_idle_time=int(self.settings.queue_claim_after_s * 1000),
+            start_id="0-0",
+            count=self.slots - len(self.running),
+        )
+        for entry_id, fields in answer[1]:  # [cursor, claimed entries, deleted ids]
+            entry = _text(entry_id)
+            pending: Any = await self.redis.xpending_range(self.keys.jobs, self.keys.group, entry, entry, 1)
+            deliveries = int(pending[0]["times_delivered"]) if pending else 1
+            if not fields:  # deleted meanwhile (answered by a stalled worker): nothing to do
+                await self.redis.xack(self.keys.jobs, self.keys.group, entry)
+                continue
+            if deliveries > self.settings.queue_max_deliveries:
+                log.error(
+                    "worker %s: job %s abandoned %d times; answering error", self.name, entry, deliveries - 1
+                )
+                self._start(entry, fields, give_up=deliveries - 1)
+                continue
+            log.warning(
+                "worker %s: took over job %s from a silent worker (delivery %d)", self.name, entry, deliveries
+            )
+            self._start(entry, fields)
+
+    def _start(self, entry_id: str, fields: dict[Any, Any], give_up: int = 0) -> None:
+        if entry_id in self.running:  # our own job, re-delivered after a stall of ours
+            return
+        task = asyncio.create_task(self._process(entry_id, fields, give_up), name=f"job-{entry_id}")
+        self.running[entry_id] = task
+        task.add_done_callback(lambda _: self.running.pop(entry_id, None))
+
+    async def _process(self, entry_id: str, fields: dict[Any, Any], give_up: int) -> None:
+        try:
+            job = Job.from_fields(fields)
+        except ValidationError as exc:
+            log.error("worker %s: malformed job %s dropped: %s", self.name, entry_id, exc)
+            await self._retrying(lambda: self._acknowledge(entry_id), until=time.time() + 60)
+            return
+        if job.deadline < time.time():  # its request has been answered `error` already
+            log.info("worker %s: job %s passed its deadline unrun; dropped", self.name, entry_id)
+            await self._retrying(lambda: self._acknowledge(entry_id), until=time.time() + 60)
+            return
+        try:
+            verdict = await self._grade(job, give_up)
+        except Exception:  # e.g. Redis gone until the deadline: leave the job pending for another try
+            log.exception("worker %s: job %s failed", self.name, entry_id)
+            return
+        await self._retrying(lambda: self._answer(entry_id, job, verdict), until=job.deadline)
+        self.jobs_done += 1
+
+    async def _grade(self, job: Job, give_up: int) -> Verdict:
+        if give_up:
+            return Verdict(
+                Status.ERROR,
+                detail=f"the job was abandoned by {give_up} worker(s) that died or were killed running it",
+            )
+        problem = await self._problem(job)
+        if problem is None:
+            return Verdict(Status.ERROR, detail="the job's problem is no longer in Redis (expired or lost)")
+        (verdict,) = await self.executor.run_all(problem, [job.code])
+        return verdict
+
+    async def _problem(self, job: Job) -> CodeProblem | None:
+        problem = self.problems.get(job.problem_key)
+        if problem is None:
+            payload = await self._retrying(
+                lambda: self.redis.get(self.keys.problem(job.problem_key)), until=job.deadline
+            )
+            if payload is None:
+                return None
+            problem = CodeProblem.model_validate_json(payload)
+            self.problems[job.problem_key] = problem
+        return problem
+
+    async def _answer(self, entry_id: str, job: Job, verdict: Verdict) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(
+                job.reply_to,
+                encode_reply(job.job_id, verdict, self.name),  # type: ignore[arg-type]
+                maxlen=REPLY_STREAM_MAXLEN,
+                approximate=True,
+            )
+            pipe.expire(job.reply_to, REPLY_STREAM_TTL_S)
+            pipe.xack(self.keys.jobs, self.keys.group, entry_id)
+            pipe.xdel(self.keys.jobs, entry_id)  # the stream's length counts only waiting or running jobs
+            await pipe.execute()
+
+    async def _acknowledge(self, entry_id: str) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(self.keys.jobs, self.keys.group, entry_id)
+            pipe.xdel(self.keys.jobs, entry_id)
+            await pipe.execute()
+
+    async def _heartbeat(self) -> None:
+        """Say we are alive, and re-claim our running jobs so that nobody takes them over (idle -> 0)."""
+        while True:
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.zadd(self.keys.workers_alive, {self.name: time.time()})
+                    pipe.zremrangebyscore(self.keys.workers_alive, "-inf", time.time() - 3600)
+                    if self.running:
+                        pipe.xclaim(
+                            self.keys.jobs,
+                            self.keys.group,
+                            self.name,
+                            min_idle_time=0,
+                            message_ids=list(self.running),
+                            justid=True,
+                        )
+                    await pipe.execute()
+            except REDIS_DOWN as exc:
+                log.warning("worker %s: heartbeat failed (%s)", self.name, exc)
+            await asyncio.sleep(self.settings.queue_claim_after_s / 3)
+
+    async def _drain(self) -> None:
+        """Let running jobs finish for the grace period; the rest stay pending and go to other workers."""
+        if not self.running:
+            return
+        log.info("worker %s: finishing %d running job(s)", self.name, len(self.running))
+        tasks = list(self.running.values())
+        _done, late = await asyncio.wait(tasks, timeout=self.settings.worker_shutdown_grace_s)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
+    async def _retrying(self, action: Callable[[], Awaitable[T]], until: float) -> T:
+        """`action` again and again while Redis is unreachable, until the unix time `until`."""
+        backoff = 0.1
+        while True:
+            try:
+                return await action()
+            except REDIS_DOWN as exc:
+                if time.time() + backoff > until:
+                    raise
+                log.warning("worker %s: Redis unreachable (%s); retrying in %.1f s", self.name, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+
+async def run_worker(settings: RewardSettings) -> None:
+    """Run one worker until SIGTERM or SIGINT."""
+    worker = SandboxWorker(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    await worker.run()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,308 @@
+"""The Redis job queue with real processes: a private redis-server, `reward-server serve` and
+`reward-server worker`s, over real sockets. Faults: a worker killed mid-job, Redis restarted, no worker,
+a full queue.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import REPO, ServerProcess, free_port
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+# Reads two integers, prints their sum; `SLOW` sleeps per test so that a job is still running when killed.
+ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
+SLOW = "import time\ntime.sleep(0.6)\n" + ADD
+WRONG = "a, b = map(int, input().split())\nprint(a - b)\n"
+TESTS = [{"input": f"{i} {i + 1}\n", "output": f"{2 * i + 1}\n"} for i in range(5)]
+REFERENCE = {"tests": TESTS, "time_limit_s": 2}
+
+
+def fenced(code: str) -> str:
+    return f"Here is my solution:\n```python\n{code}```\n"
+
+
+class RedisServer:
+    """A private redis-server with an append-only file, so it can be stopped and started again."""
+
+    def __init__(self, directory: Path) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server is not installed")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True)
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], name: str) -> None:
+        self.name = name
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("REWARD_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "reward_server", "worker", "--log-level", "info"],
+            env={**clean, **env, "REWARD_WORKER_NAME": name},
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log: list[str] = []
+        self.collector = threading.Thread(target=self._collect, daemon=True)
+        self.collector.start()
+
+    def _collect(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process.wait()
+        self.collector.join(timeout=5)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+
+
+class Stack:
+    """Redis + one server + workers, all sharing a fresh queue prefix."""
+
+    def __init__(self, tmp_path: Path, **settings: str) -> None:
+        self.redis = RedisServer(tmp_path)
+        self.env = {
+            "REWARD_REDIS_URL": self.redis.url,
+            "REWARD_QUEUE_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
+            "REWARD_QUEUE_CLAIM_AFTER_S": "2",
+            "REWARD_QUEUE_MAX_WAIT_S": "20",
+            "REWARD_CODE_MAX_PARALLEL": "1",
+            "REWARD_MATH_WORKERS": "1",
+            **settings,
+        }
+        self.server: ServerProcess | None = None
+        self.workers: list[WorkerProcess] = []
+
+    def start_server(self) -> ServerProcess:
+        self.server = ServerProcess(self.env)
+        return self.server
+
+    def start_worker(self, name: str) -> WorkerProcess:
+        worker = WorkerProcess(self.env, name)
+        self.workers.append(worker)
+        wait_for(lambda: self.alive_workers() >= len(self.workers), 30, f"worker {name} to register")
+        return worker
+
+    def alive_workers(self) -> int:
+        try:
+            return int(self.redis.client().zcard(f"{self.env['REWARD_QUEUE_PREFIX']}:workers:alive"))
+        except redis.ConnectionError:
+            return 0
+
+    def key(self, name: str) -> str:
+        return f"{self.env['REWARD_QUEUE_PREFIX']}:{name}"
+
+    def grade(self, completions: list[str], timeout: float = 120) -> httpx.Response:
+        assert self.server is not None
+        body = {
+            "groups": [
+                {"group_id": "g", "backend": "code", "reference": REFERENCE, "completions": completions}
+            ]
+        }
+        return httpx.post(self.server.url + "/v1/grade", json=body, timeout=timeout)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        if self.server is not None:
+            self.server.stop()
+        self.redis.stop()
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    stack = Stack(tmp_path)
+    yield stack
+    stack.close()
+
+
+def statuses(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [result["status"] for result in response.json()["groups"][0]["results"]]
+
+
+def test_workers_grade_code_like_the_embedded_server(stack: Stack) -> None:
+    stack.start_server()
+    stack.start_worker("w1")
+    stack.start_worker("w2")
+    no_python = "```cpp\nint main() {}\n```"
+    completions = [fenced(ADD), fenced(WRONG), no_python, fenced("print(1/0)\n"), fenced(ADD)]
+    response = stack.grade(completions)
+    assert statuses(response) == ["correct", "incorrect", "no_answer", "incorrect", "correct"]
+    results = response.json()["groups"][0]["results"]
+    wrong = {"passed": 0, "total": 5, "first_failure": 0, "failure_kind": "wrong_answer"}
+    assert results[1]["tests"] == wrong
+    assert results[3]["tests"]["failure_kind"] == "runtime_error"
+    # Every job was acknowledged and deleted: the stream holds nothing, nothing is pending.
+    client = stack.redis.client()
+    assert client.xlen(stack.key("jobs")) == 0
+    assert client.xpending(stack.key("jobs"), stack.key("workers"))["pending"] == 0
+    # Math does not go through the queue.
+    assert stack.server is not None
+    math = httpx.post(
+        stack.server.url + "/v1/grade",
+        json={
+            "groups": [
+                {
+                    "group_id": "m",
+                    "backend": "math",
+                    "reference": {"answer": "4"},
+                    "completions": ["\\boxed{4}"],
+                }
+            ]
+        },
+        timeout=30,
+    )
+    assert math.json()["groups"][0]["results"][0]["status"] == "correct"
+
+
+def test_a_job_of_a_worker_killed_mid_run_completes_on_another(stack: Stack) -> None:
+    stack.start_server()
+    first = stack.start_worker("w1")
+    second = stack.start_worker("w2")
+    completions = [fenced(f"# solution {i}\n{SLOW}") for i in range(3)]  # distinct programs: 3 jobs
+    result: dict[str, Any] = {}
+    request = threading.Thread(target=lambda: result.setdefault("response", stack.grade(completions)))
+    request.start()
+    client = stack.redis.client()
+
+    def running_on(worker: WorkerProcess) -> bool:
+        pending = client.xpending_range(stack.key("jobs"), stack.key("workers"), "-", "+", 10)
+        return any(entry["consumer"] == worker.name for entry in pending)
+
+    wait_for(lambda: running_on(first), 30, "the first worker to run a job")
+    os.kill(first.process.pid, signal.SIGKILL)
+    request.join(timeout=120)
+    assert not request.is_alive()
+    # Every completion got exactly one verdict, the right one, although a worker died holding a job.
+    assert statuses(result["response"]) == ["correct"] * 3
+    assert client.xlen(stack.key("jobs")) == 0
+    assert client.xpending(stack.key("jobs"), stack.key("workers"))["pending"] == 0
+    assert any("took over job" in line for line in second.log), "".join(second.log)
+
+
+def test_no_worker_means_error_at_the_deadline_never_incorrect(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, REWARD_QUEUE_MAX_WAIT_S="1")
+    try:
+        stack.start_server()
+        started = time.monotonic()
+        response = stack.grade([fenced(ADD), fenced(WRONG)])
+        elapsed = time.monotonic() - started
+        assert statuses(response) == ["error", "error"]
+        detail = response.json()["groups"][0]["results"][0]["detail"]
+        assert "no sandbox worker answered" in detail and "0 worker(s)" in detail
+        # 5 tests x 2 s + 10 s margin + 1 s wait: the request ended at its deadline, not before.
+        assert 20 <= elapsed < 40
+        # A worker that arrives later drops the expired jobs instead of running them.
+        worker = stack.start_worker("late")
+        client = stack.redis.client()
+        wait_for(lambda: client.xlen(stack.key("jobs")) == 0, 30, "the late worker to drop expired jobs")
+        assert worker.process.poll() is None
+    finally:
+        stack.close()
+
+
+def test_a_full_queue_answers_429_with_retry_after(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, REWARD_QUEUE_MAX_DEPTH="2", REWARD_QUEUE_RETRY_AFTER_S="7")
+    try:
+        stack.start_server()
+        response = stack.grade([fenced(f"# solution {i}\n{ADD}") for i in range(3)])
+        assert response.status_code == 429
+        assert response.headers["retry-after"] == "7"
+        body = response.json()
+        assert body["error"] == "queue_full" and "REWARD_QUEUE_MAX_DEPTH" in body["message"]
+        assert stack.redis.client().xlen(stack.key("jobs")) == 0  # nothing was enqueued
+    finally:
+        stack.close()
+
+
+def test_redis_restart_fails_cleanly_then_recovers_without_restarts(stack: Stack) -> None:
+    server = stack.start_server()
+    worker = stack.start_worker("w1")
+    assert statuses(stack.grade([fenced(ADD)])) == ["correct"]
+    stack.redis.stop()
+    during = stack.grade([fenced(f"# during\n{ADD}")], timeout=60)
+    assert during.status_code == 503, during.text
+    assert during.json()["error"] == "queue_unavailable" and "retry-after" in during.headers
+    assert httpx.get(server.url + "/readyz").status_code == 503
+    stack.redis.start()
+    wait_for(lambda: httpx.get(server.url + "/readyz").status_code == 200, 30, "the server to be ready again")
+    after = stack.grade([fenced(f"# after\n{ADD}"), fenced(f"# after\n{WRONG}")], timeout=60)
+    assert statuses(after) == ["correct", "incorrect"]
+    assert server.process.poll() is None and worker.process.poll() is None
+
+
+def test_worker_finishes_its_jobs_on_sigterm(stack: Stack) -> None:
+    stack.start_server()
+    worker = stack.start_worker("w1")
+    result: dict[str, Any] = {}
+    request = threading.Thread(target=lambda: result.setdefault("response", stack.grade([fenced(SLOW)])))
+    request.start()
+    client = stack.redis.client()
+    wait_for(lambda: client.xpending(stack.key("jobs"), stack.key("workers"))["pending"] == 1, 30, "a job")
+    worker.process.send_signal(signal.SIGTERM)
+    request.join(timeout=60)
+    assert statuses(result["response"]) == ["correct"]
+    assert worker.process.wait(timeout=20) == 0
+    assert stack.alive_workers() == 0
