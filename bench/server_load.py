@@ -1,11 +1,21 @@
-"""Load on a real reward-server process: the paper's batch shape (64 prompts x k=4) from concurrent clients.
+"""Load on a real reward-server process, for math groups or (with `--workers`) code groups.
 
-Starts `reward-server serve` on a free port (or uses `--url`), sends requests whose completions are a mix
-of right answers (in other notations), wrong answers and malformed text drawn from MATH-500, and reports
-samples/s and p50/p99 request latency with the cache cold (every completion new) and warm (the same
-requests again). Prints a table and writes `bench/results/server_load.json`.
+Math (default): the paper's batch shape (64 prompts x k=4) from concurrent clients. Starts `reward-server
+serve` on a free port (or uses `--url`), sends requests whose completions are a mix of right answers (in
+other notations), wrong answers and malformed text drawn from MATH-500, and reports samples/s and p50/p99
+request latency with the cache cold (every completion new) and warm (the same requests again). Writes
+`bench/results/server_load.json`.
 
     python bench/server_load.py [--clients 4] [--requests 8] [--prompts 64] [--k 4] [--redis-url URL]
+
+Code (`--workers 1,2,4`): the labeled solutions of ../shared/data/code/dev_problems.jsonl as code groups
+(one per problem, every completion new), graded by the embedded default (the server's own process sandbox)
+and then through the Redis job queue by 1, 2, 4 `reward-server worker` processes, in one run; plus the
+queue's overhead per job: the latency of a one-test trivial program, sent alone, embedded vs queued.
+Every sandbox (embedded, each worker) runs `--parallel` solutions at once. Uses `--redis-url` or starts a
+private redis-server. Writes `bench/results/server_load_code.json` (see `bench/code_load.py`).
+
+    python bench/server_load.py --workers 1,2,4 [--parallel 1] [--requests 8] [--clients 4]
 """
 
 from __future__ import annotations
@@ -113,24 +123,35 @@ def main() -> None:
     )
     parser.add_argument("--url", help="An already running server; by default one is started.")
     parser.add_argument("--clients", type=int, default=4, help="Concurrent clients.")
-    parser.add_argument("--requests", type=int, default=32, help="Requests per phase.")
+    parser.add_argument("--requests", type=int, help="Requests per phase (math 32, code 4).")
     parser.add_argument("--prompts", type=int, default=64, help="Groups per request (B).")
     parser.add_argument("--k", type=int, default=4, help="Completions per group.")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="REWARD_MATH_WORKERS.")
+    parser.add_argument("--math-workers", type=int, default=os.cpu_count() or 1, help="REWARD_MATH_WORKERS.")
+    parser.add_argument(
+        "--workers",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="Code mode: numbers of queue workers to compare with the embedded default, e.g. 1,2,4.",
+    )
+    parser.add_argument("--parallel", type=int, default=1, help="Code mode: solutions at once per sandbox.")
     parser.add_argument(
         "--redis-url", help="Use a Redis cache (REWARD_REDIS_URL) instead of the in-memory one."
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.workers:
+        from code_load import run_code_load
 
-    env = {"REWARD_MATH_WORKERS": str(args.workers)}
+        run_code_load(args)
+        return
+
+    env = {"REWARD_MATH_WORKERS": str(args.math_workers)}
     if args.redis_url:
         env["REWARD_REDIS_URL"] = args.redis_url
     process, url = (None, args.url) if args.url else start_server(env)
     try:
         tag = f"{time.time_ns():x}"  # fresh completions: nothing of an earlier run is in the cache
-        requests = build_requests(args.requests, args.prompts, args.k, args.seed, tag)
+        requests = build_requests(args.requests or 32, args.prompts, args.k, args.seed, tag)
         phases = {"cold": asyncio.run(run_phase(url, requests, args.clients))}
         phases["warm"] = asyncio.run(run_phase(url, requests, args.clients))
     finally:
@@ -151,7 +172,7 @@ def main() -> None:
         "config": {
             k: (str(v) if isinstance(v, Path) else v)
             for k, v in vars(args).items()
-            if k not in {"url", "redis_url", "out"}
+            if k not in {"url", "redis_url", "out", "workers", "parallel"}
         }
         | {"cache": "redis" if args.redis_url else "memory"},
         "phases": phases,
