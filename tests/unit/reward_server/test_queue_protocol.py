@@ -1,0 +1,117 @@
+"""The queue's messages and settings, and how the grading service passes queue refusals to the client."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from reward_server.backends.base import Verdict
+from reward_server.cache import MemoryCache
+from reward_server.code_grading import CodeProblem
+from reward_server.errors import QueueFull, QueueUnavailable
+from reward_server.grading import GradingService
+from reward_server.queue.protocol import Job, QueueKeys, decode_reply, encode_reply, problem_key
+from reward_server.schemas import GradeGroup, GradeRequest, RewardSpec, Status
+from reward_server.settings import RewardSettings
+
+PROBLEM = CodeProblem(tests=[{"input": "1\n", "output": "1\n"}], time_limit_s=2, memory_limit_mb=256)
+
+
+def test_job_round_trips_through_stream_fields_as_redis_returns_them() -> None:
+    job = Job(job_id="j1", reply_to="iarl:replies:s", problem_key="abc", code="print(1)\n", deadline=1.5e9)
+    as_redis_returns = {name.encode(): value.encode() for name, value in job.to_fields().items()}
+    assert Job.from_fields(as_redis_returns) == job
+
+
+def test_malformed_job_is_rejected() -> None:
+    with pytest.raises(ValidationError):
+        Job.from_fields({b"job_id": b"j1", b"code": b"x"})
+    with pytest.raises(ValidationError):
+        Job.from_fields({**Job(job_id="j", reply_to="r", problem_key="p", code="", deadline=1).to_fields(),
+                         "deadline": "soon"})  # fmt: skip
+
+
+def test_reply_round_trip_keeps_the_whole_verdict() -> None:
+    verdict = Verdict(Status.INCORRECT, detail="test 2 of 5: wrong answer", tests={"passed": 2, "total": 5})
+    fields = {k.encode(): v.encode() for k, v in encode_reply("j9", verdict, "w1").items()}
+    assert decode_reply(fields) == ("j9", verdict)
+
+
+def test_equal_problems_share_one_key_and_different_ones_do_not() -> None:
+    same = CodeProblem.model_validate(PROBLEM.model_dump())
+    other = PROBLEM.model_copy(update={"time_limit_s": 3})
+    assert problem_key(same)[0] == problem_key(PROBLEM)[0] != problem_key(other)[0]
+    assert CodeProblem.model_validate_json(problem_key(PROBLEM)[1]) == PROBLEM
+
+
+def test_keys_share_the_prefix() -> None:
+    keys = QueueKeys("team-a")
+    assert {keys.jobs, keys.group, keys.workers_alive, keys.problem("h"), keys.replies("s")} == {
+        "team-a:jobs", "team-a:workers", "team-a:workers:alive", "team-a:problem:h", "team-a:replies:s"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("executor", "redis_url", "expected"),
+    [("auto", None, False), ("auto", "redis://r:6379/0", True), ("local", "redis://r:6379/0", False),
+     ("queue", "redis://r:6379/0", True)],
+)  # fmt: skip
+def test_code_goes_to_the_queue_when_redis_is_set_unless_told_otherwise(
+    executor: str, redis_url: str | None, expected: bool
+) -> None:
+    settings = RewardSettings(code_executor=executor, redis_url=redis_url)  # type: ignore[arg-type]
+    assert settings.use_queue is expected
+
+
+class NoReference(BaseModel):
+    pass
+
+
+class RefusingBackend:
+    """A backend whose executor refuses work, as the queue does when full or unreachable."""
+
+    name = "refusing"
+    version = "1"
+    description = "test"
+    reference_model = NoReference
+    ready = True
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def parse_reference(self, raw: dict[str, Any]) -> BaseModel:
+        return NoReference()
+
+    async def grade(self, reference: BaseModel, completions: Sequence[str]) -> list[Verdict]:
+        raise self.error
+
+    async def answer_classes(
+        self, reference: BaseModel, verdicts: Sequence[Verdict], memo: Any
+    ) -> list[None]:
+        return [None] * len(verdicts)
+
+
+@pytest.mark.parametrize(
+    "error", [QueueFull("full", retry_after_s=7), QueueUnavailable("down", retry_after_s=2)]
+)
+async def test_a_queue_refusal_reaches_the_client_instead_of_error_verdicts(error: Exception) -> None:
+    service = GradingService({"refusing": RefusingBackend(error)}, MemoryCache(10), RewardSpec())
+    group = GradeGroup(group_id="g", backend="refusing", reference={}, completions=["a"])
+    with pytest.raises(type(error)):
+        await service.grade(GradeRequest(groups=[group]))
+
+
+async def test_any_other_backend_failure_is_an_error_verdict() -> None:
+    service = GradingService(
+        {"refusing": RefusingBackend(RuntimeError("bug"))}, MemoryCache(10), RewardSpec()
+    )
+    group = GradeGroup(group_id="g", backend="refusing", reference={}, completions=["a"])
+    response = await service.grade(GradeRequest(groups=[group]))
+    assert [r.status for r in response.groups[0].results] == [Status.ERROR]
