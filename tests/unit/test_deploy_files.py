@@ -1,0 +1,106 @@
+"""docker-compose.yml against the Compose Specification schema, its hardening rules, and the worker's seccomp
+profile. No Docker needed: compose v1 checks the file in the `compose` smoke test, this covers v2's schema.
+
+tests/data/compose-spec.json is schema/compose-spec.json of github.com/compose-spec/compose-spec at commit
+170098ba07d9 (Apache-2.0), unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "docker-compose.yml"
+SCHEMA = REPO / "tests" / "data" / "compose-spec.json"
+WORKER_SECCOMP = REPO / "services" / "seccomp" / "worker.json"
+NAMESPACE_CALLS = {"unshare", "mount", "umount2", "pivot_root"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())  # (resolves the `<<:` merge keys, as both compose versions do)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_compose_file_matches_the_compose_specification(compose: dict[str, Any]) -> None:
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.validate(compose, schema, cls=jsonschema.Draft7Validator)
+
+
+def test_schema_rejects_what_v2_would_reject(compose: dict[str, Any]) -> None:
+    """The check has teeth: a misspelt key fails it."""
+    schema = json.loads(SCHEMA.read_text())
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["redis"]["helthcheck"] = broken["services"]["redis"].pop("healthcheck")
+    with pytest.raises(jsonschema.ValidationError, match="helthcheck"):
+        jsonschema.validate(broken, schema, cls=jsonschema.Draft7Validator)
+
+
+def test_stack_has_the_three_services_with_limits_and_restarts(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"redis", "reward-server", "sandbox-worker"}
+    assert "version" not in compose
+    for name, service in services.items():
+        assert not service.get("privileged"), name
+        assert "deploy" not in service, f"{name}: compose v1 ignores deploy:, use mem_limit/cpus/pids_limit"
+        for key in ("mem_limit", "cpus", "pids_limit", "restart"):
+            assert key in service, f"{name} has no {key}"
+        assert service["cap_drop"] == ["ALL"], name
+        assert service["read_only"] is True, name
+        assert any(opt.startswith("no-new-privileges") for opt in service["security_opt"]), name
+        assert "SYS_ADMIN" not in service.get("cap_add", []), name
+        assert not any("unconfined" in opt and "seccomp" in opt for opt in service["security_opt"]), name
+
+
+def test_health_checks_and_start_order(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert "redis-cli" in services["redis"]["healthcheck"]["test"]
+    server_check = " ".join(services["reward-server"]["healthcheck"]["test"])
+    assert "/readyz" in server_check and "python" in server_check and "curl" not in server_check
+    for name in ("reward-server", "sandbox-worker"):
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "--appendonly" in services["redis"]["command"]
+    assert services["redis"]["volumes"] == ["redis-data:/data"]
+    assert "redis-data" in compose["volumes"]
+
+
+def test_worker_scales_and_is_never_root(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["sandbox-worker"]
+    assert "container_name" not in worker and "ports" not in worker
+    assert worker["command"] == ["worker"]
+    assert not worker["user"].startswith(("0:", "root"))
+    opts = worker["security_opt"]
+    assert "${IARL_WORKER_SECCOMP:-seccomp=./services/seccomp/worker.json}" in opts
+    assert "${IARL_WORKER_PROC:-systempaths=unconfined}" in opts
+    assert worker["environment"]["SANDBOX_USE_NAMESPACES"] == "${SANDBOX_USE_NAMESPACES:-require}"
+
+
+def test_settings_pass_through_with_defaults(compose: dict[str, Any]) -> None:
+    for name in ("reward-server", "sandbox-worker"):
+        env = compose["services"][name]["environment"]
+        for key in ("REWARD_REDIS_URL", "REWARD_QUEUE_CLAIM_AFTER_S", "REWARD_QUEUE_MAX_WAIT_S"):
+            assert env[key].startswith("${" + key + ":-"), (name, key)
+
+
+def test_worker_seccomp_profile_is_docker_default_plus_namespace_calls() -> None:
+    profile = json.loads(WORKER_SECCOMP.read_text())
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
+    *default_rules, added = profile["syscalls"]
+    assert set(added["names"]) == NAMESPACE_CALLS and added["action"] == "SCMP_ACT_ALLOW"
+    assert not {"args", "includes", "excludes"} & set(added)
+    # The rest is Docker's default: these calls stay behind CAP_SYS_ADMIN there, and namespace flags to
+    # clone stay refused (the runner needs unshare only).
+    unconditional = set()
+    for rule in default_rules:
+        if rule["action"] == "SCMP_ACT_ALLOW" and not {"args", "includes", "excludes"} & set(rule):
+            unconditional |= set(rule["names"])
+    assert not NAMESPACE_CALLS & unconditional
+    assert not {"setns", "bpf", "perf_event_open", "open_by_handle_at", "keyctl", "add_key"} & unconditional
+    assert len(unconditional) > 250
