@@ -100,3 +100,11 @@ def worker(log_level: Annotated[str, typer.Option(help="Log level.")] = "info") 
         raise typer.BadParameter("REWARD_REDIS_URL is not set: a worker needs the Redis of the reward server")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(run_worker(settings))
+
+
+@app.command("settings")
+def settings_command() -> None:
+    """Print every setting (environment variable, default, meaning) as a Markdown table."""
+    from reward_server.settings_doc import settings_markdown
+
+    typer.echo(settings_markdown(), nl=False)

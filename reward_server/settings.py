@@ -18,11 +18,13 @@ class RewardSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REWARD_", env_nested_delimiter="__", extra="ignore")
 
     host: str = Field("127.0.0.1", description="Interface `reward-server serve` binds to.")
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(8000, ge=1, le=65535, description="Port `reward-server serve` listens on.")
     reward_correct: float = Field(1.0, description="Default reward of a correct completion.")
     reward_incorrect: float = Field(-1.0, description="Default reward of an incorrect or unanswered one.")
     max_body_mb: float = Field(64.0, gt=0, description="Largest request body accepted, in MiB.")
-    max_completions_per_request: int = Field(100_000, ge=1)
+    max_completions_per_request: int = Field(
+        100_000, ge=1, description="Completions in one request at most (all groups); more is a 422."
+    )
 
     redis_url: SecretStr | None = Field(
         None,
