@@ -22,7 +22,9 @@ class ModelConfig(_Section):
         "tiny", description="A local Hugging Face model directory, or `tiny` for a random-weight test model."
     )
     device: str = Field("auto", description="`auto` (cuda if available, else cpu), `cpu` or `cuda[:i]`.")
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="dtype of the weights, the tiny model's too (log-probs are float32 anyway)."
+    )
     seed: int = Field(0, description="Seed of the tiny model's weights.")
 
 

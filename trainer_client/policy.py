@@ -30,6 +30,7 @@ def load_model(config: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenize
         from trainer_client.tiny_model import build_tiny_model
 
         model, tokenizer = build_tiny_model(seed=config.seed)
+        model = model.to(DTYPES[config.dtype])  # built in float32, e.g. to train it in bfloat16 on a GPU
     else:
         tokenizer = AutoTokenizer.from_pretrained(config.name_or_path)
         model = AutoModelForCausalLM.from_pretrained(config.name_or_path, dtype=DTYPES[config.dtype])
