@@ -2,9 +2,9 @@
 overlapped with the next generation (the default) and without, against a real reward-server process.
 
 "hidden" is the share of grading time the loop did not wait for: 1 - grade_wait / grade.
-Prints a table and writes `bench/results/trainer_step.json`.
+Prints a table and writes `bench/results/trainer_step.json` (`--out` for another file, e.g. a GPU run's).
 
-    python bench/trainer_step.py [--steps 8] [--k 8] [--prompts 8] [--max-new-tokens 48]
+    python bench/trainer_step.py [--steps 8] [--k 8] [--prompts 8] [--max-new-tokens 48] [--device cuda]
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine_info, start_server, timestamp  # noqa: E402
 
 from trainer_client.config import load_config  # noqa: E402
+from trainer_client.policy import pick_device  # noqa: E402
 from trainer_client.train import train  # noqa: E402
 
 MATH_500 = ROOT.parent / "shared/data/math/math_test_500.jsonl"
@@ -31,7 +34,7 @@ def run(url: str, overlap: bool, args: argparse.Namespace) -> dict[str, float]:
         config = load_config(
             None,
             [
-                f"data.path={MATH_500}",
+                f"data.path={args.data}",
                 "data.prompt_template=Problem: {problem}\nSolution:",
                 f"reward.url={url}",
                 f"out_dir={out}",
@@ -40,7 +43,8 @@ def run(url: str, overlap: bool, args: argparse.Namespace) -> dict[str, float]:
                 f"sampling.k={args.k}",
                 f"sampling.prompts_per_step={args.prompts}",
                 f"sampling.max_new_tokens={args.max_new_tokens}",
-                "model.device=cpu",
+                f"model.device={args.device}",
+                f"model.dtype={args.dtype}",
                 "optim.lr=1e-4",
                 "checkpoint_every=0",
                 "tensorboard=false",
@@ -53,6 +57,11 @@ def run(url: str, overlap: bool, args: argparse.Namespace) -> dict[str, float]:
     return summary
 
 
+def device_name(device: str) -> str:
+    resolved = pick_device(device)
+    return torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else resolved.type
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -62,6 +71,9 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8, help="B: prompts per step.")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--workers", type=int, default=1, help="REWARD_MATH_WORKERS of the server.")
+    parser.add_argument("--device", default="cpu", help="Where the policy runs: cpu, cuda[:i] or auto.")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--data", type=Path, default=MATH_500, help="Prompts (JSONL); default MATH-500.")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -82,8 +94,9 @@ def main() -> None:
     result = {
         "bench": "trainer_step",
         "timestamp": timestamp(),
-        "machine": machine_info(),
-        "config": {k: v for k, v in vars(args).items() if k != "out"} | {"model": "tiny (random weights)"},
+        "machine": machine_info() | {"device": device_name(args.device), "torch": torch.__version__},
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "out"}
+        | {"model": "tiny (random weights)"},
         "modes": modes,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
