@@ -32,20 +32,27 @@ Config ("hello"): "namespaces": "auto" | "require" | "off"; "runner_uid"/"test_u
 runner starts as real root: the user namespace maps its root to runner_uid and the test user, uid 1000
 inside, to test_uid; without a user namespace tests run as test_uid directly); "workdir_mb" (size of the
 per-session tmpfs); "expose" (host paths to show read-only besides the Python installation); "work_root"
-(where per-session work dirs go when there is no mount namespace); "levels" (tests only: the isolation
-levels to try, among userns, userns-unprivileged, namespaces and none).
+(where per-session work dirs go when there is no mount namespace); "spare_session" (default true: with
+a pid namespace, set up the next session process ahead of its "open", see below); "levels" (tests only:
+the isolation levels to try, among userns, userns-unprivileged, namespaces and none).
 
 Processes
 ---------
     P  runner (started by the host)          reads "hello", sets up isolation, then only waits for C
     └─ C  setup process                       enters the namespaces, builds the read-only root, pivots
-       └─ Z  zygote (pid 1 of the slot)      serves the protocol between sessions
+       └─ Z  zygote (pid 1 of the slot)      serves the protocol between sessions (or hands it over)
           └─ S  session process (pid 1 of a pid namespace of its own, private tmpfs /tmp)
              └─ G  one per test: setsid, rlimits, unprivileged uid, no_new_privs, runs the solution
 
 S owns the protocol while its session is open; a test's process G never sees the protocol pipes. After each
 test S kills whatever the test left behind (S is the init of the session's pid namespace, or a child
 subreaper without namespaces); when S exits the kernel kills everything in the session's namespace.
+
+Spare session processes (with a pid namespace and "spare_session"): Z forks the next S (its namespaces,
+/proc and tmpfs /tmp made, streams set up) while the current one serves; the spare waits on a pipe of its
+own and is handed the protocol only once the current S has exited and Z has sent "closed". From then on it
+answers "ping"/"hello" itself and becomes the session on "open". So every session still gets a process and
+namespaces that nothing ran in before; opening one only no longer waits for them to be made.
 
 Per test: G is forked ahead of time (right after the previous result is sent) and sets itself up, then
 waits on a "go" pipe for its arguments while stdin waits in a memfd; S starts the wall clock at "go".
@@ -95,6 +102,7 @@ DEVICES = ("null", "zero", "full", "random", "urandom")
 TEST_PATH = "/usr/local/bin:/usr/bin:/bin"
 EXIT_SETUP_FAILED = 125  # the harness failed before the solution ran
 EXIT_REPORTED = 3  # a session process that already sent its own error frame
+EXIT_END_OF_INPUT = 4  # a spare session process that read the end of the protocol instead of a request
 
 # Linux constants (not all are in the os module of Python 3.11).
 CLONE_NEWNS = 0x00020000
@@ -330,6 +338,8 @@ class Config:
         self.workdir_mb = int(raw.get("workdir_mb", 64))
         self.expose = [str(p) for p in raw.get("expose", DEFAULT_EXPOSE)]
         self.work_root = raw.get("work_root") or None
+        # Keep the next session process set up ahead of its "open" (only with a pid and mount namespace).
+        self.spare_session = bool(raw.get("spare_session", True))
         # Only for tests: the levels to try, instead of those `namespaces` implies.
         self.levels = [str(level) for level in raw["levels"]] if raw.get("levels") else None
 
@@ -776,6 +786,21 @@ def _setup_main(
 # Z: the zygote
 
 
+def ready_message(iso: Isolation) -> dict[str, Any]:
+    return {"op": "ready", "version": PROTOCOL_VERSION, "isolation": iso.as_dict(), "summary": iso.summary()}
+
+
+def answer_idle(iso: Isolation, message: dict[str, Any], wfd: int = 1) -> None:
+    """Answer a request outside a session (in the zygote, or in a spare session process)."""
+    op = message["op"]
+    if op == "ping":
+        write_frame(wfd, {"op": "pong"})
+    elif op == "hello":
+        write_frame(wfd, ready_message(iso))
+    else:
+        write_frame(wfd, {"op": "error", "message": f"unexpected op {op!r} outside a session"})
+
+
 class Zygote:
     def __init__(self, iso: Isolation, config: Config, parent: int, status_w: int) -> None:
         self.iso = iso
@@ -795,32 +820,75 @@ class Zygote:
         except BaseException as exc:  # noqa: BLE001
             os.write(self.status_w, f"fail zygote: {exc}\n".encode())
             os._exit(1)
-        write_frame(1, self._ready())
+        # The first compile in a process builds the compiler's state (~1.5 ms); done here once, every
+        # session process and test process inherits it.
+        compile("pass\n", "<warm-up>", "exec", dont_inherit=True)
+        write_frame(1, ready_message(self.iso))
+        if self.iso.pid_ns and self.config.spare_session:
+            self._serve_with_spares()
         while True:
-            try:
-                message = read_frame(0)
-            except (OSError, ValueError, EOFError) as exc:
-                self._error(f"bad request: {exc}")
-                os._exit(1)
-            if message is None:
-                os._exit(0)
-            op = message["op"]
-            if op == "open":
+            message = self._read_request()
+            if message["op"] == "open":
                 self._session(message)
-            elif op == "ping":
-                write_frame(1, {"op": "pong"})
-            elif op == "hello":
-                write_frame(1, self._ready())
             else:
-                self._error(f"unexpected op {op!r} outside a session")
+                answer_idle(self.iso, message)
 
-    def _ready(self) -> dict[str, Any]:
-        return {
-            "op": "ready",
-            "version": PROTOCOL_VERSION,
-            "isolation": self.iso.as_dict(),
-            "summary": self.iso.summary(),
-        }
+    def _read_request(self) -> dict[str, Any]:
+        try:
+            message = read_frame(0)
+        except (OSError, ValueError, EOFError) as exc:
+            self._error(f"bad request: {exc}")
+            os._exit(1)
+        if message is None:
+            os._exit(0)
+        return message
+
+    def _serve_with_spares(self) -> NoReturn:
+        """Serve through spare session processes: each is set up while the one before it serves.
+
+        A spare S is forked (new mount, pid and ipc namespaces, its own proc and tmpfs /tmp) as soon as the
+        previous one is handed the protocol, and waits on its go pipe. It is handed the protocol only after
+        the previous S has exited, so it never serves next to a session, and it is never reused: each
+        session still gets a process and namespaces of its own, only made earlier.
+        """
+        spare = self._spawn(None)
+        while True:
+            if isinstance(spare, tuple) and self._exited(spare[0]):
+                os.close(spare[1])
+                spare = "the spare session process died"
+            if isinstance(spare, str):
+                # No spare to hand over: answer one request here (an open gets the error), then retry.
+                reason = spare if isinstance(spare, str) else "the spare session process died"
+                message = self._read_request()
+                if message["op"] == "open":
+                    self._error(f"cannot start a session: {reason}")
+                else:
+                    answer_idle(self.iso, message)
+                spare = self._spawn(None)
+                continue
+            current, go_w = spare
+            try:
+                os.write(go_w, b"g")
+            except OSError:
+                pass  # it died just now: judged by its exit status below
+            os.close(go_w)
+            spare = self._spawn(None)
+            _, status = os.waitpid(current, 0)
+            code = os.waitstatus_to_exitcode(status)
+            if code == EXIT_END_OF_INPUT:
+                os._exit(0)  # (the spare reads end of file on its go pipe, or dies with the slot)
+            if code == 0:
+                write_frame(1, {"op": "closed"})
+            elif code != EXIT_REPORTED:
+                self._error(f"session process died ({_describe_exit(code)})")
+
+    @staticmethod
+    def _exited(pid: int) -> bool:
+        """Whether a child has exited (it is reaped if so)."""
+        try:
+            return os.waitpid(pid, os.WNOHANG)[0] != 0
+        except ChildProcessError:
+            return True
 
     def _error(self, message: str) -> None:
         write_frame(1, {"op": "error", "message": message})
@@ -834,38 +902,55 @@ class Zygote:
         except OSError as exc:
             self.iso.warnings.append(f"nested user namespaces stay allowed: {exc}")
 
+    def _spawn(self, message: dict[str, Any] | None) -> tuple[int, int] | str:
+        """Start S in new mount, pid and ipc namespaces: (its pid, its go pipe), or why it failed.
+
+        With a message S opens that session at once; without, S is a spare: it sets itself up, then waits
+        for a byte on its go pipe before it reads requests itself.
+        """
+        me = os.getpid()
+        # An intermediate process enters the namespaces, so that S is the init of its own pid namespace and
+        # nothing of a session (files in /tmp, SysV IPC objects) outlives it.
+        go_r, go_w = os.pipe()
+        pid_r, pid_w = os.pipe()
+        middle = os.fork()
+        if middle == 0:
+            os.close(pid_r)
+            os.close(go_w)
+            try:
+                unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC)
+                session = os.fork()
+                if session == 0:
+                    os.close(pid_w)
+                    Session(self.iso, self.config, me).main(message, go_r)
+                os.write(pid_w, f"{session}".encode())
+                os._exit(0)
+            except BaseException as exc:  # noqa: BLE001
+                os.write(pid_w, f"E{exc}".encode())
+                os._exit(1)
+        os.close(pid_w)
+        os.close(go_r)
+        with os.fdopen(pid_r, "rb") as handle:
+            text = handle.read().decode()
+        os.waitpid(middle, 0)
+        if not text.isdigit():
+            os.close(go_w)
+            return text[1:] or "no pid"
+        return int(text), go_w  # S was re-parented to us (we are the slot's init and a subreaper)
+
     def _session(self, message: dict[str, Any]) -> None:
         me = os.getpid()
         if self.iso.pid_ns:
-            # An intermediate process enters new mount, pid and ipc namespaces, so that S is the init of its
-            # own pid namespace and nothing of a session (files in /tmp, SysV IPC objects) outlives it.
-            pid_r, pid_w = os.pipe()
-            middle = os.fork()
-            if middle == 0:
-                os.close(pid_r)
-                try:
-                    unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC)
-                    session = os.fork()
-                    if session == 0:
-                        os.close(pid_w)
-                        Session(self.iso, self.config, message, me).main()
-                    os.write(pid_w, f"{session}".encode())
-                    os._exit(0)
-                except BaseException as exc:  # noqa: BLE001
-                    os.write(pid_w, f"E{exc}".encode())
-                    os._exit(1)
-            os.close(pid_w)
-            with os.fdopen(pid_r, "rb") as handle:
-                text = handle.read().decode()
-            os.waitpid(middle, 0)
-            if not text.isdigit():
-                self._error(f"cannot start a session: {text[1:] or 'no pid'}")
+            spawned = self._spawn(message)
+            if isinstance(spawned, str):
+                self._error(f"cannot start a session: {spawned}")
                 return
-            session = int(text)  # S was re-parented to us (we are the slot's init and a subreaper)
+            session, go_w = spawned
+            os.close(go_w)
         else:
             session = os.fork()
             if session == 0:
-                Session(self.iso, self.config, message, me).main()
+                Session(self.iso, self.config, me).main(message, -1)
         _, status = os.waitpid(session, 0)
         reap_all()
         code = os.waitstatus_to_exitcode(status)
@@ -933,19 +1018,18 @@ class Session:
     """S: holds one program; forks one test process per test.
 
     The next test's process is forked and set up (uid, rlimits, streams) as soon as a result is sent, so it
-    waits, ready, for its input while the host reads the result and sends the next test.
+    waits, ready, for its input while the host reads the result and sends the next test. A spare S (see
+    Zygote._serve_with_spares) sets itself up before its "open" arrives.
     """
 
-    def __init__(self, iso: Isolation, config: Config, message: dict[str, Any], parent: int) -> None:
+    def __init__(self, iso: Isolation, config: Config, parent: int) -> None:
         self.iso = iso
         self.config = config
         self.parent = parent
-        program = message.get("program") or {}
-        self.code = str(program.get("code", ""))
-        self.mode = str(program.get("mode", "stdin"))
-        fn_name = program.get("fn_name")
-        self.fn_name = str(fn_name) if fn_name else None
-        self.limits = Limits(message.get("limits") or {})
+        self.code = ""
+        self.mode = "stdin"
+        self.fn_name: str | None = None
+        self.limits = Limits({})
         self.workdir = "/tmp"
         self.compiled: types.CodeType | None = None
         self.static_result: dict[str, Any] | None = None  # every test's result when compilation failed
@@ -956,9 +1040,21 @@ class Session:
 
     # -- lifetime --
 
-    def main(self) -> NoReturn:
+    def main(self, message: dict[str, Any] | None, go_r: int) -> NoReturn:
+        """Serve the session `message` opens; without one (a spare), first wait on go_r for the protocol."""
+        setup_error: str | None = None
         try:
             self._setup()
+        except BaseException as exc:  # noqa: BLE001 - an infrastructure failure, reported on "open"
+            setup_error = f"session setup failed: {type(exc).__name__}: {exc}"
+        if message is None:
+            message = self._wait_for_open(go_r)
+        elif go_r >= 0:
+            os.close(go_r)
+        if setup_error is not None:
+            self._fail(setup_error)
+        try:
+            self._load(message)
             write_frame(self.wfd, {"op": "opened", "compile_error": self._compile()})
             self._refill()
         except BaseException as exc:  # noqa: BLE001 - an infrastructure failure
@@ -979,6 +1075,31 @@ class Session:
                 self._refill()
             except BaseException as exc:  # noqa: BLE001
                 self._fail(f"test failed to run: {type(exc).__name__}: {exc}")
+
+    def _wait_for_open(self, go_r: int) -> dict[str, Any]:
+        """A spare: wait to be handed the protocol, answer requests until an "open" (returned)."""
+        go = os.read(go_r, 1)
+        os.close(go_r)
+        if not go:
+            os._exit(EXIT_END_OF_INPUT)  # the zygote is gone
+        while True:
+            try:
+                message = read_frame(self.rfd)
+            except (OSError, ValueError, EOFError) as exc:
+                self._fail(f"bad request: {exc}")
+            if message is None:
+                os._exit(EXIT_END_OF_INPUT)
+            if message["op"] == "open":
+                return message
+            answer_idle(self.iso, message, self.wfd)
+
+    def _load(self, message: dict[str, Any]) -> None:
+        program = message.get("program") or {}
+        self.code = str(program.get("code", ""))
+        self.mode = str(program.get("mode", "stdin"))
+        fn_name = program.get("fn_name")
+        self.fn_name = str(fn_name) if fn_name else None
+        self.limits = Limits(message.get("limits") or {})
 
     def _fail(self, message: str) -> NoReturn:
         try:
@@ -1013,8 +1134,12 @@ class Session:
             )
         else:
             # The test shares our uid, and RLIMIT_NPROC counts every process of a uid (per user namespace):
-            # in ours the setup process, the zygote and this one; without namespaces all of the host's.
-            self.nproc_extra = 3 if self.iso.pid_ns else _count_processes_of(os.getuid())
+            # in ours the setup process, the zygote and this one (and with spares the next session process
+            # and, while it starts, its intermediate); without namespaces all of the host's.
+            if self.iso.pid_ns:
+                self.nproc_extra = 5 if self.config.spare_session else 3
+            else:
+                self.nproc_extra = _count_processes_of(os.getuid())
         # What every test process starts with, set here once so that forking inherits it.
         os.environ.clear()
         os.environ.update(

@@ -52,6 +52,13 @@ class SandboxSettings(BaseSettings):
     python: str | None = Field(
         None, description="Interpreter of the runners and of the solutions (default: this one)."
     )
+    spare_session: bool = Field(
+        True,
+        description="Process backend with namespaces: each runner keeps its next session process (new "
+        "pid, mount and ipc namespaces, its own /proc and /tmp) set up while the current session runs, so "
+        "that opening a session does not wait for it. It is handed over only after the previous session "
+        'process has exited, and never reused; off: each session process starts on its "open".',
+    )
     start_timeout_s: float = Field(30.0, gt=0, description="Deadline for a runner to report ready.")
     protocol_margin_s: float = Field(
         5.0,

@@ -92,6 +92,7 @@ class _Runner:
             "workdir_mb": self.settings.workdir_mb,
             "expose": self.settings.expose_paths,
             "work_root": str(self.settings.work_root) if self.settings.work_root else None,
+            "spare_session": self.settings.spare_session,
         }
 
     async def start(self) -> dict[str, Any]:

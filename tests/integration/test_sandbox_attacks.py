@@ -101,9 +101,15 @@ def _host_processes() -> Iterator[tuple[int, int, int, str]]:
 
 
 def stray_processes(box: Sandbox) -> list[str]:
-    """Processes a finished session left behind (for the process backend: beyond each runner's own 2)."""
+    """Processes a finished session left behind.
+
+    For the process backend: beyond each runner's own 2 (setup process and zygote) and, with namespaces and
+    spare sessions, 2 session processes that no program ran in yet (the one now reading requests and the
+    spare behind it); a process a test left would be a descendant of these, and runs as a test uid.
+    """
     if not isinstance(box, ProcessSandbox):
         return []
+    own = 4 if box.settings.spare_session and box.isolation_info.get("namespaces") else 2
     processes = list(_host_processes())
     children: dict[int, list[int]] = {}
     for pid, ppid, _, _ in processes:
@@ -117,7 +123,7 @@ def stray_processes(box: Sandbox) -> list[str]:
             kids = children.get(todo.pop(), [])
             tree.extend(kids)
             todo.extend(kids)
-        if len(tree) > 2:  # the setup process and the zygote
+        if len(tree) > own:
             strays.append(f"runner {runner.index} has {len(tree)} descendants: {tree}")
     base = box.uid_base  # a block of uids this sandbox holds alone on the host
     assert base is not None

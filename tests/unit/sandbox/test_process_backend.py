@@ -156,3 +156,30 @@ async def test_require_starts_where_namespaces_work() -> None:
         assert (await run_one(box, "print(7)")).stdout == "7\n"
     finally:
         await box.close()
+
+
+@pytest.mark.parametrize("spare_session", [True, False])
+async def test_each_session_gets_fresh_namespaces(spare_session: bool) -> None:
+    """With or without a spare session process made ahead: nothing of one session reaches the next."""
+    box = ProcessSandbox(SandboxSettings(slots=1, spare_session=spare_session))
+    await box.start()
+    code = (
+        "import os\n"
+        "print(os.getpid(), sorted(os.listdir('/tmp')))\n"
+        "open('/tmp/left-behind', 'w').write('x')\n"
+    )
+    try:
+        if not box.isolation_info.get("namespaces"):
+            pytest.skip("no namespaces here")
+        pids = set()
+        for _ in range(4):
+            run = await run_one(box, code)
+            assert run.outcome is Outcome.OK, run
+            pid, listing = run.stdout.split(" ", 1)
+            assert listing == "[]\n"  # a fresh /tmp
+            pids.add(int(pid))
+            runner = box._runners[0]
+            assert (await runner.request({"op": "ping"}, 5.0))["op"] == "pong"  # served between sessions
+        assert len(pids) == 1 and pids.pop() < 10  # a fresh pid namespace each time: the same low pid
+    finally:
+        await box.close()
