@@ -97,7 +97,8 @@ def test_one_optimizer_step_on_cuda_changes_the_weights(dtype: str) -> None:
 
     scored = policy.score(prompt_ids, completion_ids)
     assert scored.values is not None
-    advantages = torch.linspace(-1, 1, len(completion_ids), device="cuda")  # [N]
+    # Not symmetric around 0: the value head starts at 0, so targets summing to 0 give its bias no gradient.
+    advantages = torch.linspace(-1, 2, len(completion_ids), device="cuda")  # [N]
     logp = sequence_logprob(scored.token_logp, scored.mask)
     loss = reinforce_loss(logp, advantages) + clipped_value_loss(
         scored.values, scored.values.detach(), advantages
