@@ -159,7 +159,7 @@ class QueueExecutor:
                 )
                 backoff = 0.1
                 self._redis_ok = True
-            except REDIS_DOWN as exc:
+            except (*REDIS_DOWN, ResponseError) as exc:  # this task must outlive any Redis trouble
                 self._redis_ok = False
                 log.warning("job queue: reply stream unreadable (%s); retrying in %.1f s", exc, backoff)
                 await asyncio.sleep(backoff)

@@ -100,9 +100,12 @@ class SandboxWorker:
                 )
                 backoff = 0.1
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                await ensure_group(self.redis, self.keys)  # Redis came back empty
+                if "NOGROUP" in str(exc):
+                    await ensure_group(self.redis, self.keys)  # Redis came back empty
+                    continue
+                log.error("worker %s: Redis refused a queue command (%s); retrying", self.name, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
                 continue
             except REDIS_DOWN as exc:
                 log.warning("worker %s: Redis unreachable (%s); retrying in %.1f s", self.name, exc, backoff)
