@@ -33,8 +33,9 @@ runner starts as real root: the user namespace maps its root to runner_uid and t
 inside, to test_uid; without a user namespace tests run as test_uid directly); "workdir_mb" (size of the
 per-session tmpfs); "expose" (host paths to show read-only besides the Python installation); "work_root"
 (where per-session work dirs go when there is no mount namespace); "spare_session" (default true: with
-a pid namespace, set up the next session process ahead of its "open", see below); "levels" (tests only:
-the isolation levels to try, among userns, userns-unprivileged, namespaces and none).
+a pid namespace, set up the next session process ahead of its "open", see below); "mount_proc": "auto" |
+"off" (see "/proc" below); "levels" (tests only: the isolation levels to try, among userns,
+userns-unprivileged, namespaces and none).
 
 Processes
 ---------
@@ -54,6 +55,16 @@ own and is handed the protocol only once the current S has exited and Z has sent
 answers "ping"/"hello" itself and becomes the session on "open". So every session still gets a process and
 namespaces that nothing ran in before; opening one only no longer waits for them to be made.
 
+/proc: with a pid namespace each session mounts a proc of its own (showing only the session's processes).
+Where the kernel refuses that (mount_too_revealing: Docker masks paths of the container's /proc with bind
+mounts, and a user namespace may mount a new proc only where one is fully visible), or with "mount_proc":
+"off", the namespaces and the minimal root stay, with no proc inside at all (an empty /proc: the outer
+one is unmounted, or covered where it is locked, never shown, as it would list outer processes). Nothing
+in the runner needs /proc after the pivot: S is pid 1 of its pid namespace, so kill(-1) from it reaches
+every other process of the session, reaping until ECHILD finds them gone, and the kernel kills the whole
+namespace when S dies. Solutions run as before, except that /proc/self/..., /dev/fd and /dev/std* (links
+into /proc) do not resolve.
+
 Per test: G is forked ahead of time (right after the previous result is sent) and sets itself up, then
 waits on a "go" pipe for its arguments while stdin waits in a memfd; S starts the wall clock at "go".
 G's fds: 0 stdin (memfd), 1 stdout and 2 stderr (pipes, capped together), 3 the result channel (records:
@@ -69,6 +80,7 @@ from __future__ import annotations
 import atexit
 import builtins
 import ctypes
+import errno
 import fcntl
 import gc
 import json
@@ -133,8 +145,21 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 SECURE_ALL_BITS_LOCKED = 0x3F  # noroot, no_setuid_fixup, keep_caps, each with its lock
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 # (pivot_root, capset) syscall numbers; other architectures run without namespaces.
 SYSCALLS = {"x86_64": (155, 126), "aarch64": (41, 91), "arm64": (41, 91)}
+# For the seccomp filter of tests (see namespace_filter): the audit arch, the calls that make or enter
+# namespaces or mount (unshare, setns, mount, umount2, pivot_root, open_tree, move_mount, fsopen, fsconfig,
+# fsmount, mount_setattr), clone, clone3.
+_X86_64_DENIED = (272, 308, 165, 166, 155, 428, 429, 430, 431, 432, 442)
+_AARCH64_DENIED = (97, 268, 40, 39, 41, 428, 429, 430, 431, 432, 442)
+SECCOMP_ARCH = {
+    "x86_64": (0xC000003E, _X86_64_DENIED, 56, 435),
+    "aarch64": (0xC00000B7, _AARCH64_DENIED, 220, 435),
+    "arm64": (0xC00000B7, _AARCH64_DENIED, 220, 435),
+}
+CLONE_NEW_ANY = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -196,14 +221,75 @@ def drop_capabilities() -> None:
     if numbers is None:
         raise OSError(f"capset: unknown syscall number on {_machine()}")
     prctl(PR_SET_SECUREBITS, SECURE_ALL_BITS_LOCKED)
-    with open("/proc/sys/kernel/cap_last_cap") as handle:
-        last = int(handle.read())
-    for cap in range(last + 1):
-        prctl(PR_CAPBSET_DROP, cap)
+    # Every capability the kernel knows: EINVAL past the last one (no /proc/sys/kernel/cap_last_cap needed).
+    for cap in range(64):
+        try:
+            prctl(PR_CAPBSET_DROP, cap)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL and cap > 0:
+                break
+            raise
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
     data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable: all zero (two 32-bit words)
     _errcheck(_libc.syscall(ctypes.c_long(numbers[1]), header, data), "capset")
+
+
+def namespace_filter() -> Any:
+    """A seccomp program (for prctl) that refuses new namespaces and mounts; None on an unknown machine.
+
+    For tests where the kernel would let them make user namespaces (and so mount and unshare anew inside
+    them) and the runner could not forbid that with max_user_namespaces (read-only /proc/sys in Docker).
+    clone3 gets ENOSYS (its flags sit in memory, out of a filter's reach), so libc falls back to clone,
+    whose flags are checked; x32 calls are refused. Everything else is allowed: the container's own
+    profile still applies beneath.
+    """
+    spec = SECCOMP_ARCH.get(_machine())
+    if spec is None:
+        return None
+    arch, denied, clone, clone3 = spec
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, JMP|JEQ/JGE/JSET|K, RET|K
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
+    kill = 0x80000000  # SECCOMP_RET_KILL_PROCESS: a foreign arch
+    code = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, kill), (ld, 0, 0, 0)]  # arch, then the call
+    code.append((jge, len(denied) + 5, 0, 0x40000000))  # x32 -> EPERM
+    for index, number in enumerate(denied):
+        code.append((jeq, len(denied) - index + 4, 0, number))  # -> EPERM
+    code += [
+        (jeq, 0, 2, clone),
+        (ld, 0, 0, 16),  # args[0], low 32 bits (little-endian): the clone flags
+        (jset, 2, 3, CLONE_NEW_ANY),  # -> EPERM, else allow
+        (jeq, 0, 2, clone3),
+        (ret, 0, 0, enosys),
+        (ret, 0, 0, eperm),
+        (ret, 0, 0, allow),
+    ]
+    # (Jumps count from the next instruction: every EPERM jump lands on the second to last one.)
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [
+            ("code", ctypes.c_uint16),
+            ("jt", ctypes.c_uint8),
+            ("jf", ctypes.c_uint8),
+            ("k", ctypes.c_uint32),
+        ]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+    array = (SockFilter * len(code))(*[SockFilter(*item) for item in code])
+    program = SockFprog(len(code), array)
+    program._array = array  # kept alive with the program
+    return program
+
+
+def install_filter(program: Any) -> None:
+    """Load a seccomp program into this thread (no_new_privs must be set); for good."""
+    ret = _libc.prctl(
+        ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(program), 0, 0
+    )
+    if ret < 0:
+        _errcheck(ret, "prctl(PR_SET_SECCOMP)")
 
 
 def read_exact(fd: int, size: int) -> bytes | None:
@@ -340,6 +426,10 @@ class Config:
         self.work_root = raw.get("work_root") or None
         # Keep the next session process set up ahead of its "open" (only with a pid and mount namespace).
         self.spare_session = bool(raw.get("spare_session", True))
+        # A proc of its own per session where the kernel allows it (auto), or never (off: tests only).
+        self.mount_proc = str(raw.get("mount_proc", "auto"))
+        if self.mount_proc not in ("auto", "off"):
+            raise ValueError(f"mount_proc must be auto or off, not {self.mount_proc!r}")
         # Only for tests: the levels to try, instead of those `namespaces` implies.
         self.levels = [str(level) for level in raw["levels"]] if raw.get("levels") else None
 
@@ -361,7 +451,10 @@ class Isolation:
         self.test_gid: int | None = None
         self.host_test_uid: int | None = None
         self.drop_caps = False  # the test keeps uid 0 of a user namespace: drop capabilities
-        self.nested_userns_blocked = False
+        self.nested_userns_blocked: str | None = None  # how: "max_user_namespaces" or "seccomp"
+        self.seccomp_program: Any = None  # a filter each test loads (when the sysctl could not be set)
+        self.proc = self.pid_ns  # each session mounts a proc of its own (decided by the zygote)
+        self.no_proc_reason: str | None = None  # why there is no /proc inside, with namespaces
         self.warnings: list[str] = []
 
     def as_dict(self) -> dict[str, Any]:
@@ -374,7 +467,10 @@ class Isolation:
             "test_uid": self.test_uid,
             "host_test_uid": self.host_test_uid,
             "capabilities_dropped": self.test_uid is not None or self.drop_caps,
-            "nested_userns_blocked": self.nested_userns_blocked,
+            "nested_userns_blocked": self.nested_userns_blocked is not None,
+            "nested_userns_blocked_by": self.nested_userns_blocked,
+            "proc": self.proc,
+            "no_proc_reason": self.no_proc_reason,
             "rlimits": ["AS", "CPU", "NPROC", "NOFILE", "FSIZE", "CORE"],
             "warnings": self.warnings,
         }
@@ -384,6 +480,10 @@ class Isolation:
         if self.namespaces:
             parts.append("namespaces " + "+".join(self.namespaces))
             parts.append("read-only minimal root, private tmpfs /tmp per session, no network")
+            if self.proc:
+                parts.append("a /proc of its own per session")
+            else:
+                parts.append(f"no /proc inside ({self.no_proc_reason})")
         else:
             parts.append("NO namespaces (rlimits only: host filesystem and network are reachable)")
         if self.test_uid is not None:
@@ -396,7 +496,9 @@ class Isolation:
             parts.append("tests keep uid 0 of the user namespace with every capability dropped")
         else:
             parts.append("tests run as the runner's own uid (RLIMIT_NPROC counts the runner too)")
-        if self.nested_userns_blocked:
+        if self.nested_userns_blocked == "seccomp":
+            parts.append("nested namespaces and mounts off (a seccomp filter on tests)")
+        elif self.nested_userns_blocked:
             parts.append("nested user namespaces off")
         parts.append("no_new_privs, rlimits AS/CPU/NPROC/NOFILE/FSIZE/CORE")
         return "; ".join(parts)
@@ -457,6 +559,7 @@ def _mount_flags(path: str) -> int:
     flags = 0
     info = os.statvfs(path)
     for st_flag, ms_flag in (
+        (os.ST_RDONLY, MS_RDONLY),  # (Docker's read-only binds in /proc: /proc/bus, /proc/sys, ...)
         (os.ST_NOSUID, MS_NOSUID),
         (os.ST_NODEV, MS_NODEV),
         (os.ST_NOEXEC, MS_NOEXEC),
@@ -537,7 +640,8 @@ def build_root(config: Config) -> None:
     os.makedirs(new_root + "/tmp", mode=0o755, exist_ok=True)
     os.makedirs(new_root + "/proc", mode=0o555, exist_ok=True)
     # The host's proc, only so that a proc of our own may be mounted on top later in a user namespace (the
-    # kernel refuses a new proc where none is fully visible). Every session mounts its own proc over it.
+    # kernel refuses a new proc where none is fully visible). Every session mounts its own proc over it;
+    # where none may be mounted, the zygote takes this one away again (Zygote._settle_proc).
     mount("/proc", new_root + "/proc", None, MS_BIND | MS_REC)
 
     os.chdir(new_root)
@@ -815,6 +919,8 @@ class Zygote:
             set_non_dumpable()
             if self.iso.userns:
                 self._block_nested_userns()
+            if self.iso.pid_ns:
+                self._settle_proc()
             os.write(self.status_w, b"ok\n")
             os.close(self.status_w)
         except BaseException as exc:  # noqa: BLE001
@@ -898,9 +1004,44 @@ class Zygote:
         try:
             with open("/proc/sys/user/max_user_namespaces", "w") as handle:
                 handle.write("0")
-            self.iso.nested_userns_blocked = True
+            self.iso.nested_userns_blocked = "max_user_namespaces"
+            return
         except OSError as exc:
-            self.iso.warnings.append(f"nested user namespaces stay allowed: {exc}")
+            refused = f"{exc}"
+        # Docker binds /proc/sys read-only: a seccomp filter on every test refuses them instead.
+        program = namespace_filter()
+        problem = "no seccomp filter for this machine" if program is None else _filter_problem(program)
+        if problem is None:
+            self.iso.seccomp_program = program
+            self.iso.nested_userns_blocked = "seccomp"
+        else:
+            self.iso.warnings.append(f"nested user namespaces stay allowed: {refused}; {problem}")
+
+    def _settle_proc(self) -> None:
+        """Keep the outer /proc only under sessions that can mount their own; else no /proc at all.
+
+        The outer proc (bound by build_root) lists the processes outside the slot, so it must never be what
+        a session sees: if a throwaway session cannot mount a fresh proc (or mount_proc is off), it goes.
+        """
+        iso = self.iso
+        if self.config.mount_proc == "off":
+            iso.no_proc_reason = "turned off: mount_proc=off"
+        else:
+            problem = _fresh_proc_problem()
+            if problem is None:
+                return
+            masks = sum(1 for point in _mount_points() if point.startswith("/proc/"))
+            # (mount_too_revealing: a user namespace gets a new proc only where one is fully visible)
+            cause = f"the host masks /proc ({masks} mounts on its paths): " if masks else ""
+            iso.no_proc_reason = f"{cause}fresh proc mount refused: {problem}"
+        iso.proc = False
+        try:
+            umount2("/proc", MNT_DETACH)
+        except OSError:
+            # Locked (bound before the user namespace was made, at the userns level): cover it instead.
+            mount("tmpfs", "/proc", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=555")
+        if os.listdir("/proc"):
+            raise OSError("the outer /proc is still visible")
 
     def _spawn(self, message: dict[str, Any] | None) -> tuple[int, int] | str:
         """Start S in new mount, pid and ipc namespaces: (its pid, its go pipe), or why it failed.
@@ -958,6 +1099,69 @@ class Zygote:
             write_frame(1, {"op": "closed"})
         elif code != EXIT_REPORTED:
             self._error(f"session process died ({_describe_exit(code)})")
+
+
+def _filter_problem(program: Any) -> str | None:
+    """Why the tests could not run under `program` (None: they can), tried in a throwaway child."""
+    child = os.fork()
+    if child == 0:
+        code = 3
+        try:
+            prctl(PR_SET_NO_NEW_PRIVS, 1)
+            install_filter(program)
+            code = 4
+            try:
+                unshare(CLONE_NEWUSER)
+            except OSError as exc:
+                code = 5 if exc.errno != errno.EPERM else 6
+            if code == 6:  # refused as it should be; fork and threads (clone3 -> clone) must still work
+                import _thread
+
+                done = _thread.allocate_lock()
+                done.acquire()
+                _thread.start_new_thread(done.release, ())
+                code = 7 if done.acquire(timeout=5) else 8
+                grandchild = os.fork()
+                if grandchild == 0:
+                    os._exit(0)
+                if os.waitpid(grandchild, 0)[1] == 0 and code == 7:
+                    code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    code = os.waitstatus_to_exitcode(status)
+    reasons = {3: "the seccomp filter was refused", 4: "unshare still allowed under the seccomp filter"}
+    return None if code == 0 else reasons.get(code, f"the seccomp filter broke the test ({code})")
+
+
+def _fresh_proc_problem() -> str | None:
+    """Why a session process could not mount a proc of its own (None: it can), tried in throwaway children.
+
+    The child stands in for the intermediate of Zygote._spawn, its child for S (pid 1 of a new pid
+    namespace in a mount namespace of its own); both vanish with their namespaces.
+    """
+    read_r, write_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(read_r)
+        try:
+            unshare(CLONE_NEWNS | CLONE_NEWPID)
+            grandchild = os.fork()
+            if grandchild == 0:
+                try:
+                    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                except BaseException as exc:  # noqa: BLE001 - reported through the pipe
+                    os.write(write_w, f"{exc}".encode())
+                os._exit(0)
+            os.waitpid(grandchild, 0)
+        except BaseException as exc:  # noqa: BLE001
+            os.write(write_w, f"{exc}".encode())
+        os._exit(0)
+    os.close(write_w)
+    with os.fdopen(read_r, "rb") as handle:
+        problem = handle.read().decode(errors="replace")
+    os.waitpid(child, 0)
+    return problem or None
 
 
 def _describe_exit(code: int) -> str:
@@ -1112,7 +1316,8 @@ class Session:
     def _setup(self) -> None:
         if self.iso.pid_ns:
             # We are pid 1 of the session's pid namespace, in a mount namespace of our own.
-            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            if self.iso.proc:
+                mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
             mount(
                 "tmpfs",
                 "/tmp",
@@ -1483,6 +1688,8 @@ class Session:
             self._limit()
             self._drop_privileges()
             prctl(PR_SET_NO_NEW_PRIVS, 1)
+            if self.iso.seccomp_program is not None:
+                install_filter(self.iso.seccomp_program)
             if not self.iso.pid_ns:
                 prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # (after the uid switch, which clears it)
             signal.signal(signal.SIGINT, signal.default_int_handler)  # (the rest are as python has them)

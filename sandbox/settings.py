@@ -31,6 +31,13 @@ class SandboxSettings(BaseSettings):
         "allows and falls back to rlimits only with a loud warning; `require` refuses to start without "
         "them; `off` runs with rlimits only.",
     )
+    mount_proc: Literal["auto", "off"] = Field(
+        "auto",
+        description="Process backend with namespaces: `auto` gives each session a /proc of its own where "
+        "the kernel allows a fresh proc mount, and otherwise (Docker's masked /proc, e.g. without "
+        "`systempaths=unconfined`) keeps every namespace and the minimal root with no /proc inside; `off` "
+        "always runs without /proc (for tests). The isolation summary says which.",
+    )
     uid_base: int = Field(
         990_000,
         ge=1,
@@ -55,7 +62,7 @@ class SandboxSettings(BaseSettings):
     spare_session: bool = Field(
         True,
         description="Process backend with namespaces: each runner keeps its next session process (new "
-        "pid, mount and ipc namespaces, its own /proc and /tmp) set up while the current session runs, so "
+        "pid, mount and ipc namespaces, its /proc and /tmp) set up while the current session runs, so "
         "that opening a session does not wait for it. It is handed over only after the previous session "
         'process has exited, and never reused; off: each session process starts on its "open".',
     )

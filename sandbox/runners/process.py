@@ -93,6 +93,7 @@ class _Runner:
             "expose": self.settings.expose_paths,
             "work_root": str(self.settings.work_root) if self.settings.work_root else None,
             "spare_session": self.settings.spare_session,
+            "mount_proc": self.settings.mount_proc,
         }
 
     async def start(self) -> dict[str, Any]:

@@ -5,8 +5,9 @@ if it manages to get it from outside the sandbox, and "WRONG" otherwise. After e
 the attack did not pass, that the host is untouched, that nothing it started is still running, and that
 the sandbox still serves the next session.
 
-The tests take a `sandbox` fixture parametrized over the backends; the Docker backend adds its own param
-(marked `docker`) to `BACKENDS`.
+The tests take a `sandbox` fixture parametrized over the backends: the process backend twice, with a /proc
+of its own per session and without any /proc inside (SANDBOX_MOUNT_PROC=off, the level a Docker worker gets
+under Docker's /proc masks); the Docker backend adds its own param (marked `docker`) to `BACKENDS`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def _process_sandbox() -> Sandbox:
     return ProcessSandbox(SandboxSettings(slots=2))
 
 
+def _process_sandbox_without_proc() -> Sandbox:
+    return ProcessSandbox(SandboxSettings(slots=2, mount_proc="off"))
+
+
 # The Docker backend (tests marked `docker`): its image is read at import, as the autouse fixture of
 # tests/conftest.py clears SANDBOX_* while a test runs.
 DOCKER_IMAGE = os.environ.get("SANDBOX_DOCKER_IMAGE", "iarl/sandbox:latest")
@@ -53,6 +58,7 @@ def _docker_sandbox() -> Sandbox:
 
 BACKENDS = [
     pytest.param(_process_sandbox, id="process"),
+    pytest.param(_process_sandbox_without_proc, id="process-no-proc"),
     pytest.param(_docker_sandbox, id="docker", marks=pytest.mark.docker),
 ]
 
@@ -198,7 +204,16 @@ async def test_fork_bomb(sandbox: Sandbox, secret: str) -> None:
         "        os.fork()\n"
         "    except OSError:\n"
         "        break\n"
+        "def alive(pid):\n"
+        "    try:\n"
+        "        os.kill(pid, 0)\n"
+        "    except PermissionError:\n"
+        "        return True\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "    return True\n"
         "pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+        "pids = pids or [p for p in range(1, 1 << 15) if alive(p)]  # (without /proc)\n"
         "print(len(pids), flush=True)\n"
         "time.sleep(60)\n"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import struct
@@ -133,6 +134,93 @@ def test_unprivileged_runner_uses_a_user_namespace_of_its_own(start: Any) -> Non
     caps = box.run("print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])")
     assert caps["stdout"] == "0000000000000000\n"
     check_level(box, expect_uid=0)
+
+
+# What a solution needs from the system, checked where the sandbox has no /proc inside.
+ORDINARY_PROGRAM = (
+    "import json, os, subprocess, sys, threading\n"
+    "found = []\n"
+    "thread = threading.Thread(target=lambda: found.append(sum(range(10))))\n"
+    "thread.start()\n"
+    "thread.join()\n"
+    "sys.setrecursionlimit(100000)\n"
+    "deep = lambda n: 0 if n == 0 else 1 + deep(n - 1)\n"
+    "child = subprocess.run([sys.executable, '-c', 'import os; print(os.cpu_count())'],\n"
+    "                       capture_output=True, text=True)\n"
+    "print(json.dumps({'proc': os.listdir('/proc'), 'cpus': os.cpu_count(), 'thread': found,\n"
+    "                  'deep': deep(20000), 'child': [child.returncode, child.stdout.strip()],\n"
+    "                  'pid': os.getpid()}))\n"
+)
+
+
+def check_without_proc(box: Runner, reason: str) -> None:
+    info = box.ready["isolation"]
+    assert not info["proc"] and reason in info["no_proc_reason"], info
+    assert f"no /proc inside ({info['no_proc_reason']})" in box.ready["summary"]
+    run = box.run(ORDINARY_PROGRAM, wall_time_s=20, memory_mb=1024)
+    assert run["outcome"] == "ok", run
+    seen = json.loads(run["stdout"])
+    cpus = os.cpu_count()
+    assert seen == {
+        "proc": [],  # an empty directory: nothing of the host's processes
+        "cpus": cpus,
+        "thread": [45],
+        "deep": 20000,
+        "child": [0, str(cpus)],
+        "pid": seen["pid"],
+    }, seen
+    assert seen["pid"] < 10  # in the session's own pid namespace
+
+
+@ROOT_ONLY
+def test_userns_level_without_proc(start: Any) -> None:
+    # The outer /proc, bound before the user namespace was made, is locked there: covered, not unmounted.
+    box = start({**UIDS, "levels": ["userns"], "mount_proc": "off"})
+    assert box.ready["isolation"]["level"] == "userns", box.ready
+    assert box.ready["isolation"]["namespaces"] == ["user", "pid", "net", "mount", "ipc", "uts"]
+    check_without_proc(box, "mount_proc=off")
+    check_level(box, expect_uid=runner.TEST_ID_IN_NS)  # fork bomb and kill -9 -1 swept without /proc
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3") or not runner.real_root(), reason="needs root")
+def test_unprivileged_runner_without_proc(start: Any) -> None:
+    # The level a Docker worker gets under Docker's /proc masks (there the fresh proc mount is refused).
+    prefix = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    box = start({"namespaces": "require", "mount_proc": "off"}, argv_prefix=prefix, python="/usr/bin/python3")
+    if box.ready["op"] == "error":
+        pytest.skip(f"unprivileged user namespaces are refused here: {box.ready['message']}")
+    assert box.ready["isolation"]["level"] == "userns-unprivileged", box.ready
+    check_without_proc(box, "mount_proc=off")
+    check_level(box, expect_uid=0)  # capabilities dropped without /proc/sys/kernel/cap_last_cap
+
+
+def test_namespace_filter_refuses_namespaces_and_mounts_only() -> None:
+    """The seccomp filter tests get where max_user_namespaces cannot be set (Docker's read-only /proc/sys)."""
+    if runner.namespace_filter() is None:
+        pytest.skip(f"no filter for {os.uname().machine}")
+    code = (
+        "import ctypes, os, subprocess, sys, threading\n"
+        "from sandbox import runner\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "runner.prctl(runner.PR_SET_NO_NEW_PRIVS, 1)\n"
+        "runner.install_filter(runner.namespace_filter())\n"
+        "def errno_of(ret):\n"
+        "    return ctypes.get_errno() if ret != 0 else 0\n"
+        "refused = [errno_of(libc.unshare(runner.CLONE_NEWUSER)),\n"
+        "           errno_of(libc.unshare(runner.CLONE_NEWNET)),\n"
+        "           errno_of(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)), errno_of(libc.setns(0, 0)),\n"
+        "           errno_of(libc.syscall(435, None, 0))]  # clone3: ENOSYS, so libc falls back to clone\n"
+        "thread = threading.Thread(target=print, args=('thread',))\n"
+        "thread.start()\n"
+        "thread.join()\n"
+        "print(refused, subprocess.run(['true']).returncode, os.waitpid(os.fork() or os._exit(0), 0)[1])\n"
+    )
+    import errno
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, cwd="/")
+    expected = [errno.EPERM] * 4 + [errno.ENOSYS]
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"thread\n{expected} 0 0\n", done.stdout + done.stderr
 
 
 def test_require_fails_loudly_when_no_level_works(start: Any) -> None:
