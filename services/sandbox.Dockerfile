@@ -15,9 +15,9 @@
 # seccomp profile. That profile refuses unshare/clone of namespaces to unprivileged processes, so
 # the runner's `auto` level falls back to rlimits + its subreaper sweep, which is all a container needs:
 # network, filesystem, pid and IPC isolation from the host and from other containers already come from
-# Docker. Nested namespaces would need (1) a custom seccomp profile allowing unshare/mount/pivot_root,
-# (2) `systempaths=unconfined` (the kernel refuses a new /proc under Docker's masked /proc paths), and on
-# AppArmor hosts (3) an unconfined AppArmor profile. Each of these widens the kernel attack surface seen by
+# Docker. Nested namespaces would need (1) a custom seccomp profile allowing unshare/mount/umount2/pivot_root
+# (services/seccomp/worker.json; under Docker's masked /proc paths the runner then has no /proc inside), and
+# on AppArmor hosts (2) an unconfined AppArmor profile. Each of these widens the kernel attack surface seen by
 # untrusted code (unprivileged user namespaces are the entry point of most container escapes) more than
 # namespaces inside would narrow it, so we ship none of them. What one session could leave for the next in
 # the same container (files in /tmp, SysV IPC, stray processes) is checked by the backend after every

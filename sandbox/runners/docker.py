@@ -37,8 +37,8 @@ The runner runs with namespaces off ("namespaces": "off" in its hello): its test
 space, CPU, processes, files, file size, no core), no_new_privs, their own session, and the runner's
 subreaper sweep after every test. Network, filesystem, pid and IPC isolation from the host and from the
 other containers come from Docker. Nested namespaces (what the process backend uses) would need Docker's
-default seccomp profile widened (unshare, mount, pivot_root), `systempaths=unconfined` (the kernel refuses a
-fresh /proc under Docker's masked /proc paths) and, on AppArmor hosts, an unconfined profile. Unprivileged
+default seccomp profile widened (unshare, mount, umount2, pivot_root; under Docker's masked /proc paths the
+runner then works with no /proc inside) and, on AppArmor hosts, an unconfined profile. Unprivileged
 user namespaces are the entry point of most container escapes, so that would add more kernel attack surface
 for untrusted code than it removes; we keep Docker's defaults (see services/sandbox.Dockerfile).
 

@@ -7,9 +7,10 @@ iarl/reward-server:latest) and IARL_REDIS_IMAGE (default iarl/redis:bookworm).
     python -m pytest -m compose tests/integration/test_compose.py
 
 One stack (its own compose project, a free localhost port, two workers, short queue deadlines) serves the
-whole module and is removed with its volume at the end (`down -v`). With compose v1, which cannot lift
-Docker's /proc masks, the workers run their sandbox at the rlimits-only level (docs/deploy.md); the
-namespace level that v2 gets is checked with `docker run` by test_worker_sandbox_isolation.
+whole module and is removed with its volume at the end (`down -v`). The workers run with the shipped
+seccomp profile only (v1 and v2 alike) and SANDBOX_USE_NAMESPACES=require, so a worker that joins the queue
+has its sandbox's namespaces (with no /proc inside, under Docker's /proc masks); what a solution sees under
+each set of container options is checked with `docker run` by test_worker_sandbox_isolation.
 """
 
 from __future__ import annotations
@@ -180,12 +181,6 @@ def stack() -> Iterator[Stack]:
         "IARL_WORKER_MEM_LIMIT": "1g",
         "IARL_WORKER_CPUS": "1",
     }
-    if v1:  # v1 cannot pass systempaths=unconfined: rlimits-only workers (see the module docstring)
-        env |= {
-            "IARL_WORKER_SECCOMP": "no-new-privileges",
-            "IARL_WORKER_PROC": "no-new-privileges=true",
-            "SANDBOX_USE_NAMESPACES": "auto",
-        }
     project = f"iarltest{uuid.uuid4().hex[:8]}"
     stack = Stack(compose, project, env, f"http://127.0.0.1:{port}", v1)
     stack.run("config", "-q")
@@ -227,7 +222,7 @@ def test_grades_a_code_group_on_the_workers(stack: Stack) -> None:
 
 
 def test_worker_sandbox_isolation() -> None:
-    """The least privilege of docs/deploy.md: namespaces come with the shipped profile plus unmasked /proc."""
+    """The least privilege of docs/deploy.md: the shipped seccomp profile alone gives the namespaces."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
@@ -246,17 +241,26 @@ def test_worker_sandbox_isolation() -> None:
     base += ["--security-opt", "no-new-privileges:true", "--entrypoint", "python"]
     default = _isolation(base)
     assert default["level"] == "none", default
-    assert default["nested_userns"] == "refused"
+    assert default["nested_userns"] == "refused", default
+    assert "eth0" in default["interfaces"] and len(default["pids"]) > 1  # the network, the worker
     profile = str(REPO / "services" / "seccomp" / "worker.json")
-    profile_only = _isolation([*base, "--security-opt", f"seccomp={profile}"])
-    assert profile_only["level"] == "none", profile_only  # Docker's /proc masks still block a new /proc
-    hardened = _isolation(
+    shipped = _isolation([*base, "--security-opt", f"seccomp={profile}"])
+    assert shipped["level"] == "userns-unprivileged", shipped
+    assert shipped["namespaces"] == ["user", "pid", "net", "mount", "ipc", "uts"], shipped
+    # Docker's /proc masks make the kernel refuse a fresh proc: the sandbox has none inside, and shows no
+    # outer one either.
+    assert not shipped["proc"] and "fresh proc mount refused" in shipped["summary"], shipped
+    assert shipped["proc_entries"] == [], shipped
+    assert shipped["interfaces"] == ["lo"], shipped  # no route to Redis or anything else
+    assert shipped["connect"] != "connected", shipped
+    assert shipped["pids"] == [1], shipped  # only its session's init: the worker is out of sight and reach
+    assert shipped["nested_userns"] == "refused", shipped  # the widened profile is not the solution's
+    assert shipped["ordinary"] == [2, 20000, 0], shipped  # threads, deep recursion, a subprocess
+    unmasked = _isolation(
         [*base, "--security-opt", f"seccomp={profile}", "--security-opt", "systempaths=unconfined"]
     )
-    assert hardened["level"] == "userns-unprivileged", hardened
-    assert {"user", "pid", "net", "mount"} <= set(hardened["namespaces"])
-    assert hardened["interfaces"] == ["lo"], hardened  # no route to Redis or anything else
-    assert hardened["nested_userns"] == "refused"  # the solution cannot use the widened profile itself
+    assert unmasked["level"] == "userns-unprivileged" and unmasked["proc"], unmasked  # (compose v2 only)
+    assert unmasked["interfaces"] == ["lo"] and unmasked["nested_userns"] == "refused", unmasked
 
 
 ISOLATION_PROBE = r"""
@@ -266,22 +270,51 @@ from sandbox.schemas import Limits, Program, TestInput
 from sandbox.settings import SandboxSettings
 
 SOLUTION = '''
-import ctypes, json, os
+import ctypes, json, os, socket, subprocess, sys, threading
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+def connect(address):
+    try:
+        socket.create_connection(address, timeout=1).close()
+        return "connected"
+    except OSError as exc:
+        return type(exc).__name__
+gateway = "172.17.0.1"  # Docker's default bridge: the host, as the worker's network reaches it
+def ordinary():
+    # (At the rlimits-only level RLIMIT_NPROC counts uid 10001 across the host: other workers' processes.)
+    try:
+        threads = []
+        for _ in range(2):
+            threads.append(threading.Thread(target=lambda: None))
+            threads[-1].start()
+        sys.setrecursionlimit(100000)
+        deep = lambda n: 0 if n == 0 else 1 + deep(n - 1)
+        return [len(threads), deep(20000), subprocess.run([sys.executable, "-c", "pass"]).returncode]
+    except Exception as exc:
+        return repr(exc)
 libc = ctypes.CDLL(None, use_errno=True)
 nested = "allowed" if libc.unshare(0x10000000) == 0 else "refused"
-print(json.dumps({"interfaces": sorted(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net")
-                  else [n.split(":")[0].strip() for n in open("/proc/net/dev").read().splitlines()[2:]],
-                  "nested_userns": nested}))
+print(json.dumps({"interfaces": sorted(name for _, name in socket.if_nameindex()),
+                  "proc_entries": sorted(os.listdir("/proc"))[:3], "connect": connect((gateway, 9)),
+                  "pids": [p for p in range(1, 4096) if p != os.getpid() and alive(p)],
+                  "ordinary": ordinary(), "nested_userns": nested}))
 '''
 
 async def main():
     sandbox = ProcessSandbox(SandboxSettings(slots=1, use_namespaces="auto"))
     await sandbox.start()
-    async with sandbox.session(Program(code=SOLUTION), Limits(wall_time_s=5)) as session:
+    async with sandbox.session(Program(code=SOLUTION), Limits(wall_time_s=30)) as session:
         run = await session.run(TestInput())
     await sandbox.close()
     info = sandbox.isolation_info
     print(json.dumps({"level": info.get("level"), "namespaces": info.get("namespaces"),
+                      "proc": info.get("proc"), "summary": sandbox.isolation, "outcome": run.outcome,
                       **json.loads(run.stdout or "{}"), "stderr": run.stderr_tail[-300:]}))
 
 asyncio.run(main())

@@ -77,8 +77,9 @@ def test_worker_scales_and_is_never_root(compose: dict[str, Any]) -> None:
     assert worker["command"] == ["worker"]
     assert not worker["user"].startswith(("0:", "root"))
     opts = worker["security_opt"]
-    assert "${IARL_WORKER_SECCOMP:-seccomp=./services/seccomp/worker.json}" in opts
-    assert "${IARL_WORKER_PROC:-systempaths=unconfined}" in opts
+    # The shipped profile only: no capability, and Docker's /proc masks stay (no systempaths=unconfined).
+    assert sorted(opts) == ["no-new-privileges:true", "seccomp=./services/seccomp/worker.json"]
+    assert "cap_add" not in worker
     assert worker["environment"]["SANDBOX_USE_NAMESPACES"] == "${SANDBOX_USE_NAMESPACES:-require}"
 
 
