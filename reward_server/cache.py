@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from cachetools import LRUCache
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,12 @@ class RedisCache:
     """Shared cache in Redis (values as JSON, each with a TTL). Errors degrade to cache misses."""
 
     def __init__(self, url: str, ttl_s: int) -> None:
-        self._redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        # A bounded pool that makes callers wait for a connection: under a burst of concurrent groups the
+        # default pool raises "Too many connections" at 100, which would turn every lookup into a miss.
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=64, timeout=5, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
+        self._redis = Redis.from_pool(pool)  # owns the pool: close() disconnects it
         self._ttl_s = ttl_s
         self.errors = 0
 

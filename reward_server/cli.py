@@ -38,7 +38,13 @@ def serve(
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
     settings = RewardSettings(**overrides)  # type: ignore[arg-type]
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )
 
 
 @app.command("grade-file")

@@ -22,6 +22,12 @@ class RewardSettings(BaseSettings):
     reward_correct: float = Field(1.0, description="Default reward of a correct completion.")
     reward_incorrect: float = Field(-1.0, description="Default reward of an incorrect or unanswered one.")
     max_body_mb: float = Field(64.0, gt=0, description="Largest request body accepted, in MiB.")
+    shutdown_grace_s: float = Field(
+        15.0,
+        ge=0,
+        description="On SIGTERM, requests in flight get this long to finish; then they are cut (clients "
+        "retry). Code jobs waiting on workers could otherwise hold the server up to their deadlines.",
+    )
     max_completions_per_request: int = Field(
         100_000, ge=1, description="Completions in one request at most (all groups); more is a 422."
     )

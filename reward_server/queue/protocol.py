@@ -79,15 +79,19 @@ def problem_key(problem: CodeProblem) -> tuple[str, str]:
 
 def connect(url: str, *, blocking: bool = False) -> aioredis.Redis:
     """A client that retries a command briefly on a dropped connection (a restart takes longer: callers
-    back off and retry). `blocking` clients wait up to seconds in XREAD/XREADGROUP."""
-    return aioredis.from_url(
+    back off and retry). Its pool is bounded and makes callers wait for a free connection (a burst of
+    groups must not fail with "Too many connections"). `blocking` clients wait seconds in XREAD(GROUP)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=64,
+        timeout=10,
         socket_connect_timeout=2,
         socket_timeout=10 if blocking else 5,
         health_check_interval=15,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
 
 
 async def ensure_group(redis: aioredis.Redis, keys: QueueKeys) -> None:

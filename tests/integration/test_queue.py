@@ -306,3 +306,21 @@ def test_worker_finishes_its_jobs_on_sigterm(stack: Stack) -> None:
     assert statuses(result["response"]) == ["correct"]
     assert worker.process.wait(timeout=20) == 0
     assert stack.alive_workers() == 0
+
+
+def test_a_burst_of_groups_waits_for_redis_connections_instead_of_failing(stack: Stack) -> None:
+    """150 groups at once: more concurrent Redis commands than the client pool's connections (64)."""
+    server = stack.start_server()
+    stack.start_worker("w1")
+    groups = [
+        {
+            "group_id": str(i),
+            "backend": "code",
+            "reference": REFERENCE,
+            "completions": [fenced(f"# {i}\n{ADD}")],
+        }
+        for i in range(150)
+    ]
+    response = httpx.post(server.url + "/v1/grade", json={"groups": groups}, timeout=300)
+    assert response.status_code == 200, response.text
+    assert [g["results"][0]["status"] for g in response.json()["groups"]] == ["correct"] * 150
