@@ -59,7 +59,7 @@ class Job(BaseModel):
 
     @classmethod
     def from_fields(cls, fields: dict[Any, Any]) -> Job:
-        return cls.model_validate({_text(name): _text(value) for name, value in fields.items()})
+        return cls.model_validate({as_text(name): as_text(value) for name, value in fields.items()})
 
 
 def encode_reply(job_id: str, verdict: Verdict, worker: str) -> dict[str, str]:
@@ -67,7 +67,7 @@ def encode_reply(job_id: str, verdict: Verdict, worker: str) -> dict[str, str]:
 
 
 def decode_reply(fields: dict[Any, Any]) -> tuple[str, Verdict]:
-    decoded = {_text(name): _text(value) for name, value in fields.items()}
+    decoded = {as_text(name): as_text(value) for name, value in fields.items()}
     return decoded["job_id"], Verdict.from_json(json.loads(decoded["verdict"]))
 
 
@@ -106,5 +106,6 @@ async def ensure_group(redis: aioredis.Redis, keys: QueueKeys) -> None:
             raise
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A Redis reply field as text (clients return bytes unless told to decode)."""
     return value.decode() if isinstance(value, bytes) else str(value)

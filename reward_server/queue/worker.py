@@ -23,7 +23,15 @@ from redis.exceptions import ResponseError
 from reward_server.backends.base import Verdict
 from reward_server.backends.code_local import LocalExecutor
 from reward_server.code_grading import CodeProblem
-from reward_server.queue.protocol import REDIS_DOWN, Job, QueueKeys, connect, encode_reply, ensure_group
+from reward_server.queue.protocol import (
+    REDIS_DOWN,
+    Job,
+    QueueKeys,
+    as_text,
+    connect,
+    encode_reply,
+    ensure_group,
+)
 from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
 
@@ -114,7 +122,7 @@ class SandboxWorker:
                 continue
             for _stream, entries in answer or []:
                 for entry_id, fields in entries:
-                    self._start(_text(entry_id), fields)
+                    self._start(as_text(entry_id), fields)
 
     async def _take_over_abandoned(self) -> None:
         """XAUTOCLAIM jobs whose worker fell silent (no heartbeat for `queue_claim_after_s`)."""
@@ -127,7 +135,7 @@ class SandboxWorker:
             count=self.slots - len(self.running),
         )
         for entry_id, fields in answer[1]:  # [cursor, claimed entries, deleted ids]
-            entry = _text(entry_id)
+            entry = as_text(entry_id)
             pending: Any = await self.redis.xpending_range(self.keys.jobs, self.keys.group, entry, entry, 1)
             deliveries = int(pending[0]["times_delivered"]) if pending else 1
             if not fields:  # deleted meanwhile (answered by a stalled worker): nothing to do
@@ -266,7 +274,3 @@ async def run_worker(settings: RewardSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
     await worker.run()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
