@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Seconds a job may take beyond its tests' time limits: session start, transfers, the reply.
 RUN_MARGIN_S = 10.0
-# How long to wait for the reply stream between checks of `closing` (XREAD BLOCK, ms).
+# How long one XREAD of the reply stream blocks before it is issued again (ms).
 READ_BLOCK_MS = 1000
 
 
