@@ -85,6 +85,7 @@ import fcntl
 import gc
 import json
 import linecache
+import marshal
 import math
 import os
 import resource
@@ -109,6 +110,8 @@ MAX_FRAME_BYTES = 256 << 20
 TEST_ID_IN_NS = 1000  # uid and gid of the test process inside the user namespace
 STDERR_TAIL_BYTES = 1024
 SWEEP_TIMEOUT_S = 5.0
+CGROUP_CHECK_S = 0.05  # how often a running test's CPU time and OOM kills are read from its cgroup
+OOM_SCORE_ADJ_TEST = b"1000"  # every test process is the OOM killer's first choice
 DEFAULT_EXPOSE = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")
 TEST_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -149,15 +152,16 @@ PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 # (pivot_root, capset) syscall numbers; other architectures run without namespaces.
 SYSCALLS = {"x86_64": (155, 126), "aarch64": (41, 91), "arm64": (41, 91)}
-# For the seccomp filter of tests (see namespace_filter): the audit arch, the calls that make or enter
-# namespaces or mount (unshare, setns, mount, umount2, pivot_root, open_tree, move_mount, fsopen, fsconfig,
-# fsmount, mount_setattr), clone, clone3.
-_X86_64_DENIED = (272, 308, 165, 166, 155, 428, 429, 430, 431, 432, 442)
-_AARCH64_DENIED = (97, 268, 40, 39, 41, 428, 429, 430, 431, 432, 442)
+# For the seccomp filter of tests (see solution_filter), per machine: the audit arch; the calls that make or
+# enter namespaces or mount (unshare, setns, mount, umount2, pivot_root, open_tree, move_mount, fsopen,
+# fsconfig, fsmount, mount_setattr); the calls that hold memory outside every process (SysV shmget, shmat,
+# semget, msgget; memfd_create, memfd_secret); clone; clone3.
+_X86_64_NAMESPACE_CALLS = (272, 308, 165, 166, 155, 428, 429, 430, 431, 432, 442)
+_AARCH64_NAMESPACE_CALLS = (97, 268, 40, 39, 41, 428, 429, 430, 431, 432, 442)
 SECCOMP_ARCH = {
-    "x86_64": (0xC000003E, _X86_64_DENIED, 56, 435),
-    "aarch64": (0xC00000B7, _AARCH64_DENIED, 220, 435),
-    "arm64": (0xC00000B7, _AARCH64_DENIED, 220, 435),
+    "x86_64": (0xC000003E, _X86_64_NAMESPACE_CALLS, (29, 30, 64, 68, 319, 447), 56, 435),
+    "aarch64": (0xC00000B7, _AARCH64_NAMESPACE_CALLS, (194, 196, 190, 186, 279, 447), 220, 435),
+    "arm64": (0xC00000B7, _AARCH64_NAMESPACE_CALLS, (194, 196, 190, 186, 279, 447), 220, 435),
 }
 CLONE_NEW_ANY = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
 
@@ -235,36 +239,50 @@ def drop_capabilities() -> None:
     _errcheck(_libc.syscall(ctypes.c_long(numbers[1]), header, data), "capset")
 
 
-def namespace_filter() -> Any:
-    """A seccomp program (for prctl) that refuses new namespaces and mounts; None on an unknown machine.
+def solution_filter(block_namespaces: bool) -> Any:
+    """The seccomp program (for prctl) every test runs under; None on a machine without a table above.
 
-    For tests where the kernel would let them make user namespaces (and so mount and unshare anew inside
-    them) and the runner could not forbid that with max_user_namespaces (read-only /proc/sys in Docker).
-    clone3 gets ENOSYS (its flags sit in memory, out of a filter's reach), so libc falls back to clone,
-    whose flags are checked; x32 calls are refused. Everything else is allowed: the container's own
-    profile still applies beneath.
+    It always refuses SysV shared memory, semaphores and message queues, and memfds: memory that no
+    process's RSS shows and RLIMIT_AS does not count, so the OOM killer would pick an innocent process
+    (the server, a neighbour) instead of the program holding it. Competitive-programming solutions never
+    need them. With `block_namespaces` it also refuses new namespaces and mounts, for tests where the
+    kernel would let them make user namespaces and the runner could not forbid that with
+    max_user_namespaces (read-only /proc/sys in Docker): clone3 then gets ENOSYS (its flags sit in memory,
+    out of a filter's reach), so libc falls back to clone, whose flags are checked. x32 calls are refused
+    and a foreign architecture is killed. Everything else is allowed: a container's own profile still
+    applies beneath.
     """
     spec = SECCOMP_ARCH.get(_machine())
     if spec is None:
         return None
-    arch, denied, clone, clone3 = spec
+    arch, namespace_calls, memory_calls, clone, clone3 = spec
     ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, JMP|JEQ/JGE/JSET|K, RET|K
     allow, eperm, enosys = 0x7FFF0000, 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
-    kill = 0x80000000  # SECCOMP_RET_KILL_PROCESS: a foreign arch
-    code = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, kill), (ld, 0, 0, 0)]  # arch, then the call
-    code.append((jge, len(denied) + 5, 0, 0x40000000))  # x32 -> EPERM
-    for index, number in enumerate(denied):
-        code.append((jeq, len(denied) - index + 4, 0, number))  # -> EPERM
-    code += [
-        (jeq, 0, 2, clone),
-        (ld, 0, 0, 16),  # args[0], low 32 bits (little-endian): the clone flags
-        (jset, 2, 3, CLONE_NEW_ANY),  # -> EPERM, else allow
-        (jeq, 0, 2, clone3),
-        (ret, 0, 0, enosys),
-        (ret, 0, 0, eperm),
-        (ret, 0, 0, allow),
+    kill = 0x80000000  # SECCOMP_RET_KILL_PROCESS
+    # (op, jump-if-true label, jump-if-false label, k); labels are resolved to offsets below.
+    code: list[tuple[int, str | None, str | None, int]] = [
+        (ld, None, None, 4),  # the architecture
+        (jeq, None, "kill", arch),
+        (ld, None, None, 0),  # the call's number
+        (jge, "eperm", None, 0x40000000),  # x32
     ]
-    # (Jumps count from the next instruction: every EPERM jump lands on the second to last one.)
+    denied = memory_calls + (namespace_calls if block_namespaces else ())
+    code += [(jeq, "eperm", None, number) for number in denied]
+    labels: dict[str, int] = {}
+    if block_namespaces:
+        code += [
+            (jeq, None, "not_clone", clone),
+            (ld, None, None, 16),  # args[0], low 32 bits (little-endian): the clone flags
+            (jset, "eperm", "allow", CLONE_NEW_ANY),
+            (jeq, "enosys", "allow", clone3),
+        ]
+        labels["not_clone"] = len(code) - 1
+    for name, value in (("allow", allow), ("enosys", enosys), ("eperm", eperm), ("kill", kill)):
+        labels[name] = len(code)
+        code.append((ret, None, None, value))
+
+    def offset(at: int, label: str | None) -> int:
+        return 0 if label is None else labels[label] - at - 1  # jumps count from the next instruction
 
     class SockFilter(ctypes.Structure):
         _fields_ = [
@@ -277,8 +295,9 @@ def namespace_filter() -> Any:
     class SockFprog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
 
-    array = (SockFilter * len(code))(*[SockFilter(*item) for item in code])
-    program = SockFprog(len(code), array)
+    items = [SockFilter(op, offset(at, jt), offset(at, jf), k) for at, (op, jt, jf, k) in enumerate(code)]
+    array = (SockFilter * len(items))(*items)
+    program = SockFprog(len(items), array)
     program._array = array  # kept alive with the program
     return program
 
@@ -408,6 +427,148 @@ def children_of_self() -> list[int]:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Cgroups: what the runner needs to know of the memory and CPU its tests use (the host makes the cgroups)
+
+
+def cgroup_mounts() -> list[tuple[str, str, str, set[str]]]:
+    """(mount point, root inside the hierarchy, "cgroup" | "cgroup2", controllers) of this mount namespace."""
+    mounts: list[tuple[str, str, str, set[str]]] = []
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            fields = line.split()
+            tail = fields[fields.index("-") + 1 :]
+            fstype, options = tail[0], tail[2] if len(tail) > 2 else ""
+            point = fields[4].encode().decode("unicode_escape")
+            root = fields[3].encode().decode("unicode_escape")
+            if fstype == "cgroup":
+                mounts.append((point, root, fstype, set(options.split(","))))
+            elif fstype == "cgroup2":
+                try:
+                    with open(os.path.join(point, "cgroup.controllers")) as controllers:
+                        mounts.append((point, root, fstype, set(controllers.read().split())))
+                except OSError:
+                    mounts.append((point, root, fstype, set()))
+    return mounts
+
+
+def own_cgroup_dir(controller: str) -> tuple[str, str] | None:
+    """("cgroup" | "cgroup2", the directory of this process's cgroup holding `controller`), if mounted."""
+    with open("/proc/self/cgroup") as handle:
+        entries = [line.rstrip("\n").split(":", 2) for line in handle if line.strip()]
+    for fstype_wanted in ("cgroup", "cgroup2"):
+        for point, root, fstype, controllers in cgroup_mounts():
+            if fstype != fstype_wanted or controller not in controllers:
+                continue
+            for hierarchy, names, path in entries:
+                mine = (
+                    hierarchy == "0" and not names if fstype == "cgroup2" else controller in names.split(",")
+                )
+                if not mine:
+                    continue
+                relative = os.path.relpath(path, root) if root != "/" else path.lstrip("/")
+                if relative.startswith(".."):
+                    continue  # our cgroup lies outside what this mount shows
+                directory = os.path.normpath(os.path.join(point, relative))
+                if os.path.isdir(directory):
+                    return fstype, directory
+    return None
+
+
+def own_cgroup_files() -> dict[str, Any]:
+    """The files of this process's own memory cgroup that tell OOM kills (for "cgroup": "own")."""
+    found = own_cgroup_dir("memory")
+    if found is None:
+        return {}
+    fstype, directory = found
+    name = "memory.oom_control" if fstype == "cgroup" else "memory.events"
+    path = os.path.join(directory, name)
+    return {"oom_kills": path} if os.path.exists(path) else {}
+
+
+class TestCgroup:
+    """The cgroup that holds the test processes of this runner's sessions, as the host describes it.
+
+    Config "cgroup": {"join": [cgroup.procs paths], "oom_kills": path, "cpu_usage": path, "shared": bool}, or
+    "own" (the Docker backend: the container's cgroup holds one session, so it is observed, not joined).
+    - join: each test process writes itself into these (one per v1 hierarchy, one in v2) before it drops its
+      privileges; the files are opened here, by P, before any namespace or uid change (the kernel checks the
+      opener's credentials);
+    - oom_kills: memory.events (v2) or memory.oom_control (v1): its "oom_kill" count rising during a test
+      means the OOM killer took one of the cgroup's processes;
+    - cpu_usage: cpu.stat (v2, usage_usec) or cpuacct.usage (v1, ns): the CPU time of the test's whole
+      process tree, live (without it: the rusage of the reaped tree, after the test);
+    - shared: the cgroup holds other sessions' tests too (a worker container observed as a whole): an OOM
+      kill there may be a neighbour's doing, so such a verdict is not certain.
+    """
+
+    __test__ = False
+
+    def __init__(
+        self, join_fds: list[int], oom_fd: int | None, cpu_fd: int | None, cpu_path: str, shared: bool
+    ):
+        self.join_fds = join_fds
+        self.oom_fd = oom_fd
+        self.cpu_fd = cpu_fd
+        self.cpu_in_usec = cpu_path.endswith("cpu.stat")
+        self.shared = shared
+
+    @classmethod
+    def from_config(cls, raw: Any) -> TestCgroup | None:
+        if not raw:
+            return None
+        if raw == "own":
+            raw = {**own_cgroup_files(), "shared": False}
+        if not isinstance(raw, dict):
+            raise ValueError(f"cgroup must be an object or 'own', not {raw!r}")
+        flags = os.O_CLOEXEC
+        join = [os.open(str(path), os.O_WRONLY | flags) for path in raw.get("join") or ()]
+        oom = raw.get("oom_kills")
+        cpu = raw.get("cpu_usage")
+        return cls(
+            join,
+            os.open(str(oom), os.O_RDONLY | flags) if oom else None,
+            os.open(str(cpu), os.O_RDONLY | flags) if cpu else None,
+            str(cpu or ""),
+            bool(raw.get("shared", False)),
+        )
+
+    def join(self) -> None:
+        for fd in self.join_fds:
+            os.write(fd, b"0")  # "0": the writing process itself
+
+    def oom_kills(self) -> int | None:
+        if self.oom_fd is None:
+            return None
+        return _field(os.pread(self.oom_fd, 4096, 0), b"oom_kill")
+
+    def cpu_seconds(self) -> float | None:
+        if self.cpu_fd is None:
+            return None
+        data = os.pread(self.cpu_fd, 4096, 0)
+        if self.cpu_in_usec:
+            usec = _field(data, b"usage_usec")
+            return None if usec is None else usec / 1e6
+        return int(data.split()[0]) / 1e9
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "joined": bool(self.join_fds),
+            "oom_kills_seen": self.oom_fd is not None,
+            "cpu_time_live": self.cpu_fd is not None,
+            "shared": self.shared,
+        }
+
+
+def _field(data: bytes, key: bytes) -> int | None:
+    """The value of `key` in a flat-keyed cgroup file ("key value" lines)."""
+    for line in data.splitlines():
+        name, _, value = line.partition(b" ")
+        if name == key:
+            return int(value)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Configuration and isolation
 
 
@@ -432,6 +593,8 @@ class Config:
             raise ValueError(f"mount_proc must be auto or off, not {self.mount_proc!r}")
         # Only for tests: the levels to try, instead of those `namespaces` implies.
         self.levels = [str(level) for level in raw["levels"]] if raw.get("levels") else None
+        # Opened here, in P, before any namespace or uid change (see TestCgroup).
+        self.cgroup = TestCgroup.from_config(raw.get("cgroup"))
 
 
 def _opt_int(value: Any) -> int | None:
@@ -452,9 +615,13 @@ class Isolation:
         self.host_test_uid: int | None = None
         self.drop_caps = False  # the test keeps uid 0 of a user namespace: drop capabilities
         self.nested_userns_blocked: str | None = None  # how: "max_user_namespaces" or "seccomp"
-        self.seccomp_program: Any = None  # a filter each test loads (when the sysctl could not be set)
+        self.seccomp_program: Any = None  # the filter each test loads (see solution_filter)
         self.proc = self.pid_ns  # each session mounts a proc of its own (decided by the zygote)
         self.no_proc_reason: str | None = None  # why there is no /proc inside, with namespaces
+        # Without a /proc inside: the outer one, kept open (never shown to a solution) so that a test
+        # process can still raise its own oom_score_adj through "self" (see Session._child).
+        self.outer_proc_fd: int | None = None
+        self.cgroup: dict[str, Any] | None = None  # TestCgroup.describe(), None: no cgroup known
         self.warnings: list[str] = []
 
     def as_dict(self) -> dict[str, Any]:
@@ -472,6 +639,8 @@ class Isolation:
             "proc": self.proc,
             "no_proc_reason": self.no_proc_reason,
             "rlimits": ["AS", "CPU", "NPROC", "NOFILE", "FSIZE", "CORE"],
+            "ipc_and_memfd_blocked": self.seccomp_program is not None,
+            "cgroup": self.cgroup,
             "warnings": self.warnings,
         }
 
@@ -500,7 +669,18 @@ class Isolation:
             parts.append("nested namespaces and mounts off (a seccomp filter on tests)")
         elif self.nested_userns_blocked:
             parts.append("nested user namespaces off")
-        parts.append("no_new_privs, rlimits AS/CPU/NPROC/NOFILE/FSIZE/CORE")
+        if self.seccomp_program is not None:
+            parts.append("SysV IPC and memfds off (seccomp)")
+        cgroup = self.cgroup or {}
+        if cgroup.get("joined"):
+            parts.append("each slot's tests in a memory and CPU cgroup of their own")
+        elif cgroup.get("oom_kills_seen"):
+            parts.append(
+                "OOM kills seen in the " + ("shared" if cgroup.get("shared") else "session's") + " cgroup"
+            )
+        else:
+            parts.append("no memory cgroup: memory bounded per process only (RLIMIT_AS x processes)")
+        parts.append("no_new_privs, rlimits AS/CPU/NPROC/NOFILE/FSIZE/CORE, tests first for the OOM killer")
         return "; ".join(parts)
 
 
@@ -917,8 +1097,9 @@ class Zygote:
             die_with_parent(self.parent)
             prctl(PR_SET_CHILD_SUBREAPER, 1)
             set_non_dumpable()
-            if self.iso.userns:
-                self._block_nested_userns()
+            self._load_filter(self._block_nested_userns() if self.iso.userns else None)
+            if self.config.cgroup is not None:
+                self.iso.cgroup = self.config.cgroup.describe()
             if self.iso.pid_ns:
                 self._settle_proc()
             os.write(self.status_w, b"ok\n")
@@ -999,23 +1180,37 @@ class Zygote:
     def _error(self, message: str) -> None:
         write_frame(1, {"op": "error", "message": message})
 
-    def _block_nested_userns(self) -> None:
-        # Per user namespace: tests (unprivileged in ours) may not create user namespaces of their own.
+    def _block_nested_userns(self) -> str | None:
+        """Per user namespace: tests (unprivileged in ours) may not create user namespaces of their own.
+
+        Returns why the sysctl could not be set (Docker binds /proc/sys read-only): the seccomp filter of
+        the tests refuses them instead (see _load_filter).
+        """
         try:
             with open("/proc/sys/user/max_user_namespaces", "w") as handle:
                 handle.write("0")
-            self.iso.nested_userns_blocked = "max_user_namespaces"
-            return
         except OSError as exc:
-            refused = f"{exc}"
-        # Docker binds /proc/sys read-only: a seccomp filter on every test refuses them instead.
-        program = namespace_filter()
-        problem = "no seccomp filter for this machine" if program is None else _filter_problem(program)
+            return f"{exc}"
+        self.iso.nested_userns_blocked = "max_user_namespaces"
+        return None
+
+    def _load_filter(self, sysctl_refused: str | None) -> None:
+        """The seccomp filter of every test (see solution_filter), tried once here before it is relied on."""
+        block_namespaces = sysctl_refused is not None
+        program = solution_filter(block_namespaces)
+        problem = (
+            "no seccomp filter for this machine"
+            if program is None
+            else _filter_problem(program, block_namespaces)
+        )
         if problem is None:
             self.iso.seccomp_program = program
-            self.iso.nested_userns_blocked = "seccomp"
-        else:
-            self.iso.warnings.append(f"nested user namespaces stay allowed: {refused}; {problem}")
+            if block_namespaces:
+                self.iso.nested_userns_blocked = "seccomp"
+            return
+        self.iso.warnings.append(f"SysV IPC and memfds stay allowed: {problem}")
+        if block_namespaces:
+            self.iso.warnings.append(f"nested user namespaces stay allowed: {sysctl_refused}; {problem}")
 
     def _settle_proc(self) -> None:
         """Keep the outer /proc only under sessions that can mount their own; else no /proc at all.
@@ -1035,6 +1230,7 @@ class Zygote:
             cause = f"the host masks /proc ({masks} mounts on its paths): " if masks else ""
             iso.no_proc_reason = f"{cause}fresh proc mount refused: {problem}"
         iso.proc = False
+        iso.outer_proc_fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             umount2("/proc", MNT_DETACH)
         except OSError:
@@ -1101,7 +1297,7 @@ class Zygote:
             self._error(f"session process died ({_describe_exit(code)})")
 
 
-def _filter_problem(program: Any) -> str | None:
+def _filter_problem(program: Any, block_namespaces: bool) -> str | None:
     """Why the tests could not run under `program` (None: they can), tried in a throwaway child."""
     child = os.fork()
     if child == 0:
@@ -1109,28 +1305,38 @@ def _filter_problem(program: Any) -> str | None:
         try:
             prctl(PR_SET_NO_NEW_PRIVS, 1)
             install_filter(program)
-            code = 4
+            code = 9
             try:
-                unshare(CLONE_NEWUSER)
+                os.close(os.memfd_create("probe"))
             except OSError as exc:
-                code = 5 if exc.errno != errno.EPERM else 6
-            if code == 6:  # refused as it should be; fork and threads (clone3 -> clone) must still work
+                code = 0 if exc.errno == errno.EPERM else 9
+            if code == 0 and block_namespaces:
+                code = 4
+                try:
+                    unshare(CLONE_NEWUSER)
+                except OSError as exc:
+                    code = 5 if exc.errno != errno.EPERM else 0
+            if code == 0:  # refused as they should be; fork and threads (clone3 -> clone) must still work
                 import _thread
 
                 done = _thread.allocate_lock()
                 done.acquire()
                 _thread.start_new_thread(done.release, ())
-                code = 7 if done.acquire(timeout=5) else 8
+                code = 0 if done.acquire(timeout=5) else 8
                 grandchild = os.fork()
                 if grandchild == 0:
                     os._exit(0)
-                if os.waitpid(grandchild, 0)[1] == 0 and code == 7:
-                    code = 0
+                if os.waitpid(grandchild, 0)[1] != 0:
+                    code = 7
         finally:
             os._exit(code)
     _, status = os.waitpid(child, 0)
     code = os.waitstatus_to_exitcode(status)
-    reasons = {3: "the seccomp filter was refused", 4: "unshare still allowed under the seccomp filter"}
+    reasons = {
+        3: "the seccomp filter was refused",
+        4: "unshare still allowed under the seccomp filter",
+        9: "memfd_create still allowed under the seccomp filter",
+    }
     return None if code == 0 else reasons.get(code, f"the seccomp filter broke the test ({code})")
 
 
@@ -1409,11 +1615,19 @@ class Session:
             self.static_result = _static("runtime_error", "call mode needs fn_name\n", exit_code=1)
             return "call mode needs fn_name"
         # Compile once in a limited child first: a pathological source must not take this process down.
+        # It sends back the code object (marshal), so that a huge source is compiled once, within the test's
+        # limits, and never again here outside any deadline.
         probe = self._execute(self._fork(probe=True), b"", None, probe=True)
+        compiled = probe.pop("compiled", None)
         if probe["outcome"] != "ok":
             self.static_result = probe
             return str(probe["stderr_tail"] or probe["outcome"])
-        self.compiled = compile(self.code, "<solution>", "exec", dont_inherit=True)
+        try:
+            self.compiled = marshal.loads(compiled) if compiled is not None else None
+        except (EOFError, ValueError, TypeError):
+            self.compiled = None
+        if not isinstance(self.compiled, types.CodeType):
+            self.compiled = compile(self.code, "<solution>", "exec", dont_inherit=True)
         # Tracebacks of the solution show its lines.
         linecache.cache["<solution>"] = (len(self.code), None, self.code.splitlines(True), "<solution>")
         return None
@@ -1510,7 +1724,13 @@ class Session:
             if args is None
             else b"A" + json.dumps(args, ensure_ascii=False).encode("utf-8", "surrogatepass")
         )
+        cgroup = self.config.cgroup
+        oom_kills_before = cgroup.oom_kills() if cgroup is not None else None
+        # A cgroup of the test's own is read while it runs (see _over_budget).
+        watched = cgroup is not None and (cgroup.cpu_fd is not None or not cgroup.shared)
+        cpu_before = self._tree_cpu_s()
         start = time.monotonic()
+        next_check = start + CGROUP_CHECK_S
         try:
             write_all(child.go_w, go)
         except BrokenPipeError:
@@ -1535,7 +1755,6 @@ class Session:
         killed: str | None = None
         exited = False
         status = 0
-        usage: Any = None
         end = start
         output_bytes = 0
         drain_deadline = 0.0
@@ -1544,20 +1763,27 @@ class Session:
             if not exited and killed is None and now >= deadline:
                 killed = "timeout"
                 self._kill_everything(pid)
+            if not exited and killed is None and watched and now >= next_check:
+                next_check = now + CGROUP_CHECK_S
+                killed = self._over_budget(cpu_before, oom_kills_before)
+                if killed is not None:
+                    self._kill_everything(pid)
             if exited and now >= drain_deadline:
                 break  # something we cannot kill holds a pipe; give up on it
             wait_s = (drain_deadline if exited else (deadline if killed is None else now + 0.05)) - now
+            if watched and not exited and killed is None:
+                wait_s = min(wait_s, next_check - now)
             if child.pidfd is None and not exited:
                 wait_s = min(wait_s, 0.002)
             events = poller.poll(max(0, math.ceil(wait_s * 1000)))
             if child.pidfd is None and not exited:
-                done, status, usage = os.wait4(pid, os.WNOHANG)
+                done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
                     events.append((-1, select.POLLIN))
             for fd, _ in events:
                 if fd == child.pidfd or fd == -1:
                     if fd == child.pidfd:
-                        _, status, usage = os.wait4(pid, 0)
+                        _, status = os.waitpid(pid, 0)
                         poller.unregister(fd)
                     end = time.monotonic()
                     exited = True
@@ -1583,43 +1809,80 @@ class Session:
                     buffer += data
                     if fd == child.err_r and len(buffer) > 8 * STDERR_TAIL_BYTES:
                         del buffer[:-STDERR_TAIL_BYTES]
-                elif len(buffer) <= limits.max_output_bytes + 16:
-                    buffer += data
+                elif len(buffer) <= (MAX_FRAME_BYTES if probe else limits.max_output_bytes + 16):
+                    buffer += data  # (the probe's channel carries the compiled program)
                 elif killed is None:
                     killed = "output_limit"
                     self._kill_everything(pid)
+        # Everything the test started has been reaped by now (swept at its exit).
+        cpu_s = self._tree_cpu_s() - cpu_before
+        oom_kills = None
+        if oom_kills_before is not None and cgroup is not None:
+            oom_kills = (cgroup.oom_kills() or 0) - oom_kills_before
         return self._verdict(
             status,
-            usage,
+            cpu_s,
+            oom_kills,
             killed,
             end - start,
             readers[child.out_r],
             readers[child.err_r],
             bytes(readers[child.res_r]),
             bytes(readers[child.ok_r]),
-            self.mode == "call" and not probe,
+            probe,
         )
+
+    def _over_budget(self, cpu_before: float, oom_kills_before: int | None) -> str | None:
+        """While a test runs, from its own cgroup: "timeout" once all its processes together have used its
+        CPU time (RLIMIT_CPU counts one process), "memory" once the OOM killer took any of them (the whole
+        test then goes, as cgroup v2's memory.oom.group would have it); else None."""
+        cgroup = self.config.cgroup
+        assert cgroup is not None
+        if cgroup.cpu_fd is not None and self._tree_cpu_s() - cpu_before >= self.limits.cpu_time_s:
+            return "timeout"
+        if (
+            oom_kills_before is not None
+            and not cgroup.shared
+            and (cgroup.oom_kills() or 0) > oom_kills_before
+        ):
+            return "memory"
+        return None
+
+    def _tree_cpu_s(self) -> float:
+        """CPU seconds used so far by the tests' processes: the test cgroup's count, live; else what the
+        reaped children used (every process a test starts is reaped by this one, its init or subreaper)."""
+        cgroup = self.config.cgroup
+        if cgroup is not None and cgroup.cpu_fd is not None:
+            used = cgroup.cpu_seconds()
+            if used is not None:
+                return used
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return float(usage.ru_utime + usage.ru_stime)
 
     def _verdict(
         self,
         status: int,
-        usage: Any,
+        cpu_s: float,
+        oom_kills: int | None,
         killed: str | None,
         wall_s: float,
         out: bytearray,
         err: bytearray,
         res: bytes,
         ok: bytes,
-        expect_result: bool,
+        probe: bool,
     ) -> dict[str, Any]:
+        """Judge what the test did. `certain` is False when something outside the program (a neighbour's
+        load or memory) may have caused the outcome: the caller should neither cache nor trust it blindly."""
         code = os.waitstatus_to_exitcode(status)
         exit_code = code if code >= 0 else None
         sig = -code if code < 0 else None
-        cpu_s = float(usage.ru_utime + usage.ru_stime) if usage is not None else 0.0
+        expect_result = self.mode == "call" and not probe
         stderr_tail = bytes(err[-STDERR_TAIL_BYTES:]).decode("utf-8", "replace")
         records = _parse_records(res)
         result_json: str | None = None
         exception = ""
+        compiled: bytes | None = None
         if records is not None:
             results = [body for tag, body in records if tag == b"R"]
             exceptions = [body for tag, body in records if tag == b"E"]
@@ -1627,23 +1890,32 @@ class Session:
                 result_json = results[0].decode("utf-8", "surrogatepass")
             if exceptions:
                 exception = exceptions[-1].decode("utf-8", "replace")
+            if probe:
+                compiled = next((body for tag, body in records if tag == b"C"), None)
         if killed is None and ok != b"k":
             # The harness died before the solution could run: that is our failure, not the program's.
             raise RuntimeError(f"test process setup failed ({_describe_exit(code)}): {stderr_tail.strip()}")
         memory_hint = exception == "MemoryError" or any(
             marker in stderr_tail for marker in ("MemoryError", "Cannot allocate memory", "out of memory")
         )
-        if killed is not None:
+        cgroup = self.config.cgroup
+        failed = sig is not None or exit_code != 0
+        certain = True
+        if killed == "output_limit":
             outcome = killed
-        elif sig is not None:
-            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_s >= self.limits.cpu_time_s - 0.05):
-                outcome = "timeout"
-            elif memory_hint:
-                outcome = "memory"
-            else:
-                outcome = "runtime_error"
-        elif exit_code != 0:
+        elif oom_kills and (failed or killed is not None):
+            outcome = "memory"  # the OOM killer took a process of the test's cgroup
+            certain = cgroup is not None and not cgroup.shared
+        elif killed == "timeout":
+            outcome = "timeout"
+            # Out of wall time with CPU time to spare: sleeping, blocked, or starved by others' load.
+            certain = cpu_s >= self.limits.cpu_time_s
+        elif sig == signal.SIGXCPU or cpu_s >= self.limits.cpu_time_s:
+            outcome = "timeout"  # the time limit is on CPU time, of all its processes together
+        elif failed:
             outcome = "memory" if memory_hint else "runtime_error"
+            if sig == signal.SIGKILL and not memory_hint and oom_kills is None:
+                certain = False  # a kill we did not send, and no way to tell whether the OOM killer sent it
         elif expect_result and result_json is None:
             outcome = (
                 "runtime_error"  # exited without returning (os._exit, sys.exit) or a forged result channel
@@ -1659,6 +1931,8 @@ class Session:
             "signal": sig,
             "wall_time_s": round(wall_s, 6),
             "cpu_time_s": round(cpu_s, 6),
+            "certain": certain,
+            **({"compiled": compiled} if probe else {}),
         }
 
     # -- G: the test process --
@@ -1676,6 +1950,9 @@ class Session:
     ) -> NoReturn:
         """Set up, wait for the go (fd 5), report "k" on fd 4, then run the solution. Never returns."""
         try:
+            if self.config.cgroup is not None:
+                self.config.cgroup.join()  # (while still privileged: the runner's root may move it)
+            self._raise_oom_score()
             os.setsid()
             # Out of the way first, so that no dup2 below overwrites a source it still needs.
             high = [
@@ -1717,6 +1994,27 @@ class Session:
         finally:
             _exit(status)  # whatever the solution raised or patched, this process ends here
 
+    def _raise_oom_score(self) -> None:
+        """Make this test process the OOM killer's first choice: never the runner, a neighbour or the server.
+
+        Anyone may raise their own score. Without a /proc inside, through the outer one the zygote kept.
+        """
+        directory = self.iso.outer_proc_fd
+        path = "self/oom_score_adj" if directory is not None else "/proc/self/oom_score_adj"
+        # A non-dumpable process's /proc files belong to the host's root, out of reach of our user namespace:
+        # dumpable for the moment of the open (only the runner's own processes share our uid meanwhile).
+        prctl(PR_SET_DUMPABLE, 1)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC, dir_fd=directory)
+        except OSError:
+            return  # no /proc at all: the score stays as inherited
+        finally:
+            set_non_dumpable()
+        try:
+            os.write(fd, OOM_SCORE_ADJ_TEST)
+        finally:
+            os.close(fd)
+
     def _limit(self) -> None:
         limits = self.limits
         cpu = max(1, math.ceil(limits.cpu_time_s))
@@ -1753,6 +2051,7 @@ def _static(outcome: str, stderr: str, exit_code: int | None = None) -> dict[str
         "signal": None,
         "wall_time_s": 0.0,
         "cpu_time_s": 0.0,
+        "certain": True,
     }
 
 
@@ -1769,7 +2068,8 @@ def _count_processes_of(uid: int) -> int:
 
 
 def _parse_records(data: bytes) -> list[tuple[bytes, bytes]] | None:
-    """The result channel: records of tag (1 byte), length (4 bytes), body. None if malformed."""
+    """The result channel: records of tag (1 byte: b"R" result, b"E" exception name, b"C" compiled code),
+    length (4 bytes), body. None if malformed."""
     records: list[tuple[bytes, bytes]] = []
     at = 0
     while at < len(data):
@@ -1777,7 +2077,7 @@ def _parse_records(data: bytes) -> list[tuple[bytes, bytes]] | None:
             return None
         tag = data[at : at + 1]
         (size,) = struct.unpack(">I", data[at + 1 : at + 5])
-        if tag not in (b"R", b"E") or at + 5 + size > len(data):
+        if tag not in (b"R", b"E", b"C") or at + 5 + size > len(data):
             return None
         records.append((tag, data[at + 5 : at + 5 + size]))
         at += 5 + size
@@ -1789,8 +2089,10 @@ def _parse_records(data: bytes) -> list[tuple[bytes, bytes]] | None:
 
 
 def _probe_compile(code: str) -> int:
+    """Compile the solution; send the code object back (record b"C") so that the session never compiles it."""
     try:
-        compile(code, "<solution>", "exec", dont_inherit=True)
+        compiled = compile(code, "<solution>", "exec", dont_inherit=True)
+        _record(b"C", marshal.dumps(compiled))
     except BaseException:  # noqa: BLE001 - SyntaxError, MemoryError, RecursionError, ValueError (NUL bytes)
         _print_exception(sys.stderr)
         return 1

@@ -29,9 +29,22 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    wall_time_s: float = Field(4.0, gt=0, le=120, description="Wall-clock deadline of one test.")
-    cpu_time_s: float | None = Field(None, gt=0, description="RLIMIT_CPU; default: wall time.")
-    memory_mb: int = Field(512, ge=16, le=16384, description="Address-space limit (RLIMIT_AS).")
+    wall_time_s: float = Field(
+        4.0, gt=0, le=360, description="Wall-clock deadline of one test: every process is killed at it."
+    )
+    cpu_time_s: float | None = Field(
+        None,
+        gt=0,
+        description="The time limit: CPU time of all the test's processes together (each one also under "
+        "RLIMIT_CPU); default: the wall time.",
+    )
+    memory_mb: int = Field(
+        512,
+        ge=16,
+        le=16384,
+        description="Address space per process (RLIMIT_AS); with a memory cgroup, also the memory of all "
+        "the test's processes together (plus the session's /tmp).",
+    )
     max_processes: int = Field(16, ge=1, le=1024, description="Processes/threads the test may run at once.")
     max_output_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="stdout + stderr kept per test.")
     max_open_files: int = Field(64, ge=8, le=4096, description="RLIMIT_NOFILE.")
@@ -68,3 +81,10 @@ class TestRun(BaseModel):
     exit_code: int | None = None
     signal: int | None = None
     wall_time_s: float = 0.0
+    cpu_time_s: float = Field(0.0, description="CPU time of every process of the test together.")
+    certain: bool = Field(
+        True,
+        description="False when something outside the program may have caused this outcome: out of wall "
+        "time with CPU time to spare (sleeping, or starved by a neighbour's load), or a kill whose sender "
+        "is unknown (an OOM kill in a cgroup shared with other programs). Such a verdict is not cached.",
+    )

@@ -48,6 +48,19 @@ class SandboxSettings(BaseSettings):
         "(lock files in TMPDIR). Choose a range that no real user or subordinate-uid map uses.",
     )
     workdir_mb: int = Field(64, ge=1, le=65536, description="Size of each session's private tmpfs /tmp.")
+    cgroups: Literal["auto", "require", "off"] = Field(
+        "auto",
+        description="Process backend: a memory and CPU cgroup per slot for its tests (see sandbox.cgroups), "
+        "so that a program's memory is counted as a whole (shared memory and children included) and each "
+        "program gets an equal CPU share. `auto` uses them where this host lets the server make them (root, "
+        "or a delegated cgroup v2) and otherwise falls back with a warning to per-process limits; `require` "
+        "refuses to start without them; `off` never uses them.",
+    )
+    cgroup_parent: Path | None = Field(
+        None,
+        description="cgroup v2: the cgroup (delegated to the server's user and holding no process) under "
+        "which the slots' cgroups are made; default: the server's own.",
+    )
     expose_paths: list[str] = Field(
         default_factory=lambda: list(DEFAULT_EXPOSE),
         description="Host paths shown read-only inside the namespaces besides the Python installation "

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import runner as protocol
+from sandbox.cgroups import CgroupsUnavailable, SlotCgroups
 from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
 from sandbox.runners.session import RunnerSession, exchange
 from sandbox.schemas import Limits, Program
@@ -36,6 +37,21 @@ logger = logging.getLogger(__name__)
 
 RUNNER_PATH = Path(protocol.__file__).resolve()
 RUNNER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}  # nothing of the server's own
+# The OOM killer's order: every test process raises its own score to 1000 (first choice); the process that
+# hosts a sandbox (the server, a worker) lowers its own, where it may, so that it is the last. Its runners
+# inherit it.
+HOST_OOM_SCORE_ADJ = -800
+
+
+def lower_own_oom_score() -> bool:
+    """Make this process (and what it starts from now on) the OOM killer's last choice; False if refused."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write(str(HOST_OOM_SCORE_ADJ))
+    except OSError as exc:  # lowering needs CAP_SYS_RESOURCE (a container gets it from its own settings)
+        logger.info("sandbox host keeps its OOM score: %s", exc)
+        return False
+    return True
 
 
 class _UidBlock:
@@ -74,10 +90,13 @@ class _Runner:
     def label(self) -> str:
         return f"runner {self.index}"
 
-    def __init__(self, index: int, settings: SandboxSettings, uid_base: int) -> None:
+    def __init__(
+        self, index: int, settings: SandboxSettings, uid_base: int, cgroup: dict[str, Any] | None
+    ) -> None:
         self.index = index
         self.settings = settings
         self.uid_base = uid_base
+        self.cgroup = cgroup  # the "cgroup" of its hello (see sandbox.runner.TestCgroup)
         self.process: asyncio.subprocess.Process | None = None
         self.ready: dict[str, Any] = {}
         self.broken = False
@@ -94,6 +113,7 @@ class _Runner:
             "work_root": str(self.settings.work_root) if self.settings.work_root else None,
             "spare_session": self.settings.spare_session,
             "mount_proc": self.settings.mount_proc,
+            "cgroup": self.cgroup,
         }
 
     async def start(self) -> dict[str, Any]:
@@ -172,6 +192,8 @@ class ProcessSandbox:
     def __init__(self, settings: SandboxSettings | None = None) -> None:
         self.settings = settings or SandboxSettings()
         self._uids: _UidBlock | None = None
+        self._cgroups: SlotCgroups | None = None
+        self._observed_cgroup: dict[str, Any] | None = None  # without cgroups of our own: the host's
         self._runners: list[_Runner] = []
         self._free: asyncio.Queue[_Runner] | None = None
         self._start_lock = asyncio.Lock()
@@ -206,13 +228,19 @@ class ProcessSandbox:
                 return
             if self._closed:
                 raise SandboxUnavailable("the sandbox is closed")
+            lower_own_oom_score()
             self._uids = _UidBlock(self.settings.uid_base, self.settings.slots)
-            runners = [_Runner(i, self.settings, self._uids.base) for i in range(self.settings.slots)]
+            try:
+                self._cgroups = self._make_cgroups(self._uids.base)
+            except SandboxError:
+                self._uids.release()
+                raise
+            runners = [self._new_runner(i) for i in range(self.settings.slots)]
             results = await asyncio.gather(*(r.start() for r in runners), return_exceptions=True)
             failures = [r for r in results if isinstance(r, BaseException)]
             if failures:
                 await asyncio.gather(*(r.kill() for r in runners))
-                self._uids.release()
+                self._release_host_resources()
                 raise SandboxUnavailable(f"{len(failures)} of {len(runners)} runners failed: {failures[0]}")
             self._runners = runners
             self._free = asyncio.Queue()
@@ -221,9 +249,43 @@ class ProcessSandbox:
             self._note_isolation(runners[0].ready)
             self._started = True
 
+    def _make_cgroups(self, uid_base: int) -> SlotCgroups | None:
+        """The slots' cgroups (sandbox.cgroups); without them, the host's own cgroup is only observed."""
+        mode = self.settings.cgroups
+        if mode == "off":
+            return None
+        try:
+            return SlotCgroups.create(str(uid_base), self.settings.slots, self.settings.cgroup_parent)
+        except CgroupsUnavailable as exc:
+            if mode == "require":
+                raise SandboxUnavailable(f"SANDBOX_CGROUPS=require: {exc}") from exc
+            logger.warning(
+                "process sandbox without cgroups of its own (%s): a program's memory is bounded per "
+                "process only (RLIMIT_AS x max_processes), and an OOM kill in this host's cgroup cannot "
+                "be told apart from a neighbour's doing (such verdicts are not cached)",
+                exc,
+            )
+            own = protocol.own_cgroup_files()
+            self._observed_cgroup = {**own, "shared": True} if own else None
+            return None
+
+    def _new_runner(self, index: int) -> _Runner:
+        assert self._uids is not None
+        cgroup = self._cgroups.runner_config(index) if self._cgroups is not None else self._observed_cgroup
+        return _Runner(index, self.settings, self._uids.base, cgroup)
+
+    def _release_host_resources(self) -> None:
+        if self._cgroups is not None:
+            self._cgroups.remove()
+            self._cgroups = None
+        if self._uids is not None:
+            self._uids.release()
+
     def _note_isolation(self, ready: dict[str, Any]) -> None:
         self._info = dict(ready.get("isolation") or {})
         self._summary = str(ready.get("summary", "unknown"))
+        if self._cgroups is not None:
+            self._summary += f"; {self._cgroups.describe()}"
         slots = self.settings.slots
         if self._info.get("namespaces"):
             logger.info("process sandbox: %d slots; isolation: %s", slots, self._summary)
@@ -244,8 +306,7 @@ class ProcessSandbox:
             task.cancel()
         await asyncio.gather(*self._replacing, return_exceptions=True)
         await asyncio.gather(*(r.stop() for r in self._runners), return_exceptions=True)
-        if self._uids is not None:
-            self._uids.release()
+        self._release_host_resources()
         self._started = False
 
     def session(self, program: Program, limits: Limits) -> AbstractAsyncContextManager[RunnerSession]:
@@ -258,6 +319,12 @@ class ProcessSandbox:
         runner = await self._acquire()
         session = RunnerSession(runner, program, limits, self.settings.protocol_margin_s)
         try:
+            if self._cgroups is not None:
+                try:
+                    self._cgroups.set_memory_limit(runner.index, limits.memory_mb, self.settings.workdir_mb)
+                except OSError as exc:
+                    runner.broken = True  # (replaced: its cgroup may hold something that will not go)
+                    raise SandboxCrashed(f"slot {runner.index}: cannot set its memory limit: {exc}") from exc
             await session.open()
             yield session
         finally:
@@ -293,7 +360,7 @@ class ProcessSandbox:
         for attempt in range(5):
             if self._closed:
                 return
-            fresh = _Runner(runner.index, self.settings, runner.uid_base)
+            fresh = self._new_runner(runner.index)
             try:
                 await fresh.start()
             except asyncio.CancelledError:

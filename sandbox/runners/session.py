@@ -102,6 +102,8 @@ class RunnerSession:
                 exit_code=reply["exit_code"],
                 signal=reply["signal"],
                 wall_time_s=reply["wall_time_s"],
+                cpu_time_s=reply.get("cpu_time_s", 0.0),
+                certain=reply.get("certain", True),
             )
         except (KeyError, ValidationError) as exc:
             self.channel.broken = True

@@ -194,32 +194,48 @@ def test_unprivileged_runner_without_proc(start: Any) -> None:
     check_level(box, expect_uid=0)  # capabilities dropped without /proc/sys/kernel/cap_last_cap
 
 
-def test_namespace_filter_refuses_namespaces_and_mounts_only() -> None:
-    """The seccomp filter tests get where max_user_namespaces cannot be set (Docker's read-only /proc/sys)."""
-    if runner.namespace_filter() is None:
+FILTER_PROBE = (
+    "import ctypes, os, subprocess, sys, threading\n"
+    "from sandbox import runner\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "if os.geteuid() == 0:  # a mount namespace of its own: a broken filter must not mount on the host\n"
+    "    runner.unshare(runner.CLONE_NEWNS)\n"
+    "    runner.mount(None, '/', None, runner.MS_REC | runner.MS_PRIVATE)\n"
+    "runner.prctl(runner.PR_SET_NO_NEW_PRIVS, 1)\n"
+    "runner.install_filter(runner.solution_filter(block_namespaces={block}))\n"
+    "def errno_of(ret):\n"
+    "    return ctypes.get_errno() if ret == -1 else 0\n"
+    "refused = [errno_of(libc.shmget(0, 1 << 20, 0o1600)), errno_of(libc.semget(0, 1, 0o1600)),\n"
+    "           errno_of(libc.msgget(0, 0o1600)), errno_of(libc.memfd_create(b'x', 0)),\n"
+    "           errno_of(libc.shmat(0, None, 0))]\n"
+    "if {block}:  # (never without the filter: as root these would change this very host)\n"
+    "    refused += [errno_of(libc.unshare(runner.CLONE_NEWUSER)), errno_of(libc.unshare(runner.CLONE_NEWNET)),\n"
+    "                errno_of(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)), errno_of(libc.setns(0, 0)),\n"
+    "                errno_of(libc.syscall(435, None, 0))]  # clone3: ENOSYS, so libc falls back to clone\n"
+    "thread = threading.Thread(target=print, args=('thread',))\n"
+    "thread.start()\n"
+    "thread.join()\n"
+    "print(refused, subprocess.run(['true']).returncode, os.waitpid(os.fork() or os._exit(0), 0)[1])\n"
+)
+
+
+@pytest.mark.parametrize("block_namespaces", [True, False])
+def test_solution_filter_refuses_hidden_memory_and_namespaces(block_namespaces: bool) -> None:
+    """Every test runs under this filter: SysV IPC and memfds (memory in no process's RSS) are refused;
+    namespaces and mounts too where max_user_namespaces cannot be set (Docker's read-only /proc/sys)."""
+    if runner.solution_filter(block_namespaces) is None:
         pytest.skip(f"no filter for {os.uname().machine}")
-    code = (
-        "import ctypes, os, subprocess, sys, threading\n"
-        "from sandbox import runner\n"
-        "libc = ctypes.CDLL(None, use_errno=True)\n"
-        "runner.prctl(runner.PR_SET_NO_NEW_PRIVS, 1)\n"
-        "runner.install_filter(runner.namespace_filter())\n"
-        "def errno_of(ret):\n"
-        "    return ctypes.get_errno() if ret != 0 else 0\n"
-        "refused = [errno_of(libc.unshare(runner.CLONE_NEWUSER)),\n"
-        "           errno_of(libc.unshare(runner.CLONE_NEWNET)),\n"
-        "           errno_of(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)), errno_of(libc.setns(0, 0)),\n"
-        "           errno_of(libc.syscall(435, None, 0))]  # clone3: ENOSYS, so libc falls back to clone\n"
-        "thread = threading.Thread(target=print, args=('thread',))\n"
-        "thread.start()\n"
-        "thread.join()\n"
-        "print(refused, subprocess.run(['true']).returncode, os.waitpid(os.fork() or os._exit(0), 0)[1])\n"
-    )
     import errno
 
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, cwd="/")
-    expected = [errno.EPERM] * 4 + [errno.ENOSYS]
+    done = subprocess.run(
+        [sys.executable, "-c", FILTER_PROBE.format(block=block_namespaces)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+    )
     assert done.returncode == 0, done.stderr
+    expected = [errno.EPERM] * 5 + ([errno.EPERM] * 4 + [errno.ENOSYS] if block_namespaces else [])
     assert done.stdout == f"thread\n{expected} 0 0\n", done.stdout + done.stderr
 
 
