@@ -103,13 +103,19 @@ class SandboxSettings(BaseSettings):
         2048,
         ge=64,
         le=262144,
-        description="Memory (and memory+swap) limit of each container; raised for a session whose test "
-        "limit plus /tmp and the runner's own needs more.",
+        description="Memory (and memory+swap) limit a container starts with; each session then sets it to "
+        "its test's memory limit plus /tmp and the runner's own (192 MiB), which bounds the program's memory "
+        "as a whole.",
     )
     docker_pids_limit: int = Field(
         256, ge=16, le=65536, description="Processes and threads per container (the runner's included)."
     )
     docker_cpus: float | None = Field(None, gt=0, description="CPUs per container (none: no quota).")
+    docker_security_opt: list[str] = Field(
+        default_factory=list,
+        description="More `--security-opt` values for the containers (a JSON list), e.g. "
+        '`["apparmor=unconfined"]` where Docker\'s default AppArmor profile refuses the runner its mounts.',
+    )
     docker_uid_base: int = Field(
         960_000,
         ge=1,

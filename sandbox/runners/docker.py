@@ -12,14 +12,14 @@ runner and a Python, nothing else. Settings: `SANDBOX_DOCKER_*` (see `sandbox.se
 Containers
 ----------
 Pool slot i is one container, started once and reused by session after session, with: `--network none`,
-a read-only root, a tmpfs /tmp (nosuid, nodev, noexec, `workdir_mb`; the only writable place), `--ipc none`
-(no /dev/shm), `--cap-drop ALL`, `no-new-privileges`, Docker's default seccomp profile, a pids limit, a
-memory limit equal to its memory+swap limit (raised for a session whose test limit needs more), uid:gid
-`docker_uid_base + i` (never root: and one uid per container, because RLIMIT_NPROC counts the processes of
-a uid across the whole host), logging driver `none` (program output never lands on the host's disk) and
-auto-remove. A container that dies, breaches its limits (killing its runner), hangs past a test's deadline
-plus `protocol_margin_s`, answers nonsense, or fails its check between sessions is removed and replaced in
-the background; the session it served raises SandboxCrashed.
+a read-only root, a tmpfs /tmp (nosuid, nodev, noexec, `workdir_mb`), `--ipc none` (no /dev/shm),
+`--cap-drop ALL`, `no-new-privileges`, the seccomp profile `sandbox/seccomp.json` (Docker's default plus
+unshare, mount, umount2 and pivot_root, for the runner's namespaces), a pids limit, a memory limit equal to
+its memory+swap limit (set for each session to what its test may use), uid:gid `docker_uid_base + i`
+(never root: and one uid per container, because RLIMIT_NPROC counts the processes of a uid), logging
+driver `none` (program output never lands on the host's disk) and auto-remove. A container that dies,
+hangs past a test's deadline plus `protocol_margin_s`, or answers nonsense is removed and replaced in the
+background; the session it served raises SandboxCrashed.
 
 Transport
 ---------
@@ -31,24 +31,21 @@ nothing is `docker exec`ed per test (~125 ms). No shared directory is needed, so
 (unix socket) or remote over plain tcp (not TLS). The container is created with StdinOnce: if this process
 dies, its connection closes, the runner reads end of file and exits, and Docker removes the container.
 
-Isolation inside the container: the container is the boundary
--------------------------------------------------------------
-The runner runs with namespaces off ("namespaces": "off" in its hello): its tests get rlimits (address
-space, CPU, processes, files, file size, no core), no_new_privs, their own session, and the runner's
-subreaper sweep after every test. Network, filesystem, pid and IPC isolation from the host and from the
-other containers come from Docker. Nested namespaces (what the process backend uses) would need Docker's
-default seccomp profile widened (unshare, mount, umount2, pivot_root; under Docker's masked /proc paths the
-runner then works with no /proc inside) and, on AppArmor hosts, an unconfined profile. Unprivileged
-user namespaces are the entry point of most container escapes, so that would add more kernel attack surface
-for untrusted code than it removes; we keep Docker's defaults (see services/sandbox.Dockerfile).
-
-What that leaves: a test runs under the same uid as its runner, so it can kill its own runner (the session
-then raises SandboxCrashed, i.e. status `error`, never a wrong-answer reward; the container is replaced),
-and it could leave something behind for the next program in the same container. So after every session a
-trusted janitor program runs through the same runner: it deletes whatever is left in /tmp and /dev/mqueue and
-reports stray processes (beyond the count seen in the fresh container) and SysV IPC objects; a container it
-cannot vouch for is replaced instead of reused. The janitor runs while the container is out of the pool, not
-on the caller's time.
+Isolation inside the container: the runner's namespaces
+--------------------------------------------------------
+The runner sets up the same levels as the process backend, and requires namespaces: unprivileged (the
+container's uid), so `userns-unprivileged`, with no /proc inside (Docker masks /proc paths, so the kernel
+refuses a fresh proc mount). Each session is pid 1 of a pid namespace of its own, in its own mount (a
+private tmpfs /tmp) and IPC namespaces: a test cannot signal its session or the runner (`kill -9` of its
+parent, `kill -1`, SIGSTOP: the init of a pid namespace gets no signal from inside it), so whatever a
+program does to its own session is its own `runtime_error` or `timeout`, never an infrastructure `error`;
+nothing of one session (files, processes, IPC objects) outlives it, so no clean-up is needed between
+sessions. The runner's own seccomp filter refuses the tests nested namespaces, mounts, SysV IPC and memfds.
+The container's memory cgroup holds one session at a time: the tests raise their OOM score above the
+runner's, and the runner reads the container's `oom_kill` count, so a session killed for memory is graded
+`memory`. The cost: the seccomp profile lets the runner (not the tests) make user namespaces, and on hosts
+that enforce AppArmor, Docker's default AppArmor profile refuses the mounts: there the pool does not start
+(SandboxUnavailable says why) unless `docker_security_opt` adds e.g. `apparmor=unconfined` (docs/deploy.md).
 
 Leftovers
 ---------
@@ -72,6 +69,8 @@ import struct
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar
 
 import docker  # type: ignore[import-untyped]
@@ -93,58 +92,11 @@ RUNNER_HASH_LABEL = "io.iarl.sandbox.runner-sha256"  # set by services/build_san
 RUNNER_OVERHEAD_MB = 192  # the runner's own processes beside a test: added to its limit and /tmp
 OPEN_ATTEMPTS = 3
 REMOVE_TIMEOUT_S = 30
-JANITOR_LIMITS = Limits(wall_time_s=10.0, memory_mb=256, max_processes=4)
 STDOUT, STDERR = 1, 2  # stream ids of Docker's multiplexed attach stream
+SECCOMP_PROFILE = Path(__file__).resolve().parents[1] / "seccomp.json"
 _LIVE_OWNERS: set[str] = set()  # pools alive in this process: never removed as leftovers
 
 _T = TypeVar("_T")
-
-# Run through the runner between sessions (trusted code; it runs as the container's only user, like the
-# tests). Prints one JSON line: what it removed, what it could not, and what it saw running.
-JANITOR = r"""
-import json, os, stat
-here = os.getcwd()
-report = {"removed": 0, "left": [], "processes": 0, "ipc": 0}
-
-def remove(path):
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(info.st_mode):
-        try:
-            os.chmod(path, 0o700)
-        except OSError:
-            pass
-        for name in os.listdir(path):
-            remove(os.path.join(path, name))
-        os.rmdir(path)
-    else:
-        os.unlink(path)
-
-for root in ("/tmp", "/dev/mqueue"):
-    try:
-        names = os.listdir(root)
-    except OSError:
-        continue
-    for name in names:
-        path = os.path.join(root, name)
-        if path == here:
-            continue
-        report["removed"] += 1
-        try:
-            remove(path)
-        except OSError as exc:
-            report["left"].append(f"{path}: {exc}")
-report["processes"] = sum(name.isdigit() for name in os.listdir("/proc"))
-for kind in ("shm", "msg", "sem"):
-    try:
-        with open(f"/proc/sysvipc/{kind}") as handle:
-            report["ipc"] += max(0, len(handle.read().splitlines()) - 1)
-    except OSError:
-        pass
-print(json.dumps(report))
-"""
 
 
 async def _in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
@@ -184,7 +136,6 @@ class _Container:
         self.container: Any = None
         self.ready: dict[str, Any] = {}
         self.broken = False
-        self.baseline_processes = 0
         self._closing = False
         self._stdout = asyncio.StreamReader()
         self._writer: asyncio.StreamWriter | None = None
@@ -216,7 +167,11 @@ class _Container:
                 "mode=0700"
             },
             "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
+            "security_opt": [
+                "no-new-privileges",
+                f"seccomp={_seccomp_profile()}",
+                *settings.docker_security_opt,
+            ],
             "pids_limit": settings.docker_pids_limit,
             "mem_limit": memory,
             "memswap_limit": memory,
@@ -269,7 +224,8 @@ class _Container:
         hello = {
             "op": "hello",
             "version": protocol.PROTOCOL_VERSION,
-            "config": {"namespaces": "off", "work_root": "/tmp"},
+            # The container's memory cgroup holds one session at a time: observed, not joined.
+            "config": {"namespaces": "require", "workdir_mb": self.settings.workdir_mb, "cgroup": "own"},
         }
         try:
             reply = await self.request(hello, self.settings.start_timeout_s)
@@ -281,8 +237,6 @@ class _Container:
                     f"{protocol.PROTOCOL_VERSION}: rebuild the image (services/build_sandbox_image.sh)"
                 )
             self.ready = reply
-            # The fresh container's own process count: what every later check compares against.
-            self.baseline_processes = int((await self._janitor())["processes"])
         except (SandboxError, ValueError, KeyError, TypeError) as exc:
             await asyncio.sleep(0.05)  # let the reader collect the runner's last words
             await self.remove()
@@ -319,57 +273,20 @@ class _Container:
             raise SandboxCrashed(f"container {self.index} is not usable")
         return await exchange(self, self._writer, self._stdout, message, timeout_s)
 
-    async def ensure_memory(self, test_memory_mb: int) -> None:
-        """Raise the container's memory limit so that a test at its RLIMIT_AS cannot hit the cgroup first."""
+    async def fit_memory(self, test_memory_mb: int) -> None:
+        """Set the container's memory limit to what this session may use: its test's limit, /tmp and the
+        runner's own. The container holds one session, so that bounds the program's memory as a whole
+        (every process, shared memory included): past it the OOM killer takes a test process (they raise
+        their score), and the runner grades the test `memory`."""
         needed = test_memory_mb + self.settings.workdir_mb + RUNNER_OVERHEAD_MB
-        if needed <= self.memory_mb:
+        if needed == self.memory_mb:
             return
         memory = f"{needed}m"
         try:
             await _in_thread(self.container.update, mem_limit=memory, memswap_limit=memory)
         except docker_errors.DockerException as exc:
-            raise SandboxCrashed(f"container {self.index}: cannot raise its memory limit: {exc}") from exc
+            raise SandboxCrashed(f"container {self.index}: cannot set its memory limit: {exc}") from exc
         self.memory_mb = needed
-
-    async def _janitor(self) -> dict[str, Any]:
-        """Run the janitor through the runner; its report."""
-        program = {"code": JANITOR, "mode": "stdin", "fn_name": None}
-        timeout_s = JANITOR_LIMITS.wall_time_s + self.settings.protocol_margin_s
-        limits = JANITOR_LIMITS.model_dump()
-        await self.request({"op": "open", "program": program, "limits": limits}, timeout_s)
-        result = await self.request({"op": "run", "stdin": "", "args": None}, timeout_s)
-        await self.request({"op": "close"}, CLOSE_TIMEOUT_S)
-        if result.get("outcome") != "ok":
-            raise SandboxCrashed(f"janitor: {result.get('outcome')}: {result.get('stderr_tail', '')[-300:]}")
-        report: dict[str, Any] = json.loads(result["stdout"])
-        return report
-
-    async def check(self) -> bool:
-        """Between sessions: clean up after the last program; False if this container must be replaced."""
-        try:
-            report = await self._janitor()
-        except (SandboxError, ValueError, KeyError, TypeError) as exc:
-            logger.warning("sandbox container %d failed its check: %s", self.index, exc)
-            self.broken = True
-            return False
-        problems = []
-        if report["left"]:
-            problems.append(f"cannot remove {report['left'][:3]}")
-        if report["processes"] > self.baseline_processes:
-            problems.append(f"{report['processes'] - self.baseline_processes} stray processes")
-        if report["ipc"]:
-            problems.append(f"{report['ipc']} SysV IPC objects")
-        if problems:
-            logger.warning("sandbox container %d is replaced: %s", self.index, "; ".join(problems))
-            self.broken = True
-            return False
-        if report["removed"]:
-            logger.info(
-                "sandbox container %d: removed %d leftovers of the last program",
-                self.index,
-                report["removed"],
-            )
-        return True
 
     async def remove(self) -> None:
         """Close the stream and remove the container (it is gone when this returns)."""
@@ -513,14 +430,13 @@ class DockerSandbox:
     def _note_isolation(self, ready: dict[str, Any]) -> None:
         s = self.settings
         self._info = dict(ready.get("isolation") or {})
-        rlimits = "/".join(self._info.get("rlimits", []))
         cpus = f", {s.docker_cpus:g} CPUs" if s.docker_cpus is not None else ""
         self._summary = (
             f"docker: {self.pool_size} containers of {s.docker_image}; network none, read-only root, "
-            f"tmpfs /tmp {s.workdir_mb} MiB (noexec), ipc none, cap-drop ALL, no-new-privileges, default "
-            f"seccomp, pids <= {s.docker_pids_limit}, memory <= {s.docker_memory_mb} MiB without swap{cpus}, "
-            f"uid {s.docker_uid_base}+slot (non-root); inside: no nested namespaces, rlimits {rlimits}, "
-            "no_new_privs, processes swept after each test, janitor between sessions"
+            f"tmpfs /tmp {s.workdir_mb} MiB (noexec), ipc none, cap-drop ALL, no-new-privileges, "
+            f"seccomp sandbox/seccomp.json, pids <= {s.docker_pids_limit}, "
+            f"memory <= {s.docker_memory_mb} MiB without swap{cpus}, uid {s.docker_uid_base}+slot "
+            f"(non-root); inside: {ready.get('summary', 'unknown')}"
         )
         logger.info("docker sandbox: %s", self._summary)
 
@@ -557,7 +473,7 @@ class DockerSandbox:
             slot = await self._acquire()
             session = RunnerSession(slot, program, limits, self.settings.protocol_margin_s)
             try:
-                await slot.ensure_memory(limits.memory_mb)
+                await slot.fit_memory(limits.memory_mb)
                 await session.open()
                 break
             except SandboxCrashed:
@@ -602,8 +518,9 @@ class DockerSandbox:
         task.add_done_callback(self._tasks.discard)
 
     async def _recycle(self, slot: _Container) -> None:
-        """Check a container after a session: back to the pool, or replaced."""
-        if not slot.broken and await slot.check() and not self._closed:
+        """After a session: back to the pool (the session left nothing behind: its namespaces are gone), or
+        replaced if it broke."""
+        if not slot.broken and not self._closed:
             assert self._free is not None
             self._free.put_nowait(slot)
             return
@@ -642,6 +559,12 @@ class DockerSandbox:
 def _close_created(future: asyncio.Future[tuple[Any, socket.socket]]) -> None:
     if not future.cancelled() and future.exception() is None:
         future.result()[1].close()
+
+
+@cache
+def _seccomp_profile() -> str:
+    """The containers' seccomp profile as Docker's API takes it (the JSON text, not a path)."""
+    return json.dumps(json.loads(SECCOMP_PROFILE.read_text()), separators=(",", ":"))
 
 
 def _runner_sha256() -> str:

@@ -243,7 +243,7 @@ def test_worker_sandbox_isolation() -> None:
     assert default["level"] == "none", default
     assert default["nested_userns"] == "refused", default
     assert "eth0" in default["interfaces"] and len(default["pids"]) > 1  # the network, the worker
-    profile = str(REPO / "services" / "seccomp" / "worker.json")
+    profile = str(REPO / "sandbox" / "seccomp.json")
     shipped = _isolation([*base, "--security-opt", f"seccomp={profile}"])
     assert shipped["level"] == "userns-unprivileged", shipped
     assert shipped["namespaces"] == ["user", "pid", "net", "mount", "ipc", "uts"], shipped

@@ -18,7 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 SCHEMA = REPO / "tests" / "data" / "compose-spec.json"
-WORKER_SECCOMP = REPO / "services" / "seccomp" / "worker.json"
+WORKER_SECCOMP = REPO / "sandbox" / "seccomp.json"
 NAMESPACE_CALLS = {"unshare", "mount", "umount2", "pivot_root"}
 
 
@@ -78,7 +78,7 @@ def test_worker_scales_and_is_never_root(compose: dict[str, Any]) -> None:
     assert not worker["user"].startswith(("0:", "root"))
     opts = worker["security_opt"]
     # The shipped profile only: no capability, and Docker's /proc masks stay (no systempaths=unconfined).
-    assert sorted(opts) == ["no-new-privileges:true", "seccomp=./services/seccomp/worker.json"]
+    assert sorted(opts) == ["no-new-privileges:true", "seccomp=./sandbox/seccomp.json"]
     assert "cap_add" not in worker
     assert worker["environment"]["SANDBOX_USE_NAMESPACES"] == "${SANDBOX_USE_NAMESPACES:-require}"
 
