@@ -132,7 +132,7 @@ class GradingService:
             {
                 key: verdict.to_json()
                 for key, text in zip(keys, completions, strict=True)
-                if (verdict := fresh.get(text)) is not None and verdict.status is not Status.ERROR
+                if (verdict := fresh.get(text)) is not None and verdict.cacheable
             }
         )
         return [

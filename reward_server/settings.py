@@ -73,6 +73,14 @@ class RewardSettings(BaseSettings):
     code_default_memory_mb: int = Field(
         1024, ge=16, le=16384, description="Address space per test when the reference gives none."
     )
+    code_wall_time_factor: float = Field(
+        2.0,
+        ge=1.0,
+        le=10.0,
+        description="A test's time limit is on CPU time (all the program's processes together, so a busy "
+        "machine does not make it miss); the wall clock stops a program that sleeps or blocks at this "
+        "multiple of the limit plus 1 s.",
+    )
     code_time_limit_factor: float = Field(
         1.0, gt=0, description="Multiplies a reference's own time limit (CodeContests set them for C++)."
     )

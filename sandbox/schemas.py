@@ -30,7 +30,7 @@ class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     wall_time_s: float = Field(
-        4.0, gt=0, le=360, description="Wall-clock deadline of one test: every process is killed at it."
+        4.0, gt=0, le=3600, description="Wall-clock deadline of one test: every process is killed at it."
     )
     cpu_time_s: float | None = Field(
         None,

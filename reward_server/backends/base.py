@@ -26,7 +26,9 @@ class Verdict:
     """A backend's verdict on one completion; JSON-serializable so that it can be cached.
 
     `answer` is the canonical form shown to users; `answer_key` is what the backend compares to decide
-    classes (for math, the raw extracted LaTeX). `error` verdicts are never cached.
+    classes (for math, the raw extracted LaTeX). `certain` is False when something outside the completion
+    may have decided the verdict (for code: a timeout or kill under others' load). `error` verdicts and
+    uncertain ones are never cached.
     """
 
     status: Status
@@ -34,6 +36,11 @@ class Verdict:
     answer_key: str | None = None
     detail: str | None = None
     tests: dict[str, Any] | None = None
+    certain: bool = True
+
+    @property
+    def cacheable(self) -> bool:
+        return self.certain and self.status is not Status.ERROR
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,6 +6,13 @@ program is `correct` only if every test passes; else `incorrect` with a test sum
 (`SandboxError`), or anything else breaks while grading, the status is `error`: an infrastructure failure
 never becomes a wrong answer. At most `REWARD_CODE_MAX_PARALLEL` sessions run at once (one semaphore for
 every request of the process).
+
+Time: a problem's time limit is on CPU time (all the program's processes together), so a busy machine or a
+neighbour's load does not make a program miss it; the wall clock only stops programs that sleep or block,
+at `REWARD_CODE_WALL_TIME_FACTOR` x the limit + 1 s. A failing test whose outcome the sandbox cannot pin on
+the program (`TestRun.certain` false: out of wall time with CPU time to spare, or an OOM kill in a cgroup it
+shared) is run once more; if that run is no more certain, the verdict stands but is marked uncertain and the
+grading service does not cache it.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from sandbox.runners.base import Sandbox
 from sandbox.schemas import Limits, Program, TestInput
 
 log = logging.getLogger(__name__)
+
+WALL_SLACK_S = 1.0  # beyond the wall-clock multiple of the time limit: a program's start and exit
 
 
 def build_sandbox(backend: str) -> Sandbox:
@@ -78,16 +87,30 @@ class LocalExecutor:
         ]
         return list(await asyncio.gather(*(self._run(problem, inputs, code) for code in codes)))
 
+    def limits(self, problem: CodeProblem) -> Limits:
+        time_limit_s = problem.time_limit_s
+        return Limits(
+            cpu_time_s=time_limit_s,
+            wall_time_s=time_limit_s * self.settings.code_wall_time_factor + WALL_SLACK_S,
+            memory_mb=problem.memory_limit_mb,
+        )
+
     async def _run(self, problem: CodeProblem, inputs: list[TestInput], code: str) -> Verdict:
         program = Program(code=code, mode=problem.mode, fn_name=problem.fn_name)
-        limits = Limits(wall_time_s=problem.time_limit_s, memory_mb=problem.memory_limit_mb)
         passed = 0
         first: tuple[int, TestFailure] | None = None
+        certain = True
         async with self.parallel:
             try:
-                async with self.sandbox.session(program, limits) as session:
+                async with self.sandbox.session(program, self.limits(problem)) as session:
                     for index, (test, test_input) in enumerate(zip(problem.tests, inputs, strict=True)):
-                        failure = judge_test(problem, test, await session.run(test_input))
+                        run = await session.run(test_input)
+                        failure = judge_test(problem, test, run)
+                        if failure is not None and not run.certain:
+                            # Perhaps not the program's doing (a neighbour's load or memory): once more.
+                            run = await session.run(test_input)
+                            failure = judge_test(problem, test, run)
+                            certain = certain and (failure is None or run.certain)
                         if failure is None:
                             passed += 1
                             continue
@@ -107,8 +130,10 @@ class LocalExecutor:
         summary = TestSummary(
             passed=passed, total=total, first_failure=index, failure_kind=failure.kind.value
         )
+        doubt = "" if certain else " (twice, perhaps under others' load: not cached)"
         return Verdict(
             Status.INCORRECT,
-            detail=f"test {index} of {total}: {failure.detail}",
+            detail=f"test {index} of {total}: {failure.detail}{doubt}",
             tests=summary.model_dump(),
+            certain=certain,
         )

@@ -220,7 +220,8 @@ async def test_program_and_limits_reach_the_sandbox(sandbox: FakeSandbox) -> Non
     await grade(backend, {**CALL, "time_limit_s": 2.5, "memory_limit_mb": 200}, ["add_call"])
     program, limits = sandbox.sessions[0]
     assert program == Program(code="add_call\n", mode="call", fn_name="add")
-    assert (limits.wall_time_s, limits.memory_mb) == (2.5, 232)
+    # The time limit is on CPU time; the wall clock stops a sleeping program at 2 x the limit + 1 s.
+    assert (limits.cpu_time_s, limits.wall_time_s, limits.memory_mb) == (2.5, 6.0, 232)
 
 
 async def test_call_results(sandbox: FakeSandbox) -> None:
@@ -300,3 +301,50 @@ def test_settings_choose_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
         RewardSettings()
     with pytest.raises(ValueError, match="unknown sandbox backend"):
         build_sandbox("firecracker")
+
+
+def starved_once() -> Behaviour:
+    """Out of wall time with CPU to spare on its first run (a neighbour's load?), right on its second."""
+    runs: list[int] = []
+
+    def behaviour(test: TestInput) -> TestRun:
+        runs.append(1)
+        if len(runs) == 1:
+            return TestRun(outcome=Outcome.TIMEOUT, signal=9, certain=False)
+        return add_stdin(test)
+
+    return behaviour
+
+
+async def test_an_uncertain_failure_is_run_again(
+    sandbox: FakeSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(PROGRAMS, "starved_once", starved_once())
+    (verdict,) = await grade(await make_backend(sandbox), STDIN, ["starved_once"])
+    assert verdict.status is Status.CORRECT and verdict.certain
+    assert sandbox.runs == 3  # test 0 twice, test 1 once
+
+
+async def test_a_certain_failure_is_not_run_again(sandbox: FakeSandbox) -> None:
+    (verdict,) = await grade(await make_backend(sandbox), STDIN, ["loop"])
+    assert verdict.status is Status.INCORRECT and verdict.certain and sandbox.runs == 1
+
+
+async def test_an_uncertain_verdict_is_never_cached(
+    sandbox: FakeSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        PROGRAMS, "starved", lambda t: TestRun(outcome=Outcome.TIMEOUT, signal=9, certain=False)
+    )
+    service = GradingService({"code": await make_backend(sandbox)}, MemoryCache(100), RewardSpec())
+    body = {
+        "groups": [
+            {"group_id": "g", "backend": "code", "reference": STDIN, "completions": ["starved", "loop"]}
+        ]
+    }
+    for round_ in (1, 2):
+        (group,) = (await service.grade(GradeRequest.model_validate(body))).groups
+        assert [r.status for r in group.results] == ["incorrect", "incorrect"]
+        assert "not cached" in (group.results[0].detail or "")
+        # Graded anew each time (run twice each time); the certain timeout only once, then from the cache.
+        assert sandbox.runs == {1: 2 + 1, 2: 2 + 1 + 2}[round_]
