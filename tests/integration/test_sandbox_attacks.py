@@ -22,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 import pytest
 
 from sandbox.runners.base import Sandbox
-from sandbox.runners.process import ProcessSandbox
+from sandbox.runners.process import HOST_OOM_SCORE_ADJ, ProcessSandbox
 from sandbox.schemas import Limits, Outcome, Program, TestInput, TestRun
 from sandbox.settings import SandboxSettings
 
@@ -900,3 +901,33 @@ async def test_busy_neighbours_do_not_make_a_program_miss_its_time_limit(sandbox
         assert run.outcome is Outcome.OK or (run.outcome is Outcome.TIMEOUT and not run.certain), run
     else:
         assert run.outcome is Outcome.OK, (limit, run)
+
+
+@pytest.mark.parametrize("sandbox_factory", BACKENDS[::2], indirect=False)
+async def test_a_huge_program_is_compiled_once_within_its_limits(sandbox_factory: SandboxFactory) -> None:
+    """A multi-MB program is compiled in a limited child, under its time limit, and never again outside any
+    deadline: with a limit of 1.5 x its compile time it is graded on its merits, not an infrastructure error
+    (compiling twice would take 2 x, past the limit plus the protocol's margin)."""
+    source = "".join(f"v{i} = {i} * 2 + 1\n" for i in range(200_000)) + "print('ran')\n"
+    started = time.process_time()
+    compile(source, "<solution>", "exec", dont_inherit=True)
+    compile_s = time.process_time() - started
+    box = sandbox_factory()
+    box.settings.protocol_margin_s = 0.2 * compile_s
+    await box.start()
+    try:
+        run = await run_program(box, source, wall_time_s=1.5 * compile_s + 0.2, memory_mb=1024)
+    finally:
+        await box.close()
+    assert run.outcome is Outcome.OK and run.stdout == "ran\n", (compile_s, run)
+
+
+async def test_tests_are_the_oom_killers_first_choice_and_the_host_its_last(sandbox: Sandbox) -> None:
+    if not isinstance(sandbox, ProcessSandbox) or not sandbox.isolation_info.get("proc", True):
+        pytest.skip("a program sees no /proc of its own here")
+    run = await run_program(sandbox, "print(open('/proc/self/oom_score_adj').read().strip())")
+    assert run.stdout == "1000\n", run
+    # The host lowers its own where it may (CAP_SYS_RESOURCE; this project's CI machine lacks it).
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    if int(status["CapEff"], 16) & 1 << 24:
+        assert int(Path("/proc/self/oom_score_adj").read_text()) == HOST_OOM_SCORE_ADJ
