@@ -13,7 +13,10 @@ holds it, and the OOM killer stays inside the cgroup (cgroup v2: `memory.oom.gro
 processes together); the runner sees the cgroup's `oom_kill` count rise and grades the test `memory`, the
 program's own failure. Each slot's cgroup also gets an equal CPU weight, so a program that starts many
 busy processes gets its share of the machine and no more, and its whole process tree's CPU time is read
-live (the time limit is on CPU time, see sandbox.runner).
+live (the time limit is on CPU time, see sandbox.runner). The sandbox's own cgroup weighs as much as
+`slots` ordinary processes (cpu.shares 1024 or cpu.weight 100 each): beside it, every process of the host
+outside any cgroup counts as one, and a single weight would leave all the slots together one process's
+share of a busy machine.
 
 Where (made by the server, which must be root or own a delegated cgroup):
 - cgroup v1 (hybrid hosts, this project's CI): `<the server's own cgroup>/iarl-sandbox-<name>/slot-<i>` in
@@ -101,6 +104,9 @@ class SlotCgroups:
                 bases.append(base)
         made = cls(1, tuple(bases), slots)
         made._make_dirs()
+        for base in made.bases:
+            if (base / "cpu.shares").exists():
+                (base / "cpu.shares").write_text(str(1024 * slots))  # see _weigh_like_processes
         return made
 
     @classmethod
@@ -113,6 +119,8 @@ class SlotCgroups:
         made = cls(2, (parent / f"iarl-sandbox-{name}",), slots)
         made._make_dirs()
         (made.bases[0] / "cgroup.subtree_control").write_text(wanted)
+        if (made.bases[0] / "cpu.weight").exists():
+            (made.bases[0] / "cpu.weight").write_text(str(min(10_000, 100 * slots)))
         for slot in made._slots:
             (slot.dirs[0] / "memory.oom.group").write_text("1")  # an OOM kill takes the whole test
             with contextlib.suppress(FileNotFoundError):  # (no swap accounting: nothing to turn off)
