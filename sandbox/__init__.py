@@ -26,11 +26,27 @@ What it must not get:
    on: runners start with PATH and LANG only, tests get PATH, HOME, TMPDIR, LANG, LC_ALL.
 3. Other programs. Each session has its own private /tmp and its own pid namespace; one program cannot
    see, signal or read another's processes or files, at the same time or later.
-4. Availability. Limits per test: wall time (SIGKILL to everything at the deadline), CPU time
-   (RLIMIT_CPU), address space (RLIMIT_AS), processes and threads (RLIMIT_NPROC under a uid of the
-   test's own), open files (RLIMIT_NOFILE), file size (RLIMIT_FSIZE), output (stdout + stderr; killed
-   past the cap). A runner that dies or hangs is replaced and the session raises SandboxCrashed, which the
-   caller must report as an infrastructure error (never as a wrong answer).
+4. Availability. Limits per test: wall time (SIGKILL to everything at the deadline), CPU time (of all
+   the test's processes together; RLIMIT_CPU per process), address space (RLIMIT_AS), processes and
+   threads (RLIMIT_NPROC under a uid of the test's own), open files (RLIMIT_NOFILE), file size
+   (RLIMIT_FSIZE), output (stdout + stderr; killed past the cap), and with a memory cgroup (below) the
+   memory of all its processes together. A runner that dies or hangs is replaced and the session raises
+   SandboxCrashed, which the caller must report as an infrastructure error (never as a wrong answer).
+5. Its own verdict turned into someone else's failure, or the reverse. A test cannot signal its runner
+   (another uid, or the init of its pid namespace), so what it does to its own session is its
+   `runtime_error` or `timeout`. Memory that no process's RSS shows (SysV shared memory, memfds) is refused
+   by a seccomp filter on every test, and every test process raises its OOM score to 1000, so the OOM
+   killer takes a test before a runner, the server or anything else. An outcome a neighbour could have
+   caused (out of wall time with CPU time to spare; an OOM kill in a cgroup shared with other programs) is
+   marked `certain=False`: callers do not cache it.
+
+Memory and CPU cgroups (sandbox.cgroups): the process backend makes one per slot where the server may
+(root, or a delegated cgroup v2); a slot's tests join it, so the program's memory is bounded as a whole
+(its children, /tmp and kernel memory included: `memory_mb` + `workdir_mb` + 64 MiB), an OOM kill there is
+graded `memory`, its CPU time is read live, and each slot gets an equal CPU weight. Elsewhere (e.g. inside
+a container with a read-only /sys/fs/cgroup) the host's own cgroup is only observed (an OOM kill there is
+not certainly the program's) and memory is bounded per process. The Docker backend's container holds one
+session at a time and is that session's cgroup.
 
 Process backend: what is enforced (the start-up log line and `ProcessSandbox.isolation` say which level)
 --------------------------------------------------------------------------------------------------
@@ -56,10 +72,10 @@ Process backend: what is enforced (the start-up log line and `ProcessSandbox.iso
 
 Not contained (all levels)
 --------------------------
-- Kernel bugs: there is no seccomp filter; a local privilege escalation in the kernel escapes.
-- Memory across processes: RLIMIT_AS is per process, so a test may use up to `max_processes` x
-  `memory_mb` at once (no memory cgroup in the process backend; the Docker backend caps the container).
-  Each session's tmpfs takes up to `workdir_mb` of RAM.
+- Kernel bugs: the seccomp filter on tests refuses only namespaces, mounts, SysV IPC and memfds; a local
+  privilege escalation in the kernel escapes.
+- Memory across processes without a cgroup of the sandbox's own: RLIMIT_AS is per process, so a test may
+  then use up to `max_processes` x `memory_mb` at once. Each session's tmpfs takes up to `workdir_mb` of RAM.
 - What is world-readable inside the exposed paths (/etc, /usr, site-packages) is readable, e.g. the host
   name and /etc/passwd; the installed Python packages are importable. Keep secrets and datasets of
   expected outputs out of them (files mode 600, or outside the exposed paths).

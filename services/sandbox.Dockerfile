@@ -8,20 +8,13 @@
 # Any image with python3 (3.11 or newer) on PATH works as BASE_IMAGE; the solutions run on its interpreter, so
 # pick the Python version they are graded with. Nothing is pip-installed: the runner needs the stdlib only.
 #
-# Isolation decision: the container is the boundary; the runner runs WITHOUT namespaces inside it.
-# The backend starts every container with --network none, a read-only root, a tmpfs /tmp (the only
-# writable place), --ipc none (no /dev/shm), cap-drop ALL, no-new-privileges, pids and memory limits, a
-# non-root uid (distinct per pool slot, so RLIMIT_NPROC counts one container only), and Docker's default
-# seccomp profile. That profile refuses unshare/clone of namespaces to unprivileged processes, so
-# the runner's `auto` level falls back to rlimits + its subreaper sweep, which is all a container needs:
-# network, filesystem, pid and IPC isolation from the host and from other containers already come from
-# Docker. Nested namespaces would need (1) a custom seccomp profile allowing unshare/mount/umount2/pivot_root
-# (services/seccomp/worker.json; under Docker's masked /proc paths the runner then has no /proc inside), and
-# on AppArmor hosts (2) an unconfined AppArmor profile. Each of these widens the kernel attack surface seen by
-# untrusted code (unprivileged user namespaces are the entry point of most container escapes) more than
-# namespaces inside would narrow it, so we ship none of them. What one session could leave for the next in
-# the same container (files in /tmp, SysV IPC, stray processes) is checked by the backend after every
-# session, and the container is cleaned or replaced.
+# Isolation: the backend starts every container with --network none, a read-only root, a tmpfs /tmp,
+# --ipc none (no /dev/shm), cap-drop ALL, no-new-privileges, pids and memory limits, a non-root uid
+# (distinct per pool slot, so RLIMIT_NPROC counts one container only), and the seccomp profile
+# sandbox/seccomp.json: Docker's default plus unshare, mount, umount2 and pivot_root, so that the runner
+# gives every session its own user, pid, mount, ipc, net and uts namespaces inside the container. A program
+# then cannot signal its runner or its session (the init of its pid namespace), and nothing of one session
+# outlives it. The tests themselves get those calls refused again by the runner's own seccomp filter.
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 

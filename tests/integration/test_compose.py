@@ -180,6 +180,9 @@ def stack() -> Iterator[Stack]:
         "REWARD_MATH_WORKERS": "1",
         "IARL_WORKER_MEM_LIMIT": "1g",
         "IARL_WORKER_CPUS": "1",
+        # This project's CI runs dockerd without CAP_SYS_RESOURCE, which a negative score needs.
+        "IARL_SERVER_OOM_SCORE_ADJ": "0",
+        "IARL_WORKER_OOM_SCORE_ADJ": "0",
     }
     project = f"iarltest{uuid.uuid4().hex[:8]}"
     stack = Stack(compose, project, env, f"http://127.0.0.1:{port}", v1)
