@@ -27,6 +27,7 @@ class Session(Protocol):
 
 class Sandbox(Protocol):
     name: str
+    replacements: int  # runners or containers replaced since start (they broke)
 
     @property
     def isolation(self) -> str:

@@ -328,6 +328,7 @@ class DockerSandbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
         self._generation = 0
+        self.replacements = 0  # runners (or containers) replaced since start: for metrics
 
     @property
     def isolation(self) -> str:
@@ -551,6 +552,7 @@ class DockerSandbox:
                 return
             assert self._free is not None
             self._free.put_nowait(fresh)
+            self.replacements += 1
             logger.warning("sandbox container %d replaced (%s)", slot.index, fresh.id)
             return
         logger.error("sandbox container %d is lost", slot.index)

@@ -202,6 +202,7 @@ class ProcessSandbox:
         self._summary = "not started"
         self._info: dict[str, Any] = {}
         self._replacing: set[asyncio.Task[None]] = set()
+        self.replacements = 0  # runners (or containers) replaced since start: for metrics
 
     @property
     def isolation(self) -> str:
@@ -378,6 +379,7 @@ class ProcessSandbox:
                 await fresh.stop()
                 return
             self._free.put_nowait(fresh)
+            self.replacements += 1
             logger.warning("sandbox slot %d: runner replaced", runner.index)
             return
         logger.error("sandbox slot %d is lost", runner.index)
