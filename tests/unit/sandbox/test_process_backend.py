@@ -183,3 +183,42 @@ async def test_each_session_gets_fresh_namespaces(spare_session: bool) -> None:
         assert len(pids) == 1 and pids.pop() < 10  # a fresh pid namespace each time: the same low pid
     finally:
         await box.close()
+
+
+async def test_a_cgroup_per_slot_is_made_sized_per_session_and_removed() -> None:
+    box = ProcessSandbox(SandboxSettings(slots=2))
+    await box.start()
+    try:
+        cgroups = box._cgroups
+        if cgroups is None:
+            pytest.skip(f"no cgroups of the sandbox's own here: {box.isolation}")
+        assert "cgroup" in box.isolation and box.isolation_info["cgroup"]["joined"]
+        assert all(base.is_dir() for base in cgroups.bases)
+        run = await run_one(box, "print(open('/proc/self/cgroup').read())", memory_mb=100)
+        assert "iarl-sandbox-" in run.stdout  # the test process is in its slot's cgroup
+        memory = cgroups.bases[0]
+        limits = [
+            int(p.read_text())
+            for p in memory.glob("slot-*/memory.*")
+            if p.name in ("memory.limit_in_bytes", "memory.max")
+        ]
+        assert (100 + box.settings.workdir_mb + 64) << 20 in limits
+    finally:
+        await box.close()
+    assert not any(base.exists() for base in cgroups.bases)
+
+
+async def test_cgroups_required_but_refused_fails_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox import cgroups
+
+    monkeypatch.setattr(cgroups, "own_cgroup_dir", lambda controller: None)
+    box = ProcessSandbox(SandboxSettings(slots=1, cgroups="require"))
+    with pytest.raises(SandboxUnavailable, match="SANDBOX_CGROUPS=require: no memory cgroup"):
+        await box.start()
+    box = ProcessSandbox(SandboxSettings(slots=1))  # auto: falls back, and says so
+    await box.start()
+    try:
+        assert not (box.isolation_info.get("cgroup") or {}).get("joined")
+        assert (await run_one(box, "print(1)")).stdout == "1\n"
+    finally:
+        await box.close()
