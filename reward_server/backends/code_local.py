@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from reward_server.backends.base import Verdict
 from reward_server.code_grading import CodeProblem, TestFailure, judge_test
+from reward_server.metrics import COMPONENTS
 from reward_server.schemas import Status, TestSummary
 from reward_server.settings import RewardSettings
 from sandbox.errors import SandboxError
@@ -76,7 +77,9 @@ class LocalExecutor:
             TestInput(stdin=test.input) if problem.fn_name is None else TestInput(args=test.input)
             for test in problem.tests
         ]
-        return list(await asyncio.gather(*(self._run(problem, inputs, code) for code in codes)))
+        verdicts = list(await asyncio.gather(*(self._run(problem, inputs, code) for code in codes)))
+        COMPONENTS.programs_graded(verdicts)  # metrics hook
+        return verdicts
 
     async def _run(self, problem: CodeProblem, inputs: list[TestInput], code: str) -> Verdict:
         program = Program(code=code, mode=problem.mode, fn_name=problem.fn_name)
@@ -87,7 +90,9 @@ class LocalExecutor:
             try:
                 async with self.sandbox.session(program, limits) as session:
                     for index, (test, test_input) in enumerate(zip(problem.tests, inputs, strict=True)):
-                        failure = judge_test(problem, test, await session.run(test_input))
+                        run = await session.run(test_input)
+                        COMPONENTS.test_run(run)  # metrics hook
+                        failure = judge_test(problem, test, run)
                         if failure is None:
                             passed += 1
                             continue
@@ -95,6 +100,7 @@ class LocalExecutor:
                         if self.stop_on_first_failure:
                             break
             except SandboxError as exc:
+                COMPONENTS.sandbox_failure(exc)  # metrics hook
                 log.warning("sandbox failed: %s", exc)
                 return Verdict(Status.ERROR, detail=f"sandbox failed: {type(exc).__name__}: {exc}")
             except Exception as exc:  # a bug of ours is an infrastructure failure too, never a wrong answer
