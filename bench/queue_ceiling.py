@@ -136,11 +136,21 @@ def workers(count: int, env: dict[str, str], url: str) -> Iterator[None]:
         client.close()
 
 
-def redis_counters(client: redis.Redis) -> tuple[float, int]:
-    """(Redis CPU seconds, user + system, of its main process; commands processed) so far."""
+def redis_counters(client: redis.Redis) -> tuple[float, int, dict[str, tuple[int, float]]]:
+    """(Redis CPU seconds, user + system, of its main process; commands processed; per command: calls and
+    microseconds spent) so far."""
     cpu: Any = client.info("cpu")
     stats: Any = client.info("stats")
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), int(stats["total_commands_processed"])
+    commands: Any = client.info("commandstats")
+    per_command = {
+        name.removeprefix("cmdstat_"): (int(value["calls"]), float(value["usec"]))
+        for name, value in commands.items()
+    }
+    return (
+        float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
+        int(stats["total_commands_processed"]),
+        per_command,
+    )
 
 
 async def drive(env: dict[str, str], clients: int, batch: int, seconds: float, url: str) -> dict[str, Any]:
@@ -172,17 +182,25 @@ async def drive(env: dict[str, str], clients: int, batch: int, seconds: float, u
         latencies.clear()
         done = errors = 0
         stats = redis.Redis.from_url(url)
-        cpu0, commands0 = redis_counters(stats)
+        cpu0, commands0, per_command0 = redis_counters(stats)
         started = time.perf_counter()
         await asyncio.gather(*(client(started + seconds) for _ in range(clients)))
         elapsed = time.perf_counter() - started
-        cpu1, commands1 = redis_counters(stats)
+        cpu1, commands1, per_command1 = redis_counters(stats)
         stats.close()
     finally:
         # Bounded: redis-py can swallow the cancellation of a blocked XREAD, and close() awaits that read.
         await asyncio.wait({asyncio.ensure_future(executor.close())}, timeout=5)
     latencies.sort()
     redis_us_per_job = 1e6 * (cpu1 - cpu0) / max(done, 1)
+    per_job = {}  # per command: calls per job, and Redis microseconds per job spent in it
+    for name, (calls, usec) in sorted(per_command1.items()):
+        calls0, usec0 = per_command0.get(name, (0, 0.0))
+        if calls > calls0:
+            per_job[name] = {
+                "calls_per_job": round((calls - calls0) / max(done, 1), 3),
+                "us_per_job": round((usec - usec0) / max(done, 1), 2),
+            }
     return {
         "jobs": done,
         "errors": errors,
@@ -194,6 +212,7 @@ async def drive(env: dict[str, str], clients: int, batch: int, seconds: float, u
         "redis_us_per_job": round(redis_us_per_job, 1),
         "redis_commands_per_job": round((commands1 - commands0) / max(done, 1), 2),
         "one_redis_core_ceiling_jobs_per_s": round(1e6 / redis_us_per_job) if redis_us_per_job else None,
+        "commands": per_job,
     }
 
 

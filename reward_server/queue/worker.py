@@ -11,6 +11,7 @@ metrics (its jobs, its sandbox's test outcomes) on that port.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -140,9 +141,12 @@ class SandboxWorker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            for _stream, entries in answer or []:
-                for entry_id, fields in entries:
-                    self._start(as_text(entry_id), fields)
+            taken = [
+                (as_text(entry_id), fields, 0, 1)
+                for _stream, entries in answer or []
+                for entry_id, fields in entries
+            ]
+            await self._start(taken)
 
     async def _take_over_abandoned(self) -> None:
         """XAUTOCLAIM jobs whose worker fell silent (no heartbeat for `queue_claim_after_s`)."""
@@ -154,6 +158,7 @@ class SandboxWorker:
             start_id="0-0",
             count=self.slots - len(self.running),
         )
+        taken: list[tuple[str, dict[Any, Any], int, int]] = []
         for entry_id, fields in answer[1]:  # [cursor, claimed entries, deleted ids]
             entry = as_text(entry_id)
             pending: Any = await self.redis.xpending_range(self.keys.jobs, self.keys.group, entry, entry, 1)
@@ -165,21 +170,29 @@ class SandboxWorker:
                 log.error(
                     "worker %s: job %s abandoned %d times; answering error", self.name, entry, deliveries - 1
                 )
-                self._start(entry, fields, give_up=deliveries - 1, delivery=deliveries)
+                taken.append((entry, fields, deliveries - 1, deliveries))
                 continue
             log.warning(
                 "worker %s: took over job %s from a silent worker (delivery %d)", self.name, entry, deliveries
             )
-            self._start(entry, fields, delivery=deliveries)
+            taken.append((entry, fields, 0, deliveries))
+        await self._start(taken)
 
-    def _start(self, entry_id: str, fields: dict[Any, Any], give_up: int = 0, delivery: int = 1) -> None:
-        if entry_id in self.running:  # our own job, re-delivered after a stall of ours
-            return
-        task = asyncio.create_task(self._process(entry_id, fields, give_up, delivery), name=f"job-{entry_id}")
-        self.running[entry_id] = task
-        task.add_done_callback(lambda _: self.running.pop(entry_id, None))
+    async def _start(self, taken: list[tuple[str, dict[Any, Any], int, int]]) -> None:
+        """Run jobs just taken: (entry id, fields, workers it took down so far if given up, delivery)."""
+        new = [
+            item for item in taken if item[0] not in self.running
+        ]  # not our own, re-delivered after a stall
+        await self._notify_taken(new)
+        for entry_id, fields, give_up, _delivery in new:
+            task = asyncio.create_task(self._process(entry_id, fields, give_up), name=f"job-{entry_id}")
+            self.running[entry_id] = task
+            task.add_done_callback(functools.partial(self._finished, entry_id))
 
-    async def _process(self, entry_id: str, fields: dict[Any, Any], give_up: int, delivery: int) -> None:
+    def _finished(self, entry_id: str, _task: asyncio.Task[None]) -> None:
+        self.running.pop(entry_id, None)
+
+    async def _process(self, entry_id: str, fields: dict[Any, Any], give_up: int) -> None:
         try:
             job = Job.from_fields(fields)
         except ValidationError as exc:
@@ -191,7 +204,6 @@ class SandboxWorker:
         until = max(taken + job.run_budget_s + 2 * self.settings.queue_claim_after_s, time.time() + 30)
         self.metrics.running.inc()
         try:
-            await self._notify_taken(job, entry_id, delivery)
             verdict = await self._grade(job, give_up, until)
         except Exception:  # e.g. Redis gone for good: leave the job pending for another try
             log.exception("worker %s: job %s failed", self.name, entry_id)
@@ -203,21 +215,32 @@ class SandboxWorker:
         self.metrics.job_seconds.observe(time.time() - taken)
         self.jobs_done += 1
 
-    async def _notify_taken(self, job: Job, entry_id: str, delivery: int) -> None:
-        """Tell the job's server that its run clock starts now (best effort: without the notice the server
-        still takes the answer; it only knows less about the job meanwhile)."""
+    async def _notify_taken(self, taken: list[tuple[str, dict[Any, Any], int, int]]) -> None:
+        """Tell each job's server that its run clock starts now, in one round trip (best effort: without the
+        notice the server still takes the answer, it only knows less about the job meanwhile)."""
+        notices = []
+        for entry_id, fields, _give_up, delivery in taken:
+            try:
+                job = Job.from_fields(fields)
+            except ValidationError:
+                continue  # `_process` drops it
+            notices.append((job, entry_id, delivery))
+        if not notices:
+            return
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(
-                    job.reply_to,
-                    encode_taken(job.job_id, self.name, delivery),  # type: ignore[arg-type]
-                    maxlen=REPLY_STREAM_MAXLEN,
-                    approximate=True,
-                )
-                pipe.expire(job.reply_to, REPLY_STREAM_TTL_S)
+                for job, _entry_id, delivery in notices:
+                    pipe.xadd(
+                        job.reply_to,
+                        encode_taken(job.job_id, self.name, delivery),  # type: ignore[arg-type]
+                        maxlen=REPLY_STREAM_MAXLEN,
+                        approximate=True,
+                    )
+                for reply_to in {job.reply_to for job, _entry_id, _delivery in notices}:
+                    pipe.expire(reply_to, REPLY_STREAM_TTL_S)
                 await pipe.execute()
         except (*REDIS_DOWN, ResponseError) as exc:
-            log.warning("worker %s: could not say job %s was taken (%s)", self.name, entry_id, exc)
+            log.warning("worker %s: could not say %d job(s) were taken (%s)", self.name, len(notices), exc)
 
     async def _grade(self, job: Job, give_up: int, until: float) -> Verdict:
         if give_up:
