@@ -33,7 +33,7 @@ VERDICT_STATUSES = ("correct", "incorrect", "no_answer", "error")
 MATH_RESTART_REASONS = ("timeout", "crash", "cancelled")
 QUEUE_PHASES = ("backlog", "queued", "running")
 QUEUE_EVENTS = ("answered", "error_no_worker", "error_overran", "requeued_lost", "requeued_abandoned")
-REDIS_STORES = ("queue", "cache")
+REFUSALS = ("invalid_request", "queue_full", "queue_unavailable", "queue_storage_full", "internal")
 
 
 class _Reexport(Collector):
@@ -213,6 +213,8 @@ class Metrics:
         )
         for outcome in ("hit", "miss"):
             self.cache_lookups.labels(outcome)
+        for kind in REFUSALS:
+            self.rejected.labels(kind)
         self.registry.register(_Reexport(COMPONENTS.registry))
 
     def watch_backends(self, names: Iterable[str]) -> None:
