@@ -233,9 +233,11 @@ class QueueExecutor:
             raise refusal from None
         self._redis_ok = True
         if not admitted:
+            limit = self.settings.queue_max_depth
+            advice = "" if jobs <= limit else "; this request alone is larger than the limit: split it"
             raise QueueFull(
                 f"the code job queue holds {depth} jobs; this request's {jobs} more would pass its limit of "
-                f"{self.settings.queue_max_depth} (REWARD_QUEUE_MAX_DEPTH)",
+                f"{limit} (REWARD_QUEUE_MAX_DEPTH){advice}",
                 retry_after_s=self.settings.queue_retry_after_s,
             )
         request = RequestState(key=key, estimate=jobs)

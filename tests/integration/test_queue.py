@@ -417,3 +417,25 @@ def test_a_request_refused_with_429_left_nothing_in_the_queue(tmp_path: Path) ->
         assert stack.redis.client().xlen(stack.key("jobs")) == 0
     finally:
         stack.close()
+
+
+def test_jobs_redis_lost_are_enqueued_again(stack: Stack) -> None:
+    """Redis loses everything (FLUSHALL: a restart without its append-only file) while jobs wait and one runs:
+    the server enqueues the lost ones again and every completion still gets its own verdict."""
+    stack.start_server()
+    stack.start_worker("w1")
+    slow = "import time\ntime.sleep(0.5)\n" + ADD
+    result: dict[str, Any] = {}
+    completions = [fenced(f"# {i}\n{slow}") for i in range(4)]
+    request = threading.Thread(
+        target=lambda: result.setdefault("response", stack.grade(completions, reference=ONE_TEST))
+    )
+    request.start()
+    client = stack.redis.client()
+    wait_for(
+        lambda: client.xpending(stack.key("jobs"), stack.key("workers"))["pending"] == 1, 30, "a job to run"
+    )
+    client.flushall()
+    request.join(timeout=120)
+    assert not request.is_alive()
+    assert statuses(result["response"]) == ["correct"] * 4
