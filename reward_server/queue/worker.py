@@ -180,9 +180,8 @@ class SandboxWorker:
 
     async def _start(self, taken: list[tuple[str, dict[Any, Any], int, int]]) -> None:
         """Run jobs just taken: (entry id, fields, workers it took down so far if given up, delivery)."""
-        new = [
-            item for item in taken if item[0] not in self.running
-        ]  # not our own, re-delivered after a stall
+        # (Not our own jobs re-delivered after a stall of ours.)
+        new = [item for item in taken if item[0] not in self.running]
         await self._notify_taken(new)
         for entry_id, fields, give_up, _delivery in new:
             task = asyncio.create_task(self._process(entry_id, fields, give_up), name=f"job-{entry_id}")
@@ -277,7 +276,11 @@ class SandboxWorker:
             pipe.expire(job.reply_to, REPLY_STREAM_TTL_S)
             pipe.xack(self.keys.jobs, self.keys.group, entry_id)
             pipe.xdel(self.keys.jobs, entry_id)  # the stream's length counts only waiting or running jobs
-            await pipe.execute()
+            replied, *_ = await pipe.execute(raise_on_error=False)
+        # Only the reply matters (and is retried when Redis is down or full); the acknowledgement can fail
+        # harmlessly, e.g. NOGROUP when Redis lost the queue meanwhile (the server enqueues the job again).
+        if isinstance(replied, Exception):
+            raise replied
 
     async def _acknowledge(self, entry_id: str) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
