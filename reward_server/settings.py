@@ -17,9 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class RewardSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REWARD_", env_nested_delimiter="__", extra="ignore")
 
-    host: str = Field(
-        "127.0.0.1", description="Interface `reward-server serve` (and a worker's metrics port) binds to."
-    )
+    host: str = Field("127.0.0.1", description="Interface `reward-server serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `reward-server serve` listens on.")
     reward_correct: float = Field(1.0, description="Default reward of a correct completion.")
     reward_incorrect: float = Field(-1.0, description="Default reward of an incorrect or unanswered one.")
@@ -145,8 +143,8 @@ class RewardSettings(BaseSettings):
         0,
         ge=0,
         le=65535,
-        description="Port of a `reward-server worker`'s Prometheus metrics (/metrics on REWARD_HOST); 0: "
-        "none. The server exports its own on its HTTP port.",
+        description="Port of a `reward-server worker`'s Prometheus metrics (/metrics, bound to REWARD_HOST); "
+        "0: none. The server exports its own on its HTTP port.",
     )
     worker_shutdown_grace_s: float = Field(
         8.0, ge=0, description="On SIGTERM a worker finishes its jobs this long; the rest go to others."
