@@ -382,7 +382,9 @@ def test_a_small_request_is_not_starved_by_a_big_batch(tmp_path: Path) -> None:
 def test_slow_programs_queued_past_the_old_wait_get_their_own_verdicts(tmp_path: Path) -> None:
     """14 programs that time out, one worker slot, REWARD_QUEUE_MAX_WAIT_S=1: the last ones wait ~15 s for
     the worker (more than their run budget plus the wait allowed before); each still gets `timeout`."""
-    stack = Stack(tmp_path, REWARD_QUEUE_MAX_WAIT_S="1")
+    # (A worker counts as alive for REWARD_QUEUE_CLAIM_AFTER_S after its last heartbeat: 6 s leaves room for a
+    # worker delayed by a loaded machine; no take-over happens here.)
+    stack = Stack(tmp_path, REWARD_QUEUE_MAX_WAIT_S="1", REWARD_QUEUE_CLAIM_AFTER_S="6")
     try:
         stack.start_server()
         stack.start_worker("w1")
