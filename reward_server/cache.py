@@ -1,8 +1,13 @@
-"""Result cache: an in-memory LRU by default, Redis when `REWARD_REDIS_URL` is set.
+"""Result cache: an in-memory LRU by default, Redis when REWARD_CACHE_REDIS_URL or REWARD_REDIS_URL is set.
 
 Keys hash (backend, backend version, canonical reference, completion), so a retried request is answered
 from the cache and cannot count twice; a new backend version never reads old verdicts. The cache is an
 optimisation: if Redis fails, grading goes on uncached and the failure is counted, nothing is lost.
+
+Memory: verdicts accumulate (millions per week of training), so the cache belongs in a Redis that evicts
+(`allkeys-lru`, its own store: REWARD_CACHE_REDIS_URL). Where it shares the queue's Redis, which must not
+evict (`noeviction`), it stops writing at REWARD_CACHE_MAX_FILL of `maxmemory`, so that it can never fill the
+memory the queue needs to accept and answer jobs.
 """
 
 from __future__ import annotations
@@ -17,8 +22,16 @@ from cachetools import LRUCache
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from reward_server.metrics import COMPONENTS
+from reward_server.redis_memory import RedisMemory
+from reward_server.settings import RewardSettings
+
 log = logging.getLogger(__name__)
 KEY_PREFIX = "rs:v1:"
+# The cache reads its Redis's memory figures at most this often, and after this many writes at the latest,
+# so that it stops writing near the limit rather than well past it.
+MEMORY_POLL_S = 1.0
+MEMORY_POLL_WRITES = 1000
 
 
 def cache_key(*parts: str) -> str:
@@ -56,10 +69,21 @@ class MemoryCache:
         self._entries.clear()
 
 
-class RedisCache:
-    """Shared cache in Redis (values as JSON, each with a TTL). Errors degrade to cache misses."""
+def build_cache(settings: RewardSettings) -> ResultCache:
+    """The cache the settings ask for: its own Redis, the queue's Redis, or in memory."""
+    url = settings.cache_redis_url or settings.redis_url
+    if url is None:
+        return MemoryCache(settings.cache_size)
+    return RedisCache(url.get_secret_value(), settings.cache_ttl_s, max_fill=settings.cache_max_fill)
 
-    def __init__(self, url: str, ttl_s: int) -> None:
+
+class RedisCache:
+    """Shared cache in Redis (values as JSON, each with a TTL). Errors degrade to cache misses.
+
+    `max_fill`: in a Redis that refuses writes when full, stop writing past this fraction of maxmemory.
+    """
+
+    def __init__(self, url: str, ttl_s: int, max_fill: float = 0.8) -> None:
         # A bounded pool that makes callers wait for a connection: under a burst of concurrent groups the
         # default pool raises "Too many connections" at 100, which would turn every lookup into a miss.
         pool = BlockingConnectionPool.from_url(
@@ -67,7 +91,11 @@ class RedisCache:
         )
         self._redis = Redis.from_pool(pool)  # owns the pool: close() disconnects it
         self._ttl_s = ttl_s
+        self._max_fill = max_fill
+        self._memory = RedisMemory(self._redis, "cache", interval_s=MEMORY_POLL_S)
+        self._writes_since_poll = 0
         self.errors = 0
+        self.skipped = 0
 
     async def get_many(self, keys: Sequence[str]) -> list[Any | None]:
         if not keys:
@@ -82,12 +110,23 @@ class RedisCache:
     async def set_many(self, items: dict[str, Any]) -> None:
         if not items:
             return
+        await self._memory.poll(force=self._writes_since_poll >= MEMORY_POLL_WRITES)
+        if self._writes_since_poll >= MEMORY_POLL_WRITES:
+            self._writes_since_poll = 0
+        if self._memory.above(self._max_fill):
+            # The rest of this Redis is the queue's: a verdict not cached costs a regrade on a retry, a queue
+            # that cannot write refuses every code request.
+            self.skipped += len(items)
+            COMPONENTS.cache_write_skips.labels("redis_nearly_full").inc(len(items))
+            return
+        self._writes_since_poll += len(items)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key, value in items.items():
                     pipe.set(key, json.dumps(value), ex=self._ttl_s)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
+            COMPONENTS.cache_write_skips.labels("redis_error").inc(len(items))
             self._failed("write", exc)
 
     async def ping(self) -> bool:

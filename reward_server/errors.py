@@ -6,6 +6,7 @@
     ├── DuplicateBackend      two backends claim one name (start-up)
     └── Overloaded            too much work in flight (HTTP 503 with Retry-After)
         ├── QueueUnavailable  the code job queue (Redis) is unreachable (HTTP 503 with Retry-After)
+        │   └── QueueStorageFull  the queue's Redis is out of memory and refuses writes (HTTP 503)
         └── QueueFull         the code job queue is too deep (HTTP 429 with Retry-After)
 
 Grading outcomes are data (`schemas.Status`), never exceptions: an answer that fails to parse is a
@@ -54,6 +55,12 @@ class QueueUnavailable(Overloaded):
     """The code job queue (Redis) cannot be reached: nothing was graded, try again."""
 
     kind = "queue_unavailable"
+
+
+class QueueStorageFull(QueueUnavailable):
+    """The queue's Redis refuses writes (maxmemory reached, noeviction): nothing was lost, try again later."""
+
+    kind = "queue_storage_full"
 
 
 class QueueFull(Overloaded):

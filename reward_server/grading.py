@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +20,7 @@ from reward_server.backends.registry import get_backend
 from reward_server.cache import ResultCache, cache_key
 from reward_server.errors import BadRequest, Overloaded
 from reward_server.metrics import Metrics
+from reward_server.request_scope import request_scope
 from reward_server.schemas import (
     AnswerClass,
     CompletionResult,
@@ -45,6 +48,7 @@ class GradingService:
         self.cache = cache
         self.default_reward = default_reward
         self.metrics = metrics or Metrics()
+        self.metrics.watch_backends(backends)
         self.max_completions = max_completions
 
     async def grade(self, request: GradeRequest) -> GradeResponse:
@@ -57,9 +61,17 @@ class GradingService:
             )
         prepared = [self._prepare(index, group) for index, group in enumerate(request.groups)]
         reward = request.reward or self.default_reward
-        results = await asyncio.gather(
-            *(self._grade_group(group, backend, reference, reward) for group, backend, reference in prepared)
-        )
+        completions = Counter[str]()
+        for group, backend, _ in prepared:
+            completions[backend.name] += len(group.completions)
+        # The groups' tasks inherit the scope: a shared executor (the job queue) sees them as one request.
+        async with request_scope(completions):
+            results = await asyncio.gather(
+                *(
+                    self._grade_group(group, backend, reference, reward)
+                    for group, backend, reference in prepared
+                )
+            )
         used = {backend.name: backend.version for _, backend, _ in prepared}
         return GradeResponse(request_id=request.request_id, groups=list(results), backends=used)
 
@@ -146,8 +158,11 @@ class GradingService:
         """The backend's verdicts; if the backend itself breaks, `error` verdicts (never a wrong answer)."""
         if not completions:
             return []
+        started = time.perf_counter()
         try:
-            return await backend.grade(reference, completions)
+            verdicts = await backend.grade(reference, completions)
+            self.metrics.backend_seconds.labels(backend.name).observe(time.perf_counter() - started)
+            return verdicts
         except Overloaded:
             raise  # nothing was graded: the client is told to come back (429/503 with Retry-After)
         except Exception as exc:

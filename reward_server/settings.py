@@ -34,11 +34,27 @@ class RewardSettings(BaseSettings):
 
     redis_url: SecretStr | None = Field(
         None,
-        description="Redis for the shared result cache and the code job queue (read by `reward-server "
-        "worker`); unset: in-memory LRU cache and code run in this process.",
+        description="Redis for the code job queue (read by `reward-server worker`) and, unless "
+        "REWARD_CACHE_REDIS_URL is set, the shared result cache; unset: in-memory LRU cache and code run in "
+        "this process. The queue needs durability: `noeviction` (a full Redis refuses work with 503, never "
+        "drops queued jobs) and an append-only file.",
+    )
+    cache_redis_url: SecretStr | None = Field(
+        None,
+        description="Redis of the result cache when it should not share the queue's (recommended: its own "
+        "`allkeys-lru` Redis without persistence, so that verdicts are evicted instead of filling the "
+        "queue's memory); unset: REWARD_REDIS_URL.",
     )
     cache_size: int = Field(200_000, ge=0, description="Entries of the in-memory LRU cache.")
     cache_ttl_s: int = Field(7 * 24 * 3600, ge=1, description="Lifetime of a Redis cache entry.")
+    cache_max_fill: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="In a Redis that does not evict (`noeviction`, e.g. one Redis for the queue and the "
+        "cache) the cache stops writing above this fraction of `maxmemory`, leaving the rest to the queue "
+        "(grading goes on uncached). No effect on an evicting Redis.",
+    )
 
     math_workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Math grading worker processes."
@@ -102,13 +118,23 @@ class RewardSettings(BaseSettings):
     )
     queue_prefix: str = Field("iarl", min_length=1, description="Prefix of every Redis key of the queue.")
     queue_max_depth: int = Field(
-        4096, ge=1, description="Jobs waiting or running; beyond it POST /v1/grade answers 429 + Retry-After."
+        4096,
+        ge=1,
+        description="Code jobs accepted and not yet answered, all servers together. A request whose code "
+        "completions would pass it is refused as a whole, before anything is enqueued: 429 + Retry-After.",
     )
     queue_max_wait_s: float = Field(
-        120.0, gt=0, description="How long a job may wait for a worker, on top of its own run time."
+        120.0,
+        gt=0,
+        description="How long jobs wait while no worker is alive (none heartbeated within "
+        "REWARD_QUEUE_CLAIM_AFTER_S) before they are answered `error`. While workers live, a waiting job "
+        "is never expired: its run clock starts when a worker takes it.",
     )
     queue_max_run_s: float = Field(
-        600.0, gt=0, description="Cap on a job's run time (tests x time limit); past it the job is `error`."
+        600.0,
+        gt=0,
+        description="Cap on a job's run time (tests x time limit), counted from when a worker takes it; a "
+        "job still running past it (plus a margin) is `error`.",
     )
     queue_claim_after_s: float = Field(
         30.0,
@@ -121,6 +147,13 @@ class RewardSettings(BaseSettings):
     )
     queue_retry_after_s: int = Field(5, ge=1, description="Retry-After of a 429 for a full queue.")
     worker_name: str | None = Field(None, description="Consumer name of `reward-server worker` (host-pid).")
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of a `reward-server worker`'s Prometheus metrics (/metrics, bound to REWARD_HOST); "
+        "0: none. The server exports its own on its HTTP port.",
+    )
     worker_shutdown_grace_s: float = Field(
         8.0, ge=0, description="On SIGTERM a worker finishes its jobs this long; the rest go to others."
     )
@@ -132,7 +165,7 @@ class RewardSettings(BaseSettings):
             return self.redis_url is not None
         return self.code_executor == "queue"
 
-    @field_validator("redis_url", mode="before")
+    @field_validator("redis_url", "cache_redis_url", mode="before")
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         return None if value == "" else value

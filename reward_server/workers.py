@@ -22,6 +22,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
+from reward_server.metrics import COMPONENTS
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,8 @@ class DeadlinePool:
         self._all.add(worker)
         return worker
 
-    async def _replace(self, worker: _Worker) -> None:
+    async def _replace(self, worker: _Worker, reason: str) -> None:
+        COMPONENTS.math_worker_restarts.labels(reason).inc()
         self._all.discard(worker)
         await asyncio.to_thread(worker.kill)
         if not self._closed:
@@ -137,16 +140,16 @@ class DeadlinePool:
             ok, value = await loop.run_in_executor(self._threads, _exchange, worker.conn, job, timeout_s)
         except TimeoutError:
             self.timeouts += 1
-            await self._replace(worker)
+            await self._replace(worker, "timeout")
             raise JobTimeout(f"no result within {timeout_s:g} s") from None
         except (EOFError, OSError) as exc:
             self.crashes += 1
-            await self._replace(worker)
+            await self._replace(worker, "crash")
             raise WorkerCrashed(f"worker died: {exc!r}") from exc
         except BaseException:
             # Cancelled (the client went away) or worse: the worker may still be busy, so it cannot go
             # back to the idle queue. A fresh one replaces it.
-            await asyncio.shield(self._replace(worker))
+            await asyncio.shield(self._replace(worker, "cancelled"))
             raise
         self._idle.put_nowait(worker)
         if not ok:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from reward_server.backends.base import Verdict
 from reward_server.code_grading import CodeProblem, TestFailure, judge_test
+from reward_server.metrics import COMPONENTS
 from reward_server.schemas import Status, TestSummary
 from reward_server.settings import RewardSettings
 from sandbox.errors import SandboxError
@@ -85,7 +86,9 @@ class LocalExecutor:
             TestInput(stdin=test.input) if problem.fn_name is None else TestInput(args=test.input)
             for test in problem.tests
         ]
-        return list(await asyncio.gather(*(self._run(problem, inputs, code) for code in codes)))
+        verdicts = list(await asyncio.gather(*(self._run(problem, inputs, code) for code in codes)))
+        COMPONENTS.programs_graded(verdicts)  # metrics hook
+        return verdicts
 
     def limits(self, problem: CodeProblem) -> Limits:
         time_limit_s = problem.time_limit_s
@@ -105,10 +108,12 @@ class LocalExecutor:
                 async with self.sandbox.session(program, self.limits(problem)) as session:
                     for index, (test, test_input) in enumerate(zip(problem.tests, inputs, strict=True)):
                         run = await session.run(test_input)
+                        COMPONENTS.test_run(run)  # metrics hook
                         failure = judge_test(problem, test, run)
                         if failure is not None and not run.certain:
                             # Perhaps not the program's doing (a neighbour's load or memory): once more.
                             run = await session.run(test_input)
+                            COMPONENTS.test_run(run)
                             failure = judge_test(problem, test, run)
                             certain = certain and (failure is None or run.certain)
                         if failure is None:
@@ -118,6 +123,7 @@ class LocalExecutor:
                         if self.stop_on_first_failure:
                             break
             except SandboxError as exc:
+                COMPONENTS.sandbox_failure(exc)  # metrics hook
                 log.warning("sandbox failed: %s", exc)
                 return Verdict(Status.ERROR, detail=f"sandbox failed: {type(exc).__name__}: {exc}")
             except Exception as exc:  # a bug of ours is an infrastructure failure too, never a wrong answer

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reward_server.backends.base import Verdict
@@ -20,6 +20,11 @@ from reward_server.code_grading import CodeProblem
 
 # What a lost or restarting Redis raises; both sides back off and retry on these.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Redis refused a write: `maxmemory` reached under `noeviction` (also from inside a script)."""
+    return isinstance(exc, OutOfMemoryError) or (isinstance(exc, ResponseError) and "OOM" in str(exc))
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,21 @@ class QueueKeys:
     def workers_alive(self) -> str:
         return f"{self.prefix}:workers:alive"
 
+    @property
+    def worker_slots(self) -> str:
+        """Hash: worker name -> jobs it runs at once (its share of the fair-share computation)."""
+        return f"{self.prefix}:workers:slots"
+
+    @property
+    def requests(self) -> str:
+        """Sorted set: request key -> last time its server said it is in flight."""
+        return f"{self.prefix}:requests"
+
+    @property
+    def reservations(self) -> str:
+        """Hash: request key -> code jobs it holds or may still add (what REWARD_QUEUE_MAX_DEPTH bounds)."""
+        return f"{self.prefix}:requests:jobs"
+
     def problem(self, problem_key: str) -> str:
         return f"{self.prefix}:problem:{problem_key}"
 
@@ -52,7 +72,10 @@ class Job(BaseModel):
     reply_to: str = Field(..., min_length=1)
     problem_key: str = Field(..., min_length=1)
     code: str
-    deadline: float = Field(..., description="Unix time after which nobody waits for the answer.")
+    run_budget_s: float = Field(
+        ..., gt=0, description="How long the job may take once a worker has it (the server waits this long)."
+    )
+    accepted_at: float = Field(..., description="Unix time the server accepted the job (for humans).")
 
     def to_fields(self) -> dict[str, str]:
         return {name: str(value) for name, value in self.model_dump().items()}
@@ -66,8 +89,16 @@ def encode_reply(job_id: str, verdict: Verdict, worker: str) -> dict[str, str]:
     return {"job_id": job_id, "verdict": json.dumps(verdict.to_json()), "worker": worker}
 
 
-def decode_reply(fields: dict[Any, Any]) -> tuple[str, Verdict]:
+def encode_taken(job_id: str, worker: str, delivery: int) -> dict[str, str]:
+    """The notice a worker sends when it takes a job: the job's run clock starts now."""
+    return {"job_id": job_id, "taken": str(delivery), "worker": worker}
+
+
+def decode_reply(fields: dict[Any, Any]) -> tuple[str, Verdict | None]:
+    """(job id, verdict) of a reply; (job id, None) for a notice that a worker took the job."""
     decoded = {as_text(name): as_text(value) for name, value in fields.items()}
+    if "taken" in decoded:
+        return decoded["job_id"], None
     return decoded["job_id"], Verdict.from_json(json.loads(decoded["verdict"]))
 
 

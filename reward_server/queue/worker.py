@@ -2,12 +2,16 @@
 
 Each worker is one consumer of the group `iarl:workers` and runs up to `REWARD_CODE_MAX_PARALLEL` jobs at
 once in its `LocalExecutor` (the process sandbox by default). How jobs are delivered, taken over from dead
-workers and answered is described in `reward_server.queue`.
+workers and answered is described in `reward_server.queue`. Taking a job, the worker tells its server
+("taken"): the job's run clock starts then, not when it was queued. Its heartbeat also publishes its slots,
+from which servers compute each request's fair share. With REWARD_WORKER_METRICS_PORT it serves Prometheus
+metrics (its jobs, its sandbox's test outcomes) on that port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -17,12 +21,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from cachetools import LRUCache
+from prometheus_client import start_http_server
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
 from reward_server.backends.base import Verdict
 from reward_server.backends.code_local import LocalExecutor
 from reward_server.code_grading import CodeProblem
+from reward_server.metrics import WorkerMetrics
 from reward_server.queue.protocol import (
     REDIS_DOWN,
     Job,
@@ -30,7 +36,9 @@ from reward_server.queue.protocol import (
     as_text,
     connect,
     encode_reply,
+    encode_taken,
     ensure_group,
+    is_out_of_memory,
 )
 from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
@@ -60,6 +68,8 @@ class SandboxWorker:
         self.problems: LRUCache[str, CodeProblem] = LRUCache(maxsize=32)
         self.stopping = asyncio.Event()
         self.jobs_done = 0
+        self.metrics = WorkerMetrics()
+        self.metrics.slots.set(self.slots)
 
     def stop(self) -> None:
         """Take no more jobs; `run` returns once the running ones finish (or the grace period ends)."""
@@ -68,6 +78,14 @@ class SandboxWorker:
     async def run(self) -> None:
         await self.executor.start()
         log.info("worker %s: %s; queue %s", self.name, self.executor.description, self.keys.jobs)
+        if self.settings.worker_metrics_port:
+            start_http_server(self.settings.worker_metrics_port, self.settings.host, self.metrics.registry)
+            log.info(
+                "worker %s: metrics on %s:%d",
+                self.name,
+                self.settings.host,
+                self.settings.worker_metrics_port,
+            )
         heartbeat = asyncio.create_task(self._heartbeat(), name="worker-heartbeat")
         try:
             await self._consume()
@@ -76,8 +94,11 @@ class SandboxWorker:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
             try:
-                await self.redis.zrem(self.keys.workers_alive, self.name)
-            except REDIS_DOWN:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.zrem(self.keys.workers_alive, self.name)
+                    pipe.hdel(self.keys.worker_slots, self.name)
+                    await pipe.execute()
+            except (*REDIS_DOWN, ResponseError):
                 pass
             await self.executor.close()
             await self.redis.aclose()
@@ -120,9 +141,12 @@ class SandboxWorker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            for _stream, entries in answer or []:
-                for entry_id, fields in entries:
-                    self._start(as_text(entry_id), fields)
+            taken = [
+                (as_text(entry_id), fields, 0, 1)
+                for _stream, entries in answer or []
+                for entry_id, fields in entries
+            ]
+            await self._start(taken)
 
     async def _take_over_abandoned(self) -> None:
         """XAUTOCLAIM jobs whose worker fell silent (no heartbeat for `queue_claim_after_s`)."""
@@ -134,6 +158,7 @@ class SandboxWorker:
             start_id="0-0",
             count=self.slots - len(self.running),
         )
+        taken: list[tuple[str, dict[Any, Any], int, int]] = []
         for entry_id, fields in answer[1]:  # [cursor, claimed entries, deleted ids]
             entry = as_text(entry_id)
             pending: Any = await self.redis.xpending_range(self.keys.jobs, self.keys.group, entry, entry, 1)
@@ -145,19 +170,26 @@ class SandboxWorker:
                 log.error(
                     "worker %s: job %s abandoned %d times; answering error", self.name, entry, deliveries - 1
                 )
-                self._start(entry, fields, give_up=deliveries - 1)
+                taken.append((entry, fields, deliveries - 1, deliveries))
                 continue
             log.warning(
                 "worker %s: took over job %s from a silent worker (delivery %d)", self.name, entry, deliveries
             )
-            self._start(entry, fields)
+            taken.append((entry, fields, 0, deliveries))
+        await self._start(taken)
 
-    def _start(self, entry_id: str, fields: dict[Any, Any], give_up: int = 0) -> None:
-        if entry_id in self.running:  # our own job, re-delivered after a stall of ours
-            return
-        task = asyncio.create_task(self._process(entry_id, fields, give_up), name=f"job-{entry_id}")
-        self.running[entry_id] = task
-        task.add_done_callback(lambda _: self.running.pop(entry_id, None))
+    async def _start(self, taken: list[tuple[str, dict[Any, Any], int, int]]) -> None:
+        """Run jobs just taken: (entry id, fields, workers it took down so far if given up, delivery)."""
+        # (Not our own jobs re-delivered after a stall of ours.)
+        new = [item for item in taken if item[0] not in self.running]
+        await self._notify_taken(new)
+        for entry_id, fields, give_up, _delivery in new:
+            task = asyncio.create_task(self._process(entry_id, fields, give_up), name=f"job-{entry_id}")
+            self.running[entry_id] = task
+            task.add_done_callback(functools.partial(self._finished, entry_id))
+
+    def _finished(self, entry_id: str, _task: asyncio.Task[None]) -> None:
+        self.running.pop(entry_id, None)
 
     async def _process(self, entry_id: str, fields: dict[Any, Any], give_up: int) -> None:
         try:
@@ -166,35 +198,66 @@ class SandboxWorker:
             log.error("worker %s: malformed job %s dropped: %s", self.name, entry_id, exc)
             await self._retrying(lambda: self._acknowledge(entry_id), until=time.time() + 60)
             return
-        if job.deadline < time.time():  # its request has been answered `error` already
-            log.info("worker %s: job %s passed its deadline unrun; dropped", self.name, entry_id)
-            await self._retrying(lambda: self._acknowledge(entry_id), until=time.time() + 60)
-            return
+        taken = time.time()
+        # The server waits for the answer until the job's budget (from `taken`) has passed, and a while more.
+        until = max(taken + job.run_budget_s + 2 * self.settings.queue_claim_after_s, time.time() + 30)
+        self.metrics.running.inc()
         try:
-            verdict = await self._grade(job, give_up)
-        except Exception:  # e.g. Redis gone until the deadline: leave the job pending for another try
+            verdict = await self._grade(job, give_up, until)
+        except Exception:  # e.g. Redis gone for good: leave the job pending for another try
             log.exception("worker %s: job %s failed", self.name, entry_id)
             return
-        await self._retrying(lambda: self._answer(entry_id, job, verdict), until=job.deadline)
+        finally:
+            self.metrics.running.dec()
+        await self._retrying(lambda: self._answer(entry_id, job, verdict), until=until)
+        self.metrics.jobs.labels(verdict.status.value).inc()
+        self.metrics.job_seconds.observe(time.time() - taken)
         self.jobs_done += 1
 
-    async def _grade(self, job: Job, give_up: int) -> Verdict:
+    async def _notify_taken(self, taken: list[tuple[str, dict[Any, Any], int, int]]) -> None:
+        """Tell each job's server that its run clock starts now, in one round trip (best effort: without the
+        notice the server still takes the answer, it only knows less about the job meanwhile)."""
+        notices = []
+        for entry_id, fields, _give_up, delivery in taken:
+            try:
+                job = Job.from_fields(fields)
+            except ValidationError:
+                continue  # `_process` drops it
+            notices.append((job, entry_id, delivery))
+        if not notices:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job, _entry_id, delivery in notices:
+                    pipe.xadd(
+                        job.reply_to,
+                        encode_taken(job.job_id, self.name, delivery),  # type: ignore[arg-type]
+                        maxlen=REPLY_STREAM_MAXLEN,
+                        approximate=True,
+                    )
+                for reply_to in {job.reply_to for job, _entry_id, _delivery in notices}:
+                    pipe.expire(reply_to, REPLY_STREAM_TTL_S)
+                await pipe.execute()
+        except (*REDIS_DOWN, ResponseError) as exc:
+            log.warning("worker %s: could not say %d job(s) were taken (%s)", self.name, len(notices), exc)
+
+    async def _grade(self, job: Job, give_up: int, until: float) -> Verdict:
         if give_up:
             return Verdict(
                 Status.ERROR,
                 detail=f"the job was abandoned by {give_up} worker(s) that died or were killed running it",
             )
-        problem = await self._problem(job)
+        problem = await self._problem(job, until)
         if problem is None:
             return Verdict(Status.ERROR, detail="the job's problem is no longer in Redis (expired or lost)")
         (verdict,) = await self.executor.run_all(problem, [job.code])
         return verdict
 
-    async def _problem(self, job: Job) -> CodeProblem | None:
+    async def _problem(self, job: Job, until: float) -> CodeProblem | None:
         problem = self.problems.get(job.problem_key)
         if problem is None:
             payload = await self._retrying(
-                lambda: self.redis.get(self.keys.problem(job.problem_key)), until=job.deadline
+                lambda: self.redis.get(self.keys.problem(job.problem_key)), until=until
             )
             if payload is None:
                 return None
@@ -213,7 +276,11 @@ class SandboxWorker:
             pipe.expire(job.reply_to, REPLY_STREAM_TTL_S)
             pipe.xack(self.keys.jobs, self.keys.group, entry_id)
             pipe.xdel(self.keys.jobs, entry_id)  # the stream's length counts only waiting or running jobs
-            await pipe.execute()
+            replied, *_ = await pipe.execute(raise_on_error=False)
+        # Only the reply matters (and is retried when Redis is down or full); the acknowledgement can fail
+        # harmlessly, e.g. NOGROUP when Redis lost the queue meanwhile (the server enqueues the job again).
+        if isinstance(replied, Exception):
+            raise replied
 
     async def _acknowledge(self, entry_id: str) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -227,6 +294,7 @@ class SandboxWorker:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.zadd(self.keys.workers_alive, {self.name: time.time()})
+                    pipe.hset(self.keys.worker_slots, self.name, self.slots)
                     pipe.zremrangebyscore(self.keys.workers_alive, "-inf", time.time() - 3600)
                     if self.running:
                         pipe.xclaim(
@@ -254,12 +322,14 @@ class SandboxWorker:
         await asyncio.gather(*late, return_exceptions=True)
 
     async def _retrying(self, action: Callable[[], Awaitable[T]], until: float) -> T:
-        """`action` again and again while Redis is unreachable, until the unix time `until`."""
+        """`action` again and again while Redis is unreachable or out of memory, until unix time `until`."""
         backoff = 0.1
         while True:
             try:
                 return await action()
-            except REDIS_DOWN as exc:
+            except (*REDIS_DOWN, ResponseError) as exc:
+                if not isinstance(exc, REDIS_DOWN) and not is_out_of_memory(exc):
+                    raise
                 if time.time() + backoff > until:
                     raise
                 log.warning("worker %s: Redis unreachable (%s); retrying in %.1f s", self.name, exc, backoff)

@@ -224,6 +224,24 @@ def test_grades_a_code_group_on_the_workers(stack: Stack) -> None:
     assert [r["status"] for r in group["results"]] == ["correct", "incorrect", "incorrect"], group
 
 
+def test_every_worker_replica_serves_metrics_under_the_service_name(stack: Stack) -> None:
+    """What the monitoring profile's Prometheus relies on (dns_sd_configs on `sandbox-worker`, port 9464):
+    compose's DNS answers the service name with every replica, and each serves its metrics there."""
+    (server,) = stack.containers("reward-server")
+    probe = (
+        "import json, socket, urllib.request\n"
+        "found = socket.getaddrinfo('sandbox-worker', 9464, proto=socket.IPPROTO_TCP)\n"
+        "ips = sorted({address[4][0] for address in found})\n"
+        "get = lambda ip: urllib.request.urlopen(f'http://{ip}:9464/metrics', timeout=5).read().decode()\n"
+        "print(json.dumps({ip: 'reward_worker_slots' in get(ip) for ip in ips}))"
+    )
+    done = subprocess.run(["docker", "exec", server, "python", "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    replicas = json.loads(done.stdout)
+    assert len(replicas) == len(stack.containers("sandbox-worker")) == 2, replicas
+    assert all(replicas.values()), replicas
+
+
 def test_worker_sandbox_isolation() -> None:
     """The least privilege of docs/deploy.md: the shipped seccomp profile alone gives the namespaces."""
     reason = _skip_reason()

@@ -40,19 +40,20 @@ def fenced(code: str) -> str:
 class RedisServer:
     """A private redis-server with an append-only file, so it can be stopped and started again."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *options: str) -> None:
         if shutil.which("redis-server") is None:
             pytest.skip("redis-server is not installed")
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.directory = directory
+        self.options = list(options)
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--dir", str(self.directory)],
+             "--appendonly", "yes", "--dir", str(self.directory), *self.options],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         client = redis.Redis.from_url(self.url)
@@ -111,8 +112,8 @@ class WorkerProcess:
 class Stack:
     """Redis + one server + workers, all sharing a fresh queue prefix."""
 
-    def __init__(self, tmp_path: Path, **settings: str) -> None:
-        self.redis = RedisServer(tmp_path)
+    def __init__(self, tmp_path: Path, redis_server: RedisServer | None = None, **settings: str) -> None:
+        self.redis = redis_server or RedisServer(tmp_path)
         self.env = {
             "REWARD_REDIS_URL": self.redis.url,
             "REWARD_QUEUE_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
@@ -144,14 +145,20 @@ class Stack:
     def key(self, name: str) -> str:
         return f"{self.env['REWARD_QUEUE_PREFIX']}:{name}"
 
-    def grade(self, completions: list[str], timeout: float = 120) -> httpx.Response:
-        assert self.server is not None
-        body = {
-            "groups": [
-                {"group_id": "g", "backend": "code", "reference": REFERENCE, "completions": completions}
-            ]
+    def grade(
+        self, completions: list[str], timeout: float = 120, reference: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        group = {
+            "group_id": "g",
+            "backend": "code",
+            "reference": reference or REFERENCE,
+            "completions": completions,
         }
-        return httpx.post(self.server.url + "/v1/grade", json=body, timeout=timeout)
+        return self.post([group], timeout)
+
+    def post(self, groups: list[dict[str, Any]], timeout: float = 120) -> httpx.Response:
+        assert self.server is not None
+        return httpx.post(self.server.url + "/v1/grade", json={"groups": groups}, timeout=timeout)
 
     def close(self) -> None:
         for worker in self.workers:
@@ -243,7 +250,7 @@ def test_a_job_of_a_worker_killed_mid_run_completes_on_another(stack: Stack) -> 
 
 
 def test_no_worker_means_error_at_the_deadline_never_incorrect(tmp_path: Path) -> None:
-    stack = Stack(tmp_path, REWARD_QUEUE_MAX_WAIT_S="1")
+    stack = Stack(tmp_path, REWARD_QUEUE_MAX_WAIT_S="3")
     try:
         stack.start_server()
         started = time.monotonic()
@@ -252,9 +259,10 @@ def test_no_worker_means_error_at_the_deadline_never_incorrect(tmp_path: Path) -
         assert statuses(response) == ["error", "error"]
         detail = response.json()["groups"][0]["results"][0]["detail"]
         assert "no sandbox worker answered" in detail and "0 worker(s)" in detail
-        # 5 tests x 2 s + 10 s margin + 1 s wait: the request ended at its deadline, not before.
-        assert 20 <= elapsed < 40
-        # A worker that arrives later drops the expired jobs instead of running them.
+        # With no worker alive, waiting jobs end after REWARD_QUEUE_MAX_WAIT_S (3 s), not before; the run
+        # budget (5 tests x 2 s + 10 s) is not spent waiting, since no run ever started.
+        assert 3 <= elapsed < 20
+        # A worker that arrives later finds nothing to run: the server took its jobs off the stream.
         worker = stack.start_worker("late")
         client = stack.redis.client()
         wait_for(lambda: client.xlen(stack.key("jobs")) == 0, 30, "the late worker to drop expired jobs")
@@ -324,3 +332,112 @@ def test_a_burst_of_groups_waits_for_redis_connections_instead_of_failing(stack:
     response = httpx.post(server.url + "/v1/grade", json={"groups": groups}, timeout=300)
     assert response.status_code == 200, response.text
     assert [g["results"][0]["status"] for g in response.json()["groups"]] == ["correct"] * 150
+
+
+# ---- The queue's clock and fairness (issue 9): waiting for a worker is not the program's time. ------------
+
+ONE_TEST = {"tests": [{"input": "1 2\n", "output": "3\n"}], "time_limit_s": 3}
+
+
+def test_a_small_request_is_not_starved_by_a_big_batch(tmp_path: Path) -> None:
+    """One request of 30 slow programs (in 10 groups), then a request of 3 fast ones: the small one gets its
+    share of the worker at once, instead of queueing behind the whole batch (FIFO)."""
+    stack = Stack(tmp_path, REWARD_CODE_MAX_PARALLEL="2")
+    try:
+        stack.start_server()
+        stack.start_worker("w1")
+        slow = "import time\ntime.sleep(1)\n" + ADD
+        big_groups = [
+            {"group_id": f"big-{g}", "backend": "code", "reference": ONE_TEST,
+             "completions": [fenced(f"# big {g}-{i}\n{slow}") for i in range(3)]}
+            for g in range(10)
+        ]  # fmt: skip
+        result: dict[str, Any] = {}
+
+        def big_request() -> None:
+            started = time.monotonic()
+            result["big"] = stack.post(big_groups, timeout=300)
+            result["big_s"] = time.monotonic() - started
+
+        thread = threading.Thread(target=big_request)
+        thread.start()
+        client = stack.redis.client()
+        wait_for(lambda: client.xlen(stack.key("jobs")) > 0, 30, "the big batch to reach the queue")
+        time.sleep(1)  # the worker is busy with the batch
+        started = time.monotonic()
+        small = stack.grade([fenced(f"# small {i}\n{ADD}") for i in range(3)], reference=ONE_TEST)
+        small_s = time.monotonic() - started
+        thread.join(timeout=300)
+        assert statuses(small) == ["correct"] * 3
+        big = result["big"]
+        assert big.status_code == 200, big.text
+        assert {r["status"] for g in big.json()["groups"] for r in g["results"]} == {"correct"}
+        # FIFO made the small request wait for (nearly) the whole batch; a fair queue serves it within a few
+        # slow jobs. Relative, not absolute: both stretch alike on a loaded machine.
+        assert small_s < result["big_s"] / 2, (small_s, result["big_s"])
+    finally:
+        stack.close()
+
+
+def test_slow_programs_queued_past_the_old_wait_get_their_own_verdicts(tmp_path: Path) -> None:
+    """14 programs that time out, one worker slot, REWARD_QUEUE_MAX_WAIT_S=1: the last ones wait ~15 s for
+    the worker (more than their run budget plus the wait allowed before); each still gets `timeout`."""
+    # (A worker counts as alive for REWARD_QUEUE_CLAIM_AFTER_S after its last heartbeat: 6 s leaves room for a
+    # worker delayed by a loaded machine; no take-over happens here.)
+    stack = Stack(tmp_path, REWARD_QUEUE_MAX_WAIT_S="1", REWARD_QUEUE_CLAIM_AFTER_S="6")
+    try:
+        stack.start_server()
+        stack.start_worker("w1")
+        endless = "import time\ntime.sleep(60)\n" + ADD
+        response = stack.grade(
+            [fenced(f"# {i}\n{endless}") for i in range(14)],
+            reference={"tests": [{"input": "1 2\n", "output": "3\n"}], "time_limit_s": 1},
+            timeout=300,
+        )
+        results = response.json()["groups"][0]["results"]
+        assert statuses(response) == ["incorrect"] * 14, [r["detail"] for r in results]
+        assert {r["tests"]["failure_kind"] for r in results} == {"timeout"}
+    finally:
+        stack.close()
+
+
+def test_a_request_refused_with_429_left_nothing_in_the_queue(tmp_path: Path) -> None:
+    """Back-pressure is decided for the whole request before any of it is enqueued (three groups of two
+    programs, a limit of four jobs): no group's jobs are left behind to run for a client told to retry."""
+    stack = Stack(tmp_path, REWARD_QUEUE_MAX_DEPTH="4", REWARD_QUEUE_RETRY_AFTER_S="3")
+    try:
+        stack.start_server()
+        groups = [
+            {"group_id": f"g{g}", "backend": "code", "reference": REFERENCE,
+             "completions": [fenced(f"# {g}-{i}\n{ADD}") for i in range(2)]}
+            for g in range(3)
+        ]  # fmt: skip
+        response = stack.post(groups)
+        assert response.status_code == 429, response.text
+        assert response.headers["retry-after"] == "3"
+        time.sleep(1)
+        assert stack.redis.client().xlen(stack.key("jobs")) == 0
+    finally:
+        stack.close()
+
+
+def test_jobs_redis_lost_are_enqueued_again(stack: Stack) -> None:
+    """Redis loses everything (FLUSHALL: a restart without its append-only file) while jobs wait and one runs:
+    the server enqueues the lost ones again and every completion still gets its own verdict."""
+    stack.start_server()
+    stack.start_worker("w1")
+    slow = "import time\ntime.sleep(0.5)\n" + ADD
+    result: dict[str, Any] = {}
+    completions = [fenced(f"# {i}\n{slow}") for i in range(4)]
+    request = threading.Thread(
+        target=lambda: result.setdefault("response", stack.grade(completions, reference=ONE_TEST))
+    )
+    request.start()
+    client = stack.redis.client()
+    wait_for(
+        lambda: client.xpending(stack.key("jobs"), stack.key("workers"))["pending"] == 1, 30, "a job to run"
+    )
+    client.flushall()
+    request.join(timeout=120)
+    assert not request.is_alive()
+    assert statuses(result["response"]) == ["correct"] * 4

@@ -8,6 +8,9 @@ tests/data/compose-spec.json is schema/compose-spec.json of github.com/compose-s
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,12 @@ COMPOSE = REPO / "docker-compose.yml"
 SCHEMA = REPO / "tests" / "data" / "compose-spec.json"
 WORKER_SECCOMP = REPO / "sandbox" / "seccomp.json"
 NAMESPACE_CALLS = {"unshare", "mount", "umount2", "pivot_root"}
+MONITORING = REPO / "services" / "monitoring"
+DASHBOARD = MONITORING / "grafana" / "dashboards" / "reward-server.json"
+PROMETHEUS = MONITORING / "prometheus" / "prometheus.yml"
+ALERTS = MONITORING / "prometheus" / "alerts.yml"
+STACK = {"redis", "redis-cache", "reward-server", "sandbox-worker"}
+MONITORING_SERVICES = {"prometheus", "grafana"}
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +52,9 @@ def test_schema_rejects_what_v2_would_reject(compose: dict[str, Any]) -> None:
         jsonschema.validate(broken, schema, cls=jsonschema.Draft7Validator)
 
 
-def test_stack_has_the_three_services_with_limits_and_restarts(compose: dict[str, Any]) -> None:
+def test_stack_has_its_services_with_limits_and_restarts(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", "reward-server", "sandbox-worker"}
+    assert set(services) == STACK | MONITORING_SERVICES
     assert "version" not in compose
     for name, service in services.items():
         assert not service.get("privileged"), name
@@ -66,6 +75,8 @@ def test_health_checks_and_start_order(compose: dict[str, Any]) -> None:
     assert "/readyz" in server_check and "python" in server_check and "curl" not in server_check
     for name in ("reward-server", "sandbox-worker"):
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["reward-server"]["depends_on"]["redis-cache"]["condition"] == "service_healthy"
+    assert "redis-cli" in services["redis-cache"]["healthcheck"]["test"]
     assert "--appendonly" in services["redis"]["command"]
     assert services["redis"]["volumes"] == ["redis-data:/data"]
     assert "redis-data" in compose["volumes"]
@@ -105,3 +116,101 @@ def test_worker_seccomp_profile_is_docker_default_plus_namespace_calls() -> None
     assert not NAMESPACE_CALLS & unconditional
     assert not {"setns", "bpf", "perf_event_open", "open_by_handle_at", "keyctl", "add_key"} & unconditional
     assert len(unconditional) > 250
+
+
+def _option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_queue_and_cache_live_in_redis_stores_with_their_own_policies(compose: dict[str, Any]) -> None:
+    """The queue's Redis is durable and never evicts (a full one refuses work: 503); the cache's evicts old
+    verdicts and keeps nothing on disk, so that verdicts can never fill the queue's memory."""
+    services = compose["services"]
+    queue, cache = services["redis"]["command"], services["redis-cache"]["command"]
+    assert _option(queue, "--maxmemory-policy") == "noeviction" and _option(queue, "--appendonly") == "yes"
+    assert _option(cache, "--maxmemory-policy") == "allkeys-lru"
+    assert _option(cache, "--appendonly") == "no" and _option(cache, "--save") == ""
+    assert "volumes" not in services["redis-cache"]
+    server = services["reward-server"]["environment"]
+    assert "redis-cache:6379" in server["REWARD_CACHE_REDIS_URL"]
+    assert "redis:6379" in server["REWARD_REDIS_URL"]
+    assert "REWARD_CACHE_REDIS_URL" not in services["sandbox-worker"]["environment"]  # workers need no cache
+
+
+def test_monitoring_is_a_profile_of_its_own(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in MONITORING_SERVICES:
+        assert services[name]["profiles"] == ["monitoring"], name
+        for port in services[name]["ports"]:
+            assert port.startswith("${IARL_MONITORING_BIND:-127.0.0.1}:"), (
+                name,
+                port,
+            )  # not on every interface
+    for name in STACK:
+        assert "profiles" not in services[name], name  # `docker compose up` starts the stack without it
+    assert services["sandbox-worker"]["environment"]["REWARD_WORKER_METRICS_PORT"] == "9464"
+    assert "ports" not in services["sandbox-worker"]  # scraped on the stack's network only
+    prometheus_mounts = " ".join(services["prometheus"]["volumes"])
+    assert "./services/monitoring/prometheus:/etc/prometheus:ro" in prometheus_mounts
+    grafana_mounts = " ".join(services["grafana"]["volumes"])
+    assert "./services/monitoring/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana_mounts
+    assert "./services/monitoring/grafana/dashboards:/etc/grafana/dashboards:ro" in grafana_mounts
+
+
+def test_prometheus_scrapes_the_server_and_every_worker_replica() -> None:
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["reward-server"]["static_configs"][0]["targets"] == ["reward-server:8000"]
+    (discovery,) = jobs["sandbox-worker"]["dns_sd_configs"]  # one A record per `--scale` replica
+    assert discovery == {**discovery, "names": ["sandbox-worker"], "type": "A", "port": 9464}
+    assert config["rule_files"] == ["alerts.yml"] and ALERTS.exists()
+
+
+def test_prometheus_files_pass_promtool() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    done = subprocess.run(
+        [promtool, "check", "config", PROMETHEUS.name], cwd=PROMETHEUS.parent, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "7 rules found" in done.stdout
+
+
+def dashboard_exprs() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads (ours are all `reward_*`, plus Prometheus's `up`)."""
+    names = set(re.findall(r"\b(reward_[a-z0-9_]+|up)\b", expr))
+    return {re.sub(r"_bucket$", "", name) for name in names}
+
+
+def test_dashboard_is_provisioned_from_the_prometheus_datasource() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    datasource = yaml.safe_load((MONITORING / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    (source,) = datasource["datasources"]
+    assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
+    provider = yaml.safe_load((MONITORING / "grafana/provisioning/dashboards/dashboards.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/etc/grafana/dashboards"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)) and dashboard["uid"] == "reward-server"
+    for panel in dashboard["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+            assert panel["targets"] and all(t["datasource"]["uid"] == source["uid"] for t in panel["targets"])
+
+
+def test_dashboard_shows_what_operations_need() -> None:
+    """Queue depth, waiting time, workers alive, sandbox outcomes, math worker restarts, backend latency,
+    Redis memory: each is queried by some panel (test_monitoring checks them against live processes)."""
+    queried = set().union(*(metric_names(expr) for expr in dashboard_exprs()))
+    needed = {
+        "reward_queue_depth", "reward_queue_wait_seconds", "reward_queue_workers_alive", "up",
+        "reward_sandbox_test_runs_total", "reward_sandbox_failures_total",
+        "reward_math_worker_restarts_total", "reward_backend_seconds", "reward_redis_memory_used_bytes",
+        "reward_redis_memory_max_bytes",
+    }  # fmt: skip
+    assert needed <= queried, needed - queried

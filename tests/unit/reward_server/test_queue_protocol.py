@@ -21,7 +21,10 @@ PROBLEM = CodeProblem(tests=[{"input": "1\n", "output": "1\n"}], time_limit_s=2,
 
 
 def test_job_round_trips_through_stream_fields_as_redis_returns_them() -> None:
-    job = Job(job_id="j1", reply_to="iarl:replies:s", problem_key="abc", code="print(1)\n", deadline=1.5e9)
+    job = Job(
+        job_id="j1", reply_to="iarl:replies:s", problem_key="abc", code="print(1)\n", run_budget_s=12.5,
+        accepted_at=1.5e9,
+    )  # fmt: skip
     as_redis_returns = {name.encode(): value.encode() for name, value in job.to_fields().items()}
     assert Job.from_fields(as_redis_returns) == job
 
@@ -30,8 +33,10 @@ def test_malformed_job_is_rejected() -> None:
     with pytest.raises(ValidationError):
         Job.from_fields({b"job_id": b"j1", b"code": b"x"})
     with pytest.raises(ValidationError):
-        Job.from_fields({**Job(job_id="j", reply_to="r", problem_key="p", code="", deadline=1).to_fields(),
-                         "deadline": "soon"})  # fmt: skip
+        job = Job(job_id="j", reply_to="r", problem_key="p", code="", run_budget_s=1, accepted_at=0)
+        Job.from_fields({**job.to_fields(), "run_budget_s": "soon"})
+    with pytest.raises(ValidationError):
+        Job.from_fields({**job.to_fields(), "run_budget_s": "0"})
 
 
 def test_reply_round_trip_keeps_the_whole_verdict() -> None:

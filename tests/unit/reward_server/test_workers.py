@@ -95,3 +95,17 @@ def test_large_jobs_under_uvloop() -> None:
             await pool.close()
 
     assert uvloop.run(main()) == [16 * 2**20] * 3
+
+
+async def test_replacements_are_counted_by_reason(pool: DeadlinePool) -> None:
+    from reward_server.metrics import COMPONENTS
+
+    def restarts(reason: str) -> float:
+        return COMPONENTS.math_worker_restarts.labels(reason)._value.get()
+
+    timeouts, crashes = restarts("timeout"), restarts("crash")
+    with pytest.raises(JobTimeout):
+        await pool.run(time.sleep, 60, timeout_s=0.3)
+    with pytest.raises(WorkerCrashed):
+        await pool.run(os._exit, 3, timeout_s=5)
+    assert (restarts("timeout"), restarts("crash")) == (timeouts + 1, crashes + 1)
