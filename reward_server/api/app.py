@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from reward_server.api.body_limit import BodySizeLimit
 from reward_server.api.routes import grade, health
 from reward_server.backends.registry import create_backends
-from reward_server.cache import MemoryCache, RedisCache, ResultCache
+from reward_server.cache import build_cache
 from reward_server.errors import Overloaded, RewardError
 from reward_server.grading import GradingService
 from reward_server.metrics import Metrics
@@ -25,12 +25,6 @@ from reward_server.schemas import RewardSpec
 from reward_server.settings import RewardSettings, get_settings
 
 log = logging.getLogger(__name__)
-
-
-def build_cache(settings: RewardSettings) -> ResultCache:
-    if settings.redis_url is None:
-        return MemoryCache(settings.cache_size)
-    return RedisCache(settings.redis_url.get_secret_value(), settings.cache_ttl_s)
 
 
 @asynccontextmanager

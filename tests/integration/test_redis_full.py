@@ -99,11 +99,6 @@ def test_a_full_queue_redis_refuses_with_retry_after_and_loses_nothing(stack: St
     assert httpx.get(server.url + "/readyz").status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs reward_server/api/app.py's build_cache to call reward_server.cache.build_cache (the cache "
-    "store setting); api/** is another branch's. Remove this marker with that one-line change.",
-)
 def test_the_cache_uses_its_own_redis_when_one_is_configured(tmp_path: Path) -> None:
     (tmp_path / "cache").mkdir()
     cache_redis = RedisServer(tmp_path / "cache", "--maxmemory-policy", "allkeys-lru")
