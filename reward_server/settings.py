@@ -19,8 +19,12 @@ class RewardSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Interface `reward-server serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `reward-server serve` listens on.")
-    reward_correct: float = Field(1.0, description="Default reward of a correct completion.")
-    reward_incorrect: float = Field(-1.0, description="Default reward of an incorrect or unanswered one.")
+    reward_correct: float = Field(
+        1.0, allow_inf_nan=False, description="Default reward of a correct completion (finite)."
+    )
+    reward_incorrect: float = Field(
+        -1.0, allow_inf_nan=False, description="Default reward of an incorrect or unanswered one (finite)."
+    )
     max_body_mb: float = Field(64.0, gt=0, description="Largest request body accepted, in MiB.")
     shutdown_grace_s: float = Field(
         15.0,
