@@ -83,8 +83,29 @@ class RewardSettings(BaseSettings):
     code_memory_headroom_mb: int = Field(
         32, ge=0, description="Added to a reference's own memory limit for the interpreter (as CodeContests)."
     )
-    code_max_time_limit_s: float = Field(60.0, gt=0, le=120, description="Cap on any time limit per test.")
-    code_max_memory_mb: int = Field(4096, ge=16, le=16384, description="Cap on any memory limit per test.")
+    code_max_time_limit_s: float = Field(
+        60.0,
+        gt=0,
+        le=120,
+        description="Cap on any time limit per test: a request's reference asking for more is refused (422); "
+        "a limit scaled by the factor is clamped to it.",
+    )
+    code_max_memory_mb: int = Field(
+        4096,
+        ge=16,
+        le=16384,
+        description="Cap on any memory limit per test: a request's reference asking for more is refused "
+        "(422); a limit plus its headroom is clamped to it.",
+    )
+    code_max_tests: int = Field(
+        10_000, ge=1, description="Tests in one code reference of a request at most; more is a 422."
+    )
+    code_max_test_mb: float = Field(
+        64.0,
+        gt=0,
+        description="Test data (inputs and expected outputs) in one code reference of a request at most, in "
+        "MiB; every JSON value counts 64 bytes plus a string's length. More is a 422.",
+    )
     code_problems_path: Path | None = Field(
         None,
         description='JSONL of code problems for `{"problem_id": ...}`: `id` plus one reference form '

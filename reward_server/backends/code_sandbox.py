@@ -32,6 +32,7 @@ from reward_server.code_grading import (
     extract_code,
     load_problems,
     normalize_reference,
+    request_context,
 )
 from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
@@ -68,6 +69,8 @@ def limit_policy(settings: RewardSettings) -> LimitPolicy:
         memory_headroom_mb=settings.code_memory_headroom_mb,
         max_time_limit_s=settings.code_max_time_limit_s,
         max_memory_mb=settings.code_max_memory_mb,
+        max_tests=settings.code_max_tests,
+        max_test_bytes=int(settings.code_max_test_mb * 2**20),
     )
 
 
@@ -119,6 +122,11 @@ class CodeBackend:
     @property
     def ready(self) -> bool:
         return self._started and self.executor.ready
+
+    @property
+    def reference_context(self) -> dict[str, Any]:
+        """Validation context of a request's reference: the caps it is held to (see `backends.base`)."""
+        return request_context(self.policy)
 
     def parse_reference(self, raw: dict[str, Any]) -> CodeProblem:
         return normalize_reference(raw, self.policy, self.problems)
