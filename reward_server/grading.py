@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -30,6 +31,51 @@ from reward_server.schemas import (
 )
 
 log = logging.getLogger(__name__)
+# An error lists at most this many fields (a million bad tests would otherwise make a million).
+MAX_FIELDS = 20
+
+
+def digest(text: str) -> str:
+    """What a completion (or answer) contributes to a cache key. Its SHA-256, not the text: `cache_key`
+    JSON-encodes its parts, one C call that holds the GIL 0.6 s for 40 MB of emoji."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_request_size(request: GradeRequest, max_groups: int, max_completions: int) -> None:
+    """Raise BadRequest (naming `groups`) when `request` asks for more than one request may."""
+    if len(request.groups) > max_groups:
+        raise BadRequest(
+            f"invalid request: body.groups: {len(request.groups)} groups in one request; the limit is "
+            f"{max_groups} (REWARD_MAX_GROUPS_PER_REQUEST)",
+            [{"loc": ["body", "groups"], "msg": "too many groups"}],
+        )
+    total = sum(len(group.completions) for group in request.groups)
+    if total > max_completions:
+        raise BadRequest(
+            f"invalid request: body.groups: {total} completions in one request; the limit is "
+            f"{max_completions} (REWARD_MAX_COMPLETIONS_PER_REQUEST)",
+            [{"loc": ["body", "groups"], "msg": "too many completions"}],
+        )
+
+
+def reference_error(index: int, backend: str, exc: ValidationError) -> BadRequest:
+    """The BadRequest of group `index`'s invalid reference, each field located from the body."""
+    fields = [
+        {"loc": ["body", "groups", index, "reference", *err["loc"]], "msg": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)[:MAX_FIELDS]
+    ]
+    where = ".".join(str(part) for part in fields[0]["loc"])
+    return BadRequest(f"invalid reference for backend {backend!r} at {where}: {fields[0]['msg']}", fields)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A group with its backend, its validated reference and the reference's hash (for cache keys)."""
+
+    group: GradeGroup
+    backend: RewardBackend
+    reference: BaseModel
+    ref_hash: str
 
 
 class GradingService:
@@ -40,30 +86,30 @@ class GradingService:
         default_reward: RewardSpec,
         metrics: Metrics | None = None,
         max_completions: int = 100_000,
+        max_groups: int = 10_000,
     ) -> None:
         self.backends = backends
         self.cache = cache
         self.default_reward = default_reward
         self.metrics = metrics or Metrics()
         self.max_completions = max_completions
+        self.max_groups = max_groups
 
     async def grade(self, request: GradeRequest) -> GradeResponse:
         """Grade every group of `request`; raise BadRequest (naming the field) before any grading."""
-        total = sum(len(group.completions) for group in request.groups)
-        if total > self.max_completions:
-            raise BadRequest(
-                f"{total} completions in one request; the limit is {self.max_completions}",
-                [{"loc": ["body", "groups"], "msg": "too many completions"}],
-            )
-        prepared = [self._prepare(index, group) for index, group in enumerate(request.groups)]
+        check_request_size(request, self.max_groups, self.max_completions)
+        # References are validated (a code reference may hold 10,000 tests) in a thread: the event loop
+        # never runs work that grows with the request.
+        prepared = await asyncio.to_thread(self._prepare_all, request.groups)
         reward = request.reward or self.default_reward
-        results = await asyncio.gather(
-            *(self._grade_group(group, backend, reference, reward) for group, backend, reference in prepared)
-        )
-        used = {backend.name: backend.version for _, backend, _ in prepared}
+        results = await asyncio.gather(*(self._grade_group(item, reward) for item in prepared))
+        used = {item.backend.name: item.backend.version for item in prepared}
         return GradeResponse(request_id=request.request_id, groups=list(results), backends=used)
 
-    def _prepare(self, index: int, group: GradeGroup) -> tuple[GradeGroup, RewardBackend, BaseModel]:
+    def _prepare_all(self, groups: Sequence[GradeGroup]) -> list[_Prepared]:
+        return [self._prepare(index, group) for index, group in enumerate(groups)]
+
+    def _prepare(self, index: int, group: GradeGroup) -> _Prepared:
         try:
             backend = get_backend(self.backends, group.backend)
         except BadRequest as exc:
@@ -72,24 +118,20 @@ class GradingService:
         try:
             reference = backend.parse_reference(group.reference)
         except ValidationError as exc:
-            fields = [
-                {"loc": ["body", "groups", index, "reference", *err["loc"]], "msg": err["msg"]}
-                for err in exc.errors(include_url=False)
-            ]
-            where = ".".join(str(part) for part in fields[0]["loc"]) if fields else "reference"
-            raise BadRequest(f"invalid reference for backend {backend.name!r} at {where}", fields) from None
+            raise reference_error(index, backend.name, exc) from None
         except BadRequest as exc:
             exc.fields = [
                 {**field, "loc": ["body", "groups", index, "reference", *field.get("loc", [])]}
                 for field in exc.fields
             ]
             raise
-        return group, backend, reference
+        # The reference is hashed once per group: a CodeContests suite can be megabytes.
+        ref_hash = hashlib.sha256(reference.model_dump_json().encode()).hexdigest()
+        return _Prepared(group, backend, reference, ref_hash)
 
-    async def _grade_group(
-        self, group: GradeGroup, backend: RewardBackend, reference: BaseModel, reward: RewardSpec
-    ) -> GroupResult:
-        verdicts = await self._verdicts(backend, reference, group.completions)
+    async def _grade_group(self, prepared: _Prepared, reward: RewardSpec) -> GroupResult:
+        group, backend, reference = prepared.group, prepared.backend, prepared.reference
+        verdicts = await self._verdicts(prepared)
         memo = self._memo(backend, reference)
         try:
             classes = await backend.answer_classes(reference, verdicts, memo)
@@ -114,13 +156,16 @@ class GradingService:
             answer_classes=_summarize_classes(verdicts, classes),
         )
 
-    async def _verdicts(
-        self, backend: RewardBackend, reference: BaseModel, completions: Sequence[str]
-    ) -> list[Verdict]:
+    async def _verdicts(self, prepared: _Prepared) -> list[Verdict]:
         """Cached verdicts where present; the backend grades each distinct missing completion once."""
-        # The reference is hashed once per group: a CodeContests suite can be megabytes.
-        ref_hash = hashlib.sha256(reference.model_dump_json().encode()).hexdigest()
-        keys = [cache_key(backend.name, backend.version, ref_hash, text) for text in completions]
+        backend, reference, completions = prepared.backend, prepared.reference, prepared.group.completions
+        # Hashing is linear in the completions (one may be tens of megabytes): in a thread.
+        keys = await asyncio.to_thread(
+            lambda: [
+                cache_key(backend.name, backend.version, prepared.ref_hash, digest(text))
+                for text in completions
+            ]
+        )
         cached = await self.cache.get_many(keys)
         missing = list(
             dict.fromkeys(text for text, hit in zip(completions, cached, strict=True) if hit is None)
@@ -158,7 +203,9 @@ class GradingService:
         self, backend: RewardBackend, reference: BaseModel
     ) -> Callable[[Sequence[str], Callable[[], Awaitable[Any]]], Awaitable[Any]]:
         async def memo(parts: Sequence[str], compute: Callable[[], Awaitable[Any]]) -> Any:
-            key = cache_key("memo", backend.name, backend.version, *parts)
+            key = await asyncio.to_thread(
+                lambda: cache_key("memo", backend.name, backend.version, *map(digest, parts))
+            )
             (hit,) = await self.cache.get_many([key])
             if hit is not None:
                 return hit["value"]

@@ -35,6 +35,15 @@ class RewardSettings(BaseSettings):
     max_completions_per_request: int = Field(
         100_000, ge=1, description="Completions in one request at most (all groups); more is a 422."
     )
+    max_groups_per_request: int = Field(
+        10_000, ge=1, description="Groups in one request at most; more is a 422."
+    )
+    parse_workers: int = Field(
+        1,
+        ge=1,
+        description="Processes that parse and validate request bodies over 1 MiB, so that the event loop "
+        "never does (the densest 64 MiB of JSON takes seconds and about 1.5 GiB there).",
+    )
 
     redis_url: SecretStr | None = Field(
         None,

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reward_server.api.body_limit import BodySizeLimit
+from reward_server.api.request_body import RequestBodyReader, body_rules
 from reward_server.api.routes import grade, health
 from reward_server.backends.registry import create_backends
 from reward_server.cache import MemoryCache, RedisCache, ResultCache
@@ -50,11 +51,18 @@ async def build_service(settings: RewardSettings) -> AsyncIterator[GradingServic
             RewardSpec(correct=settings.reward_correct, incorrect=settings.reward_incorrect),
             Metrics(),
             settings.max_completions_per_request,
+            settings.max_groups_per_request,
         )
     finally:
         for backend in started:
             await backend.close()
         await cache.close()
+
+
+def parse_memory_mb(settings: RewardSettings) -> int:
+    """Address space of a body reader: the densest JSON (`[{},{},...]`) takes about 30 times its size as
+    Python objects, so that a body within the limit is read and refused naming its field (not a 413)."""
+    return max(1024, int(48 * settings.max_body_mb))
 
 
 def create_app(settings: RewardSettings | None = None) -> FastAPI:
@@ -63,8 +71,17 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with build_service(settings) as service:
+            rules = body_rules(
+                service.backends, settings.max_groups_per_request, settings.max_completions_per_request
+            )
+            reader = RequestBodyReader(rules, settings.parse_workers, parse_memory_mb(settings))
+            await reader.start()
             app.state.service = service
-            yield
+            app.state.body_reader = reader
+            try:
+                yield
+            finally:
+                await reader.close()
 
     app = FastAPI(
         title="Inference-aware RL reward server",

@@ -140,25 +140,39 @@ def _too_many_tests(count: int, policy: LimitPolicy) -> str:
 def _measure(value: Any, budget: int) -> tuple[int, int]:
     """(size, depth) of a JSON value: `VALUE_COST_BYTES` per value plus each string's length, and its nesting.
 
-    Stops early once the size passes `budget` or the depth passes `MAX_VALUE_DEPTH` (no recursion: the value
-    may be deep).
+    Stops early once the size passes `budget` or the depth passes `MAX_VALUE_DEPTH`. Iterative, and walks
+    each container through an iterator: a list of 20 million values is never copied.
     """
-    size, deepest = 0, 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        size += VALUE_COST_BYTES
+    size, deepest = _cost(value), 0
+    stack: list[tuple[Iterator[Any], int]] = [(_children(value), 1)]
+    while stack and size <= budget and deepest <= MAX_VALUE_DEPTH:
+        children, depth = stack[-1]
+        child = next(children, _END)
+        if child is _END:
+            stack.pop()
+            continue
+        size += _cost(child)
         deepest = max(deepest, depth)
-        if size > budget or deepest > MAX_VALUE_DEPTH:
-            break
-        if isinstance(item, str):
-            size += len(item)
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, dict):
-            size += sum(len(key) for key in item)
-            stack.extend((child, depth + 1) for child in item.values())
+        if isinstance(child, list | dict):
+            stack.append((_children(child), depth + 1))
     return size, deepest
+
+
+_END = object()
+
+
+def _cost(value: Any) -> int:
+    if isinstance(value, str):
+        return VALUE_COST_BYTES + len(value)
+    if isinstance(value, dict):
+        return VALUE_COST_BYTES + sum(len(key) for key in value)
+    return VALUE_COST_BYTES
+
+
+def _children(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        return iter(value.values())
+    return iter(value) if isinstance(value, list) else iter(())
 
 
 def invalid(loc: tuple[str | int, ...], message: str, value: Any = None) -> ValidationError:
