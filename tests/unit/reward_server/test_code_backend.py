@@ -300,3 +300,14 @@ def test_settings_choose_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
         RewardSettings()
     with pytest.raises(ValueError, match="unknown sandbox backend"):
         build_sandbox("firecracker")
+
+
+async def test_long_completions_are_extracted_in_a_worker_process(sandbox: FakeSandbox) -> None:
+    backend = await make_backend(sandbox)
+    long_prose = "x\n" * (1024 * 1024) + "```python\nadd\n```\n"  # 2 MB: over the inline limit
+    long_nothing = "```cpp\n" + "int x;\n" * 300_000 + "```"
+    verdicts = await grade(backend, STDIN, [long_prose, "```python\nadd\n```", long_nothing])
+    assert [v.status for v in verdicts] == [Status.CORRECT, Status.CORRECT, Status.NO_ANSWER]
+    assert backend.extractor.pool.alive
+    await backend.close()
+    assert not backend.extractor.pool.alive
