@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from reward_server.backends.base import RewardBackend, Verdict
 from reward_server.backends.registry import get_backend
 from reward_server.cache import ResultCache, cache_key
+from reward_server.concurrency import gather_bounded
 from reward_server.errors import BadRequest, Overloaded
 from reward_server.metrics import Metrics
 from reward_server.schemas import (
@@ -31,6 +33,9 @@ from reward_server.schemas import (
 )
 
 log = logging.getLogger(__name__)
+# Groups of one request graded at once: enough to keep every worker busy, few enough that their tasks never
+# hold up the event loop (see `concurrency.gather_bounded`).
+GROUPS_IN_FLIGHT = 64
 # An error lists at most this many fields (a million bad tests would otherwise make a million).
 MAX_FIELDS = 20
 
@@ -102,7 +107,9 @@ class GradingService:
         # never runs work that grows with the request.
         prepared = await asyncio.to_thread(self._prepare_all, request.groups)
         reward = request.reward or self.default_reward
-        results = await asyncio.gather(*(self._grade_group(item, reward) for item in prepared))
+        results = await gather_bounded(
+            lambda item: self._grade_group(item, reward), prepared, GROUPS_IN_FLIGHT
+        )
         used = {item.backend.name: item.backend.version for item in prepared}
         return GradeResponse(request_id=request.request_id, groups=list(results), backends=used)
 
@@ -130,7 +137,7 @@ class GradingService:
         return _Prepared(group, backend, reference, ref_hash)
 
     async def _grade_group(self, prepared: _Prepared, reward: RewardSpec) -> GroupResult:
-        group, backend, reference = prepared.group, prepared.backend, prepared.reference
+        backend, reference = prepared.backend, prepared.reference
         verdicts = await self._verdicts(prepared)
         memo = self._memo(backend, reference)
         try:
@@ -138,28 +145,21 @@ class GradingService:
         except Exception:
             log.exception("backend %r failed to sort answers into classes", backend.name)
             classes = [None] * len(verdicts)
-        for verdict in verdicts:
-            self.metrics.completions.labels(backend.name, verdict.status.value).inc()
-        return GroupResult(
-            group_id=group.group_id,
-            results=[
-                CompletionResult(
-                    status=verdict.status,
-                    reward=reward.for_status(verdict.status),
-                    answer=verdict.answer,
-                    answer_class=answer_class,
-                    detail=verdict.detail,
-                    tests=verdict.tests,
-                )
-                for verdict, answer_class in zip(verdicts, classes, strict=True)
-            ],
-            answer_classes=_summarize_classes(verdicts, classes),
+        # Linear in the completions (up to 100,000 results): in a thread.
+        result, statuses = await asyncio.to_thread(
+            _group_result, prepared.group.group_id, verdicts, classes, reward
         )
+        for status, count in statuses.items():
+            self.metrics.completions.labels(backend.name, status).inc(count)
+        return result
 
     async def _verdicts(self, prepared: _Prepared) -> list[Verdict]:
-        """Cached verdicts where present; the backend grades each distinct missing completion once."""
+        """Cached verdicts where present; the backend grades each distinct missing completion once.
+
+        Everything linear in the completions runs in a thread (keys: one completion may be tens of
+        megabytes; lists of up to 100,000 verdicts); the event loop only awaits the cache and the backend.
+        """
         backend, reference, completions = prepared.backend, prepared.reference, prepared.group.completions
-        # Hashing is linear in the completions (one may be tens of megabytes): in a thread.
         keys = await asyncio.to_thread(
             lambda: [
                 cache_key(backend.name, backend.version, prepared.ref_hash, digest(text))
@@ -167,23 +167,18 @@ class GradingService:
             ]
         )
         cached = await self.cache.get_many(keys)
-        missing = list(
-            dict.fromkeys(text for text, hit in zip(completions, cached, strict=True) if hit is None)
+        missing = await asyncio.to_thread(
+            lambda: list(
+                dict.fromkeys(text for text, hit in zip(completions, cached, strict=True) if hit is None)
+            )
         )
-        self.metrics.cache_lookups.labels("hit").inc(len(completions) - sum(hit is None for hit in cached))
-        self.metrics.cache_lookups.labels("miss").inc(sum(hit is None for hit in cached))
+        misses = cached.count(None)
+        self.metrics.cache_lookups.labels("hit").inc(len(completions) - misses)
+        self.metrics.cache_lookups.labels("miss").inc(misses)
         fresh = dict(zip(missing, await self._grade_missing(backend, reference, missing), strict=True))
-        await self.cache.set_many(
-            {
-                key: verdict.to_json()
-                for key, text in zip(keys, completions, strict=True)
-                if (verdict := fresh.get(text)) is not None and verdict.status is not Status.ERROR
-            }
-        )
-        return [
-            Verdict.from_json(hit) if hit is not None else fresh[text]
-            for text, hit in zip(completions, cached, strict=True)
-        ]
+        verdicts, to_store = await asyncio.to_thread(_merge, keys, completions, cached, fresh)
+        await self.cache.set_many(to_store)
+        return verdicts
 
     async def _grade_missing(
         self, backend: RewardBackend, reference: BaseModel, completions: list[str]
@@ -214,6 +209,43 @@ class GradingService:
             return value
 
         return memo
+
+
+def _merge(
+    keys: Sequence[str], completions: Sequence[str], cached: Sequence[Any | None], fresh: dict[str, Verdict]
+) -> tuple[list[Verdict], dict[str, Any]]:
+    """Every completion's verdict (cached or fresh), and the fresh ones to cache (never an `error`)."""
+    verdicts = [
+        Verdict.from_json(hit) if hit is not None else fresh[text]
+        for text, hit in zip(completions, cached, strict=True)
+    ]
+    to_store = {
+        key: verdict.to_json()
+        for key, text in zip(keys, completions, strict=True)
+        if (verdict := fresh.get(text)) is not None and verdict.status is not Status.ERROR
+    }
+    return verdicts, to_store
+
+
+def _group_result(
+    group_id: str, verdicts: Sequence[Verdict], classes: Sequence[int | None], reward: RewardSpec
+) -> tuple[GroupResult, Counter[str]]:
+    result = GroupResult(
+        group_id=group_id,
+        results=[
+            CompletionResult(
+                status=verdict.status,
+                reward=reward.for_status(verdict.status),
+                answer=verdict.answer,
+                answer_class=answer_class,
+                detail=verdict.detail,
+                tests=verdict.tests,
+            )
+            for verdict, answer_class in zip(verdicts, classes, strict=True)
+        ],
+        answer_classes=_summarize_classes(verdicts, classes),
+    )
+    return result, Counter(verdict.status.value for verdict in verdicts)
 
 
 def _summarize_classes(verdicts: Sequence[Verdict], classes: Sequence[int | None]) -> list[AnswerClass]:

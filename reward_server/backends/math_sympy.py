@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reward_server.backends.base import Memo, Verdict
 from reward_server.backends.registry import register_backend
+from reward_server.concurrency import gather_bounded
 from reward_server.errors import BadRequest
 from reward_server.math_grading import extract_answer, judge
 from reward_server.schemas import Status
@@ -40,6 +41,7 @@ MAX_GOLD_CHARS = 10_000
 # Completions extracted in one worker job: at most this many, and this many characters together.
 EXTRACT_BATCH_SIZE = 64
 EXTRACT_BATCH_CHARS = 1024 * 1024
+JOBS_IN_FLIGHT_PER_WORKER = 4
 
 
 class MathReference(BaseModel):
@@ -133,12 +135,13 @@ class MathBackend:
     async def grade(self, reference: BaseModel, completions: Sequence[str]) -> list[Verdict]:
         assert isinstance(reference, MathReference) and reference.answer is not None
         gold = reference.answer
-        batches = await asyncio.gather(*(self._extract(batch) for batch in _batches(completions)))
+        # At most a few jobs per worker in flight (gather_bounded): a group may hold 100,000 answers.
+        limit = JOBS_IN_FLIGHT_PER_WORKER * self.pool.size
+        batches = await gather_bounded(self._extract, _batches(completions), limit)
         answers = [answer for batch in batches for answer in batch]
         distinct = list(dict.fromkeys(a for a in answers if isinstance(a, str)))
-        judged = dict(
-            zip(distinct, await asyncio.gather(*(self._judge(gold, a) for a in distinct)), strict=True)
-        )
+        verdicts = await gather_bounded(lambda answer: self._judge(gold, answer), distinct, limit)
+        judged = dict(zip(distinct, verdicts, strict=True))
         return [
             answer
             if isinstance(answer, Verdict)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from reward_server.api.deps import BodyReader, Service
 from reward_server.schemas import BackendInfo, BackendsResponse, ErrorResponse, GradeRequest, GradeResponse
@@ -40,11 +41,13 @@ REQUEST_BODY = {
 
 
 @router.post("/grade", response_model=GradeResponse, responses=ERRORS, openapi_extra=REQUEST_BODY)
-async def grade(request: Request, service: Service, reader: BodyReader) -> GradeResponse:
+async def grade(request: Request, service: Service, reader: BodyReader) -> Response:
     """Grade groups of completions (a `GradeRequest`); the response keeps their order."""
     started = time.perf_counter()
     try:
-        return await service.grade(await reader.read(await request.body()))
+        graded = await service.grade(await reader.read(await request.body()))
+        # Serialized in a thread (up to 100,000 results), and not validated again by FastAPI.
+        return Response(await asyncio.to_thread(graded.model_dump_json), media_type="application/json")
     finally:
         service.metrics.request_seconds.observe(time.perf_counter() - started)
 
