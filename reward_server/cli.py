@@ -34,6 +34,7 @@ def serve(
     import uvicorn
 
     from reward_server.api.app import create_app
+    from reward_server.api.read_deadline import read_deadline_protocol
 
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
     settings = RewardSettings(**overrides)  # type: ignore[arg-type]
@@ -44,6 +45,7 @@ def serve(
         port=settings.port,
         log_level=log_level,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        http=read_deadline_protocol(settings.read_timeout_s),
     )
 
 

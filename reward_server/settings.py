@@ -26,6 +26,12 @@ class RewardSettings(BaseSettings):
         -1.0, allow_inf_nan=False, description="Default reward of an incorrect or unanswered one (finite)."
     )
     max_body_mb: float = Field(64.0, gt=0, description="Largest request body accepted, in MiB.")
+    read_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="A client must send a whole request (headers and body) within this many seconds of "
+        "connecting or of starting it; else 408 and the connection is closed. Grading time does not count.",
+    )
     shutdown_grace_s: float = Field(
         15.0,
         ge=0,

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from reward_server.api.body_limit import BodySizeLimit
 from reward_server.api.request_body import RequestBodyReader, body_rules
@@ -95,6 +96,7 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(RewardError, _reward_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_body_mb * 1024 * 1024))
     return app
@@ -136,6 +138,14 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     message = f"{exc.detail} (the body must be UTF-8 JSON)" if exc.status_code == 400 else str(exc.detail)
     return _error(
         exc.status_code, kind, message, [{"loc": ["body"], "msg": str(exc.detail)}], **(exc.headers or {})
+    )
+
+
+async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
+    """The client left (or was cut off by the read deadline) before its body arrived: nobody to answer."""
+    log.info("client gone before its request body arrived: %s %s", request.method, request.url.path)
+    return _error(
+        400, "client_disconnected", "the request body never arrived", [{"loc": ["body"], "msg": "incomplete"}]
     )
 
 
