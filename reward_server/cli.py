@@ -34,11 +34,17 @@ def serve(
     import uvicorn
 
     from reward_server.api.app import create_app
+    from reward_server.api.auth import UnguardedExposure, check_exposure
     from reward_server.api.read_deadline import read_deadline_protocol
 
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
     settings = RewardSettings(**overrides)  # type: ignore[arg-type]
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        check_exposure(settings)
+    except UnguardedExposure as exc:
+        typer.echo(f"reward-server: {exc}", err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(
         create_app(settings),
         host=settings.host,

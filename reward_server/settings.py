@@ -5,20 +5,42 @@ Example: `REWARD_REDIS_URL=redis://localhost:6379/0 REWARD_MATH_WORKERS=4 reward
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class RewardSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REWARD_", env_nested_delimiter="__", extra="ignore")
+    # Errors never echo a value: some are secrets (API keys, a Redis URL with its password).
+    model_config = SettingsConfigDict(
+        env_prefix="REWARD_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
+    )
 
     host: str = Field("127.0.0.1", description="Interface `reward-server serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `reward-server serve` listens on.")
+    # Authentication (see reward_server.api.auth). Keys are secrets: never logged, repr'd as '**********'.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer keys (comma-separated, or a JSON list) that every route but /healthz requires "
+        "(`Authorization: Bearer <key>`); unset and no REWARD_API_KEYS_FILE: no authentication. A key is 16+ "
+        "characters of A-Z a-z 0-9 - . _ ~ + / (and trailing =), e.g. `openssl rand -hex 32`.",
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="A file of more bearer keys, one per line (blank lines and # comments ignored), e.g. a "
+        "Docker secret; read at start-up.",
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Let `reward-server serve` bind beyond loopback (e.g. 0.0.0.0) without any key; without "
+        "it that is refused. Anyone who reaches the port can then make the server grade (and run code).",
+    )
     reward_correct: float = Field(
         1.0, allow_inf_nan=False, description="Default reward of a correct completion (finite)."
     )
@@ -164,10 +186,58 @@ class RewardSettings(BaseSettings):
             return self.redis_url is not None
         return self.code_executor == "queue"
 
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [k for k in re.split(r"[\s,]+", text) if k]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _bearer_tokens(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for number, key in enumerate(keys, 1):
+            _check_key(key.get_secret_value(), f"key {number} of {len(keys)}")
+        return keys
+
+    @model_validator(mode="after")
+    def _read_keys_file(self) -> RewardSettings:
+        if self.api_keys_file is not None:
+            self.api_keys = [*self.api_keys, *_read_keys(self.api_keys_file)]
+        return self
+
     @field_validator("redis_url", mode="before")
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+
+# RFC 6750's b64token (what a bearer token may hold), at least 16 characters.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{16,}=*")
+
+
+def _check_key(key: str, which: str) -> None:
+    """Raise ValueError (never showing the key) unless `key` can be a bearer token."""
+    if _BEARER_TOKEN.fullmatch(key) is None:
+        raise ValueError(
+            f"{which} is not a usable bearer token: 16 or more characters of A-Z a-z 0-9 - . _ ~ + / "
+            "(and trailing =)"
+        )
+
+
+def _read_keys(path: Path) -> list[SecretStr]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"REWARD_API_KEYS_FILE {path}: cannot read it: {type(exc).__name__}") from None
+    keys = []
+    for number, line in enumerate(lines, 1):
+        key = line.strip()
+        if key and not key.startswith("#"):
+            _check_key(key, f"REWARD_API_KEYS_FILE {path}, line {number}:")
+            keys.append(SecretStr(key))
+    return keys
 
 
 @lru_cache

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from reward_server.api.auth import BearerAuth
 from reward_server.api.body_limit import BodySizeLimit
 from reward_server.api.request_body import RequestBodyReader, body_rules
 from reward_server.api.routes import grade, health
@@ -99,6 +100,12 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_body_mb * 1024 * 1024))
+    if settings.api_keys:  # added last, so outermost: a request without a key is refused before its body
+        app.add_middleware(BearerAuth, keys=settings.api_keys)
+    log.info(
+        "authentication: %s",
+        f"{len(settings.api_keys)} API key(s)" if settings.api_keys else "none (no REWARD_API_KEYS)",
+    )
     return app
 
 
