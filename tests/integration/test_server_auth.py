@@ -161,3 +161,25 @@ def test_serve_on_loopback_needs_no_key(tmp_path: Path) -> None:
         assert httpx.get(process.url + "/v1/backends").status_code == 200
     finally:
         process.stop()
+
+
+@pytest.mark.parametrize(
+    ("keys", "ok"),
+    [
+        ({"REWARD_API_KEYS": SECOND_KEY}, True),
+        ({"REWARD_API_KEYS": "wrong-key-" + "0" * 20}, False),
+        ({}, False),
+    ],
+)
+def test_probe_checks_readiness_with_the_configured_key(
+    keyed: ServerProcess, keys: dict[str, str], ok: bool
+) -> None:
+    """`reward-server probe`: the compose health check, which reads the key as `serve` does."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("REWARD_")}
+    env = {**clean, "REWARD_HOST": "0.0.0.0", "REWARD_PORT": str(keyed.port), **keys}
+    done = subprocess.run(
+        [sys.executable, "-m", "reward_server", "probe", "/readyz"], env=env, capture_output=True, text=True
+    )
+    assert (done.returncode == 0) is ok, done.stderr
+    assert ok or "HTTP 401" in done.stderr
+    assert SECOND_KEY not in done.stdout + done.stderr
