@@ -37,6 +37,8 @@ class BearerAuth:
         self._digests = [_digest(key.get_secret_value().encode()) for key in keys]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Only "http" carries requests here: "lifespan" is the server's own, and there is no websocket route
+        # (a websocket route added one day would need this check too).
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._accepts(scope):
             await self.app(scope, receive, send)
             return
