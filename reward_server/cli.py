@@ -1,4 +1,4 @@
-"""Command line: `reward-server serve`, `reward-server worker` and `reward-server grade-file IN OUT`.
+"""Command line: `reward-server serve`, `worker`, `grade-file IN OUT`, `probe [PATH]` and `settings`.
 
 Every option also has an environment variable (prefix `REWARD_`, see `reward_server.settings`).
 """
@@ -34,16 +34,24 @@ def serve(
     import uvicorn
 
     from reward_server.api.app import create_app
+    from reward_server.api.auth import UnguardedExposure, check_exposure
+    from reward_server.api.read_deadline import read_deadline_protocol
 
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
     settings = RewardSettings(**overrides)  # type: ignore[arg-type]
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        check_exposure(settings)
+    except UnguardedExposure as exc:
+        typer.echo(f"reward-server: {exc}", err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=log_level,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        http=read_deadline_protocol(settings.read_timeout_s),
     )
 
 
@@ -106,6 +114,39 @@ def worker(log_level: Annotated[str, typer.Option(help="Log level.")] = "info") 
         raise typer.BadParameter("REWARD_REDIS_URL is not set: a worker needs the Redis of the reward server")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(run_worker(settings))
+
+
+@app.command()
+def probe(
+    path: Annotated[str, typer.Argument(help="What to GET, e.g. /readyz or /healthz.")] = "/readyz",
+    timeout_s: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 4.0,
+) -> None:
+    """GET a path of the server this environment configures, with its first API key; exit 1 unless 200.
+
+    For container health checks: REWARD_PORT, REWARD_API_KEYS and REWARD_API_KEYS_FILE are read as
+    `serve` reads them, so the key never appears on a command line. A wildcard REWARD_HOST is probed on
+    127.0.0.1.
+    """
+    import urllib.error
+    import urllib.request
+
+    settings = RewardSettings()
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    host = f"[{host}]" if ":" in host else host
+    request = urllib.request.Request(f"http://{host}:{settings.port}{path}")
+    if settings.api_keys:
+        request.add_header("Authorization", f"Bearer {settings.api_keys[0].get_secret_value()}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except OSError as exc:
+        typer.echo(f"probe {path}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if status != 200:
+        typer.echo(f"probe {path}: HTTP {status}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command("settings")

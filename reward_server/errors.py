@@ -2,7 +2,8 @@
 
     RewardError
     ├── BadRequest            the request is wrong (HTTP 422 or 400), names the offending field
-    │   └── BackendNotFound   the group names a backend that is not registered (HTTP 422)
+    │   ├── BackendNotFound   the group names a backend that is not registered (HTTP 422)
+    │   └── BodyTooLarge      the body is too big or too complex to read (HTTP 413)
     ├── DuplicateBackend      two backends claim one name (start-up)
     └── Overloaded            too much work in flight (HTTP 503 with Retry-After)
         ├── QueueUnavailable  the code job queue (Redis) is unreachable (HTTP 503 with Retry-After)
@@ -33,9 +34,18 @@ class BadRequest(RewardError):
         super().__init__(message)
         self.fields = fields or []
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable with its fields: a request body is read in a worker process (`api.request_body`).
+        return type(self), (str(self), self.fields)
+
 
 class BackendNotFound(BadRequest):
     kind = "unknown_backend"
+
+
+class BodyTooLarge(BadRequest):
+    http_status = 413
+    kind = "body_too_large"
 
 
 class DuplicateBackend(RewardError):

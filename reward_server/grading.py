@@ -11,6 +11,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from reward_server.backends.base import RewardBackend, Verdict
 from reward_server.backends.registry import get_backend
 from reward_server.cache import ResultCache, cache_key
+from reward_server.concurrency import gather_bounded
 from reward_server.errors import BadRequest, Overloaded
 from reward_server.metrics import Metrics
 from reward_server.request_scope import request_scope
@@ -33,6 +35,54 @@ from reward_server.schemas import (
 )
 
 log = logging.getLogger(__name__)
+# Groups of one request graded at once: enough to keep every worker busy, few enough that their tasks never
+# hold up the event loop (see `concurrency.gather_bounded`).
+GROUPS_IN_FLIGHT = 64
+# An error lists at most this many fields (a million bad tests would otherwise make a million).
+MAX_FIELDS = 20
+
+
+def digest(text: str) -> str:
+    """What a completion (or answer) contributes to a cache key. Its SHA-256, not the text: `cache_key`
+    JSON-encodes its parts, one C call that holds the GIL 0.6 s for 40 MB of emoji."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_request_size(request: GradeRequest, max_groups: int, max_completions: int) -> None:
+    """Raise BadRequest (naming `groups`) when `request` asks for more than one request may."""
+    if len(request.groups) > max_groups:
+        raise BadRequest(
+            f"invalid request: body.groups: {len(request.groups)} groups in one request; the limit is "
+            f"{max_groups} (REWARD_MAX_GROUPS_PER_REQUEST)",
+            [{"loc": ["body", "groups"], "msg": "too many groups"}],
+        )
+    total = sum(len(group.completions) for group in request.groups)
+    if total > max_completions:
+        raise BadRequest(
+            f"invalid request: body.groups: {total} completions in one request; the limit is "
+            f"{max_completions} (REWARD_MAX_COMPLETIONS_PER_REQUEST)",
+            [{"loc": ["body", "groups"], "msg": "too many completions"}],
+        )
+
+
+def reference_error(index: int, backend: str, exc: ValidationError) -> BadRequest:
+    """The BadRequest of group `index`'s invalid reference, each field located from the body."""
+    fields = [
+        {"loc": ["body", "groups", index, "reference", *err["loc"]], "msg": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)[:MAX_FIELDS]
+    ]
+    where = ".".join(str(part) for part in fields[0]["loc"])
+    return BadRequest(f"invalid reference for backend {backend!r} at {where}: {fields[0]['msg']}", fields)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A group with its backend, its validated reference and the reference's hash (for cache keys)."""
+
+    group: GradeGroup
+    backend: RewardBackend
+    reference: BaseModel
+    ref_hash: str
 
 
 class GradingService:
@@ -43,6 +93,7 @@ class GradingService:
         default_reward: RewardSpec,
         metrics: Metrics | None = None,
         max_completions: int = 100_000,
+        max_groups: int = 10_000,
     ) -> None:
         self.backends = backends
         self.cache = cache
@@ -50,32 +101,30 @@ class GradingService:
         self.metrics = metrics or Metrics()
         self.metrics.watch_backends(backends)
         self.max_completions = max_completions
+        self.max_groups = max_groups
 
     async def grade(self, request: GradeRequest) -> GradeResponse:
         """Grade every group of `request`; raise BadRequest (naming the field) before any grading."""
-        total = sum(len(group.completions) for group in request.groups)
-        if total > self.max_completions:
-            raise BadRequest(
-                f"{total} completions in one request; the limit is {self.max_completions}",
-                [{"loc": ["body", "groups"], "msg": "too many completions"}],
-            )
-        prepared = [self._prepare(index, group) for index, group in enumerate(request.groups)]
+        check_request_size(request, self.max_groups, self.max_completions)
+        # References are validated (a code reference may hold 10,000 tests) in a thread: the event loop
+        # never runs work that grows with the request.
+        prepared = await asyncio.to_thread(self._prepare_all, request.groups)
         reward = request.reward or self.default_reward
         completions = Counter[str]()
-        for group, backend, _ in prepared:
-            completions[backend.name] += len(group.completions)
+        for item in prepared:
+            completions[item.backend.name] += len(item.group.completions)
         # The groups' tasks inherit the scope: a shared executor (the job queue) sees them as one request.
         async with request_scope(completions):
-            results = await asyncio.gather(
-                *(
-                    self._grade_group(group, backend, reference, reward)
-                    for group, backend, reference in prepared
-                )
+            results = await gather_bounded(
+                lambda item: self._grade_group(item, reward), prepared, GROUPS_IN_FLIGHT
             )
-        used = {backend.name: backend.version for _, backend, _ in prepared}
+        used = {item.backend.name: item.backend.version for item in prepared}
         return GradeResponse(request_id=request.request_id, groups=list(results), backends=used)
 
-    def _prepare(self, index: int, group: GradeGroup) -> tuple[GradeGroup, RewardBackend, BaseModel]:
+    def _prepare_all(self, groups: Sequence[GradeGroup]) -> list[_Prepared]:
+        return [self._prepare(index, group) for index, group in enumerate(groups)]
+
+    def _prepare(self, index: int, group: GradeGroup) -> _Prepared:
         try:
             backend = get_backend(self.backends, group.backend)
         except BadRequest as exc:
@@ -84,73 +133,60 @@ class GradingService:
         try:
             reference = backend.parse_reference(group.reference)
         except ValidationError as exc:
-            fields = [
-                {"loc": ["body", "groups", index, "reference", *err["loc"]], "msg": err["msg"]}
-                for err in exc.errors(include_url=False)
-            ]
-            where = ".".join(str(part) for part in fields[0]["loc"]) if fields else "reference"
-            raise BadRequest(f"invalid reference for backend {backend.name!r} at {where}", fields) from None
+            raise reference_error(index, backend.name, exc) from None
         except BadRequest as exc:
             exc.fields = [
                 {**field, "loc": ["body", "groups", index, "reference", *field.get("loc", [])]}
                 for field in exc.fields
             ]
             raise
-        return group, backend, reference
+        # The reference is hashed once per group: a CodeContests suite can be megabytes.
+        ref_hash = hashlib.sha256(reference.model_dump_json().encode()).hexdigest()
+        return _Prepared(group, backend, reference, ref_hash)
 
-    async def _grade_group(
-        self, group: GradeGroup, backend: RewardBackend, reference: BaseModel, reward: RewardSpec
-    ) -> GroupResult:
-        verdicts = await self._verdicts(backend, reference, group.completions)
+    async def _grade_group(self, prepared: _Prepared, reward: RewardSpec) -> GroupResult:
+        backend, reference = prepared.backend, prepared.reference
+        verdicts = await self._verdicts(prepared)
         memo = self._memo(backend, reference)
         try:
             classes = await backend.answer_classes(reference, verdicts, memo)
         except Exception:
             log.exception("backend %r failed to sort answers into classes", backend.name)
             classes = [None] * len(verdicts)
-        for verdict in verdicts:
-            self.metrics.completions.labels(backend.name, verdict.status.value).inc()
-        return GroupResult(
-            group_id=group.group_id,
-            results=[
-                CompletionResult(
-                    status=verdict.status,
-                    reward=reward.for_status(verdict.status),
-                    answer=verdict.answer,
-                    answer_class=answer_class,
-                    detail=verdict.detail,
-                    tests=verdict.tests,
-                )
-                for verdict, answer_class in zip(verdicts, classes, strict=True)
-            ],
-            answer_classes=_summarize_classes(verdicts, classes),
+        # Linear in the completions (up to 100,000 results): in a thread.
+        result, statuses = await asyncio.to_thread(
+            _group_result, prepared.group.group_id, verdicts, classes, reward
         )
+        for status, count in statuses.items():
+            self.metrics.completions.labels(backend.name, status).inc(count)
+        return result
 
-    async def _verdicts(
-        self, backend: RewardBackend, reference: BaseModel, completions: Sequence[str]
-    ) -> list[Verdict]:
-        """Cached verdicts where present; the backend grades each distinct missing completion once."""
-        # The reference is hashed once per group: a CodeContests suite can be megabytes.
-        ref_hash = hashlib.sha256(reference.model_dump_json().encode()).hexdigest()
-        keys = [cache_key(backend.name, backend.version, ref_hash, text) for text in completions]
+    async def _verdicts(self, prepared: _Prepared) -> list[Verdict]:
+        """Cached verdicts where present; the backend grades each distinct missing completion once.
+
+        Everything linear in the completions runs in a thread (keys: one completion may be tens of
+        megabytes; lists of up to 100,000 verdicts); the event loop only awaits the cache and the backend.
+        """
+        backend, reference, completions = prepared.backend, prepared.reference, prepared.group.completions
+        keys = await asyncio.to_thread(
+            lambda: [
+                cache_key(backend.name, backend.version, prepared.ref_hash, digest(text))
+                for text in completions
+            ]
+        )
         cached = await self.cache.get_many(keys)
-        missing = list(
-            dict.fromkeys(text for text, hit in zip(completions, cached, strict=True) if hit is None)
+        missing = await asyncio.to_thread(
+            lambda: list(
+                dict.fromkeys(text for text, hit in zip(completions, cached, strict=True) if hit is None)
+            )
         )
-        self.metrics.cache_lookups.labels("hit").inc(len(completions) - sum(hit is None for hit in cached))
-        self.metrics.cache_lookups.labels("miss").inc(sum(hit is None for hit in cached))
+        misses = cached.count(None)
+        self.metrics.cache_lookups.labels("hit").inc(len(completions) - misses)
+        self.metrics.cache_lookups.labels("miss").inc(misses)
         fresh = dict(zip(missing, await self._grade_missing(backend, reference, missing), strict=True))
-        await self.cache.set_many(
-            {
-                key: verdict.to_json()
-                for key, text in zip(keys, completions, strict=True)
-                if (verdict := fresh.get(text)) is not None and verdict.cacheable
-            }
-        )
-        return [
-            Verdict.from_json(hit) if hit is not None else fresh[text]
-            for text, hit in zip(completions, cached, strict=True)
-        ]
+        verdicts, to_store = await asyncio.to_thread(_merge, keys, completions, cached, fresh)
+        await self.cache.set_many(to_store)
+        return verdicts
 
     async def _grade_missing(
         self, backend: RewardBackend, reference: BaseModel, completions: list[str]
@@ -173,7 +209,9 @@ class GradingService:
         self, backend: RewardBackend, reference: BaseModel
     ) -> Callable[[Sequence[str], Callable[[], Awaitable[Any]]], Awaitable[Any]]:
         async def memo(parts: Sequence[str], compute: Callable[[], Awaitable[Any]]) -> Any:
-            key = cache_key("memo", backend.name, backend.version, *parts)
+            key = await asyncio.to_thread(
+                lambda: cache_key("memo", backend.name, backend.version, *map(digest, parts))
+            )
             (hit,) = await self.cache.get_many([key])
             if hit is not None:
                 return hit["value"]
@@ -182,6 +220,44 @@ class GradingService:
             return value
 
         return memo
+
+
+def _merge(
+    keys: Sequence[str], completions: Sequence[str], cached: Sequence[Any | None], fresh: dict[str, Verdict]
+) -> tuple[list[Verdict], dict[str, Any]]:
+    """Every completion's verdict (cached or fresh), and the fresh ones to cache (never an `error` or an
+    uncertain one)."""
+    verdicts = [
+        Verdict.from_json(hit) if hit is not None else fresh[text]
+        for text, hit in zip(completions, cached, strict=True)
+    ]
+    to_store = {
+        key: verdict.to_json()
+        for key, text in zip(keys, completions, strict=True)
+        if (verdict := fresh.get(text)) is not None and verdict.cacheable
+    }
+    return verdicts, to_store
+
+
+def _group_result(
+    group_id: str, verdicts: Sequence[Verdict], classes: Sequence[int | None], reward: RewardSpec
+) -> tuple[GroupResult, Counter[str]]:
+    result = GroupResult(
+        group_id=group_id,
+        results=[
+            CompletionResult(
+                status=verdict.status,
+                reward=reward.for_status(verdict.status),
+                answer=verdict.answer,
+                answer_class=answer_class,
+                detail=verdict.detail,
+                tests=verdict.tests,
+            )
+            for verdict, answer_class in zip(verdicts, classes, strict=True)
+        ],
+        answer_classes=_summarize_classes(verdicts, classes),
+    )
+    return result, Counter(verdict.status.value for verdict in verdicts)
 
 
 def _summarize_classes(verdicts: Sequence[Verdict], classes: Sequence[int | None]) -> list[AnswerClass]:

@@ -7,7 +7,7 @@ Two registries, because the app and the parts below it live differently:
 - `COMPONENTS`: one per process, for what lives below the app and also runs in `reward-server worker`: the
   sandbox's test outcomes, the math worker pool's restarts, the job queue and the memory of its Redis.
   `Metrics` re-exports it (so the server's /metrics has everything), and a worker serves it, with its own
-  `WorkerMetrics`, on REWARD_WORKER_METRICS_PORT.
+  `WorkerMetrics`, on REWARD_METRICS_PORT.
 
 Label values that are known in advance are created at zero, so that every series the dashboard queries
 exists before the first event (a rate over a missing series is no data, not zero).
@@ -15,16 +15,27 @@ exists before the first event (a rate over a missing series is no data, not zero
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from reward_server.backends.base import Verdict
     from sandbox.schemas import TestRun
+
+log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 WAIT_BUCKETS = (0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -246,3 +257,23 @@ class WorkerMetrics:
             self.jobs.labels(status)
         ProcessCollector(registry=self.registry)
         self.registry.register(_Reexport(COMPONENTS.registry))
+
+
+@contextmanager
+def metrics_port(port: int, host: str, registry: CollectorRegistry) -> Iterator[None]:
+    """Serve `registry` on a port of its own (REWARD_METRICS_PORT; 0: nothing) for the duration of the block.
+
+    Unauthenticated, unlike the server's /metrics: for a private network such as compose's, where
+    Prometheus finds every replica by DNS without holding an API key.
+    """
+    if not port:
+        yield
+        return
+    server, thread = start_http_server(port, host, registry)
+    log.info("metrics on %s:%d", host, port)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

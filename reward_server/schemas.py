@@ -33,9 +33,13 @@ def scrub_surrogates(text: str) -> str:
 
 
 class RewardSpec(BaseModel):
-    """Reward values given per status. `no_answer` is graded as incorrect unless set."""
+    """Reward values given per status. `no_answer` is graded as incorrect unless set.
 
-    model_config = ConfigDict(extra="forbid")
+    Rewards must be finite: a NaN would reach the trainer as a dropped sample (or poison its mean), and an
+    infinity would blow up its advantages. (Python's json reads `NaN` and `Infinity`, and `1e999` is inf.)
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     correct: float = Field(1.0, description="Reward of a correct completion.")
     incorrect: float = Field(-1.0, description="Reward of an incorrect completion.")
@@ -119,6 +123,9 @@ class TestSummary(BaseModel):
 
 class CompletionResult(BaseModel):
     """The verdict on one completion."""
+
+    # A non-finite reward is never sent (the server) nor accepted (the client).
+    model_config = ConfigDict(allow_inf_nan=False)
 
     status: Status
     reward: float | None = Field(..., description="Null exactly when status is `error`.")

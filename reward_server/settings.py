@@ -5,23 +5,55 @@ Example: `REWARD_REDIS_URL=redis://localhost:6379/0 REWARD_MATH_WORKERS=4 reward
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class RewardSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REWARD_", env_nested_delimiter="__", extra="ignore")
+    # Errors never echo a value: some are secrets (API keys, a Redis URL with its password).
+    model_config = SettingsConfigDict(
+        env_prefix="REWARD_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
+    )
 
     host: str = Field("127.0.0.1", description="Interface `reward-server serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `reward-server serve` listens on.")
-    reward_correct: float = Field(1.0, description="Default reward of a correct completion.")
-    reward_incorrect: float = Field(-1.0, description="Default reward of an incorrect or unanswered one.")
+    # Authentication (see reward_server.api.auth). Keys are secrets: never logged, repr'd as '**********'.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer keys (comma-separated, or a JSON list) that every route but /healthz requires "
+        "(`Authorization: Bearer <key>`); unset and no REWARD_API_KEYS_FILE: no authentication. A key is 16+ "
+        "characters of A-Z a-z 0-9 - . _ ~ + / (and trailing =), e.g. `openssl rand -hex 32`.",
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="A file of more bearer keys, one per line (blank lines and # comments ignored), e.g. a "
+        "Docker secret; read at start-up.",
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Let `reward-server serve` bind beyond loopback (e.g. 0.0.0.0) without any key; without "
+        "it that is refused. Anyone who reaches the port can then make the server grade (and run code).",
+    )
+    reward_correct: float = Field(
+        1.0, allow_inf_nan=False, description="Default reward of a correct completion (finite)."
+    )
+    reward_incorrect: float = Field(
+        -1.0, allow_inf_nan=False, description="Default reward of an incorrect or unanswered one (finite)."
+    )
     max_body_mb: float = Field(64.0, gt=0, description="Largest request body accepted, in MiB.")
+    read_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="A client must send a whole request (headers and body) within this many seconds of "
+        "connecting or of starting it; else 408 and the connection is closed. Grading time does not count.",
+    )
     shutdown_grace_s: float = Field(
         15.0,
         ge=0,
@@ -30,6 +62,15 @@ class RewardSettings(BaseSettings):
     )
     max_completions_per_request: int = Field(
         100_000, ge=1, description="Completions in one request at most (all groups); more is a 422."
+    )
+    max_groups_per_request: int = Field(
+        10_000, ge=1, description="Groups in one request at most; more is a 422."
+    )
+    parse_workers: int = Field(
+        1,
+        ge=1,
+        description="Processes that parse and validate request bodies over 1 MiB, so that the event loop "
+        "never does (the densest 64 MiB of JSON takes seconds and about 1.5 GiB there).",
     )
 
     redis_url: SecretStr | None = Field(
@@ -103,8 +144,29 @@ class RewardSettings(BaseSettings):
     code_memory_headroom_mb: int = Field(
         32, ge=0, description="Added to a reference's own memory limit for the interpreter (as CodeContests)."
     )
-    code_max_time_limit_s: float = Field(60.0, gt=0, le=120, description="Cap on any time limit per test.")
-    code_max_memory_mb: int = Field(4096, ge=16, le=16384, description="Cap on any memory limit per test.")
+    code_max_time_limit_s: float = Field(
+        60.0,
+        gt=0,
+        le=120,
+        description="Cap on any time limit per test: a request's reference asking for more is refused (422); "
+        "a limit scaled by the factor is clamped to it.",
+    )
+    code_max_memory_mb: int = Field(
+        4096,
+        ge=16,
+        le=16384,
+        description="Cap on any memory limit per test: a request's reference asking for more is refused "
+        "(422); a limit plus its headroom is clamped to it.",
+    )
+    code_max_tests: int = Field(
+        10_000, ge=1, description="Tests in one code reference of a request at most; more is a 422."
+    )
+    code_max_test_mb: float = Field(
+        64.0,
+        gt=0,
+        description="Test data (inputs and expected outputs) in one code reference of a request at most, in "
+        "MiB; every JSON value counts 64 bytes plus a string's length. More is a 422.",
+    )
     code_problems_path: Path | None = Field(
         None,
         description='JSONL of code problems for `{"problem_id": ...}`: `id` plus one reference form '
@@ -147,12 +209,13 @@ class RewardSettings(BaseSettings):
     )
     queue_retry_after_s: int = Field(5, ge=1, description="Retry-After of a 429 for a full queue.")
     worker_name: str | None = Field(None, description="Consumer name of `reward-server worker` (host-pid).")
-    worker_metrics_port: int = Field(
+    metrics_port: int = Field(
         0,
         ge=0,
         le=65535,
-        description="Port of a `reward-server worker`'s Prometheus metrics (/metrics, bound to REWARD_HOST); "
-        "0: none. The server exports its own on its HTTP port.",
+        description="A port of its own for the Prometheus metrics of `reward-server serve` or `worker` "
+        "(/metrics on REWARD_HOST, WITHOUT authentication: for a private network, e.g. compose's, never "
+        "published); 0: none. The server's /metrics on its HTTP port needs an API key like every route.",
     )
     worker_shutdown_grace_s: float = Field(
         8.0, ge=0, description="On SIGTERM a worker finishes its jobs this long; the rest go to others."
@@ -165,10 +228,58 @@ class RewardSettings(BaseSettings):
             return self.redis_url is not None
         return self.code_executor == "queue"
 
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [k for k in re.split(r"[\s,]+", text) if k]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _bearer_tokens(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for number, key in enumerate(keys, 1):
+            _check_key(key.get_secret_value(), f"key {number} of {len(keys)}")
+        return keys
+
+    @model_validator(mode="after")
+    def _read_keys_file(self) -> RewardSettings:
+        if self.api_keys_file is not None:
+            self.api_keys = [*self.api_keys, *_read_keys(self.api_keys_file)]
+        return self
+
     @field_validator("redis_url", "cache_redis_url", mode="before")
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+
+# RFC 6750's b64token (what a bearer token may hold), at least 16 characters.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{16,}=*")
+
+
+def _check_key(key: str, which: str) -> None:
+    """Raise ValueError (never showing the key) unless `key` can be a bearer token."""
+    if _BEARER_TOKEN.fullmatch(key) is None:
+        raise ValueError(
+            f"{which} is not a usable bearer token: 16 or more characters of A-Z a-z 0-9 - . _ ~ + / "
+            "(and trailing =)"
+        )
+
+
+def _read_keys(path: Path) -> list[SecretStr]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"REWARD_API_KEYS_FILE {path}: cannot read it: {type(exc).__name__}") from None
+    keys = []
+    for number, line in enumerate(lines, 1):
+        key = line.strip()
+        if key and not key.startswith("#"):
+            _check_key(key, f"REWARD_API_KEYS_FILE {path}, line {number}:")
+            keys.append(SecretStr(key))
+    return keys
 
 
 @lru_cache

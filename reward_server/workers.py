@@ -36,6 +36,12 @@ class WorkerCrashed(Exception):
     """The worker died or raised while running the job (an infrastructure failure)."""
 
 
+class JobFailed(WorkerCrashed):
+    """The job raised in the worker, which lives on: a bug, or the input's doing (e.g. a MemoryError under
+    the worker's address-space limit). Any other WorkerCrashed is the infrastructure's (a dead worker, a
+    closed pool)."""
+
+
 def _worker_main(conn: Connection, memory_limit_mb: int) -> None:
     if memory_limit_mb > 0:
         # A runaway expansion should fail with MemoryError in the worker, not swap the machine.
@@ -130,7 +136,8 @@ class DeadlinePool:
         return not self._closed and len(self._all) == self.size
 
     async def run(self, fn: Callable[..., T], *args: Any, timeout_s: float) -> T:
-        """Run `fn(*args)` in a worker; raise JobTimeout or WorkerCrashed. `fn` must be importable."""
+        """Run `fn(*args)` in a worker; raise JobTimeout, JobFailed or WorkerCrashed. `fn` must be
+        importable."""
         if self._closed:
             raise WorkerCrashed("worker pool is closed")
         worker = await self._idle.get()
@@ -153,7 +160,7 @@ class DeadlinePool:
             raise
         self._idle.put_nowait(worker)
         if not ok:
-            raise WorkerCrashed(str(value))
+            raise JobFailed(str(value))
         return value  # type: ignore[no-any-return]
 
     async def close(self) -> None:

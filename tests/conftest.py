@@ -37,9 +37,13 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`reward-server serve` in a child process, reached over a real socket."""
+    """`reward-server serve` in a child process, reached over a real socket.
 
-    def __init__(self, env: dict[str, str]) -> None:
+    `api_key`: the key readiness is polled with, for a server started with REWARD_API_KEYS.
+    """
+
+    def __init__(self, env: dict[str, str], api_key: str | None = None) -> None:
+        self.api_key = api_key
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         clean = {k: v for k, v in os.environ.items() if not k.startswith("REWARD_")}
@@ -65,12 +69,17 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"reward-server exited with {self.process.returncode}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/readyz", headers=self.auth, timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         raise RuntimeError("reward-server did not become ready")
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The Authorization header of `api_key` (none without one)."""
+        return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def stop(self) -> None:
         self.process.terminate()

@@ -10,7 +10,10 @@
   retry is idempotent (the server caches verdicts by content);
 - fail fast on a 4xx with `RewardRequestError`, which carries the server's message and offending fields;
 - split large batches into requests of at most `max_groups_per_request` groups, sent concurrently and
-  reassembled in order.
+  reassembled in order;
+- send the server's API key (`api_key`, else the environment variable `REWARD_SERVER_API_KEY`) as
+  `Authorization: Bearer <key>`; a wrong or missing key is a 401, raised as `RewardRequestError`. The key
+  is never logged.
 
 Example:
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import random
 import time
 import uuid
@@ -58,10 +62,26 @@ __all__ = ["AsyncRewardClient", "GradedBatch", "RewardClient", "to_tensors"]
 log = logging.getLogger(__name__)
 
 GRADE_PATH = "/v1/grade"
+API_KEY_ENV = "REWARD_SERVER_API_KEY"
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 # Transport errors that are our own fault: retrying them cannot help.
 _NOT_RETRYABLE = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    """The Authorization header of `api_key`, else of `$REWARD_SERVER_API_KEY`; none without a key.
+
+    An explicit empty `api_key` means no key, whatever the environment says.
+    """
+    key = (api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")).strip()
+    if not key:
+        return {}
+    if not key.isprintable() or not key.isascii() or " " in key:
+        raise ValueError(
+            f"the reward server's API key ({API_KEY_ENV}) must be printable ASCII without spaces"
+        )
+    return {"authorization": f"Bearer {key}"}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -354,6 +374,7 @@ class AsyncRewardClient:
         backoff_base_s: The first back-off ceiling; it doubles every retry (full jitter).
         backoff_max_s: The largest back-off ceiling.
         max_groups_per_request: Larger batches are split into requests of at most this many groups.
+        api_key: The server's bearer key (`REWARD_API_KEYS` there); None: `$REWARD_SERVER_API_KEY`, if set.
         transport: An httpx transport (e.g. `httpx.MockTransport` in tests).
         sleep: The sleep used between retries (tests record the delays instead of sleeping).
 
@@ -373,6 +394,7 @@ class AsyncRewardClient:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         max_groups_per_request: int = 64,
+        api_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -392,7 +414,11 @@ class AsyncRewardClient:
         self._sleep = sleep
         limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
         self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=self._core.timeout, limits=limits, transport=transport
+            base_url=base_url,
+            timeout=self._core.timeout,
+            limits=limits,
+            transport=transport,
+            headers=auth_headers(api_key),
         )
 
     async def __aenter__(self) -> Self:
@@ -503,6 +529,7 @@ class RewardClient:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         max_groups_per_request: int = 64,
+        api_key: str | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -516,7 +543,9 @@ class RewardClient:
             max_groups_per_request=max_groups_per_request,
         )
         self._sleep = sleep
-        self._http = httpx.Client(base_url=base_url, timeout=self._core.timeout, transport=transport)
+        self._http = httpx.Client(
+            base_url=base_url, timeout=self._core.timeout, transport=transport, headers=auth_headers(api_key)
+        )
 
     def __enter__(self) -> Self:
         return self

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class _Section(BaseModel):
@@ -91,10 +91,20 @@ class OptimConfig(_Section):
 
 class RewardConfig(_Section):
     url: str = Field("http://127.0.0.1:8000", description="Base URL of the reward server.")
+    api_key: SecretStr | None = Field(
+        None,
+        description="The server's bearer key; unset: the environment variable REWARD_SERVER_API_KEY (better "
+        "than a key in a YAML file). Never logged nor written to the run's config.json.",
+    )
     correct: float = 1.0
     incorrect: float = -1.0
     timeout_s: float = Field(300.0, gt=0)
     max_in_flight: int = Field(16, ge=1)
+
+
+def api_key(config: RewardConfig) -> str | None:
+    """The configured key, or None (the client then reads REWARD_SERVER_API_KEY)."""
+    return config.api_key.get_secret_value() if config.api_key is not None else None
 
 
 class TrainConfig(_Section):

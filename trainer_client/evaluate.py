@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from reward_server.schemas import GradeGroup, RewardSpec
 from trainer_client.client import AsyncRewardClient, to_tensors
-from trainer_client.config import TrainConfig
+from trainer_client.config import TrainConfig, api_key
 from trainer_client.data import load_prompts
 from trainer_client.estimators import maj_at_k, pass_at_k
 from trainer_client.policy import load_model
@@ -39,7 +39,9 @@ async def evaluate(
     prompts = load_prompts(config.data)[:limit]
     reward = RewardSpec(correct=config.reward.correct, incorrect=config.reward.incorrect)
     per_prompt: list[dict[str, Any]] = []
-    async with AsyncRewardClient(config.reward.url, timeout_s=config.reward.timeout_s) as client:
+    async with AsyncRewardClient(
+        config.reward.url, timeout_s=config.reward.timeout_s, api_key=api_key(config.reward)
+    ) as client:
         for prompt in tqdm(prompts, desc="eval", unit="prompt"):
             texts: list[str] = []
             for start in range(0, n, chunk):

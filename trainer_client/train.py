@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from reward_server.schemas import GradeGroup, RewardSpec
 from trainer_client.client import AsyncRewardClient, GradedBatch, to_tensors
-from trainer_client.config import TrainConfig
+from trainer_client.config import TrainConfig, api_key
 from trainer_client.data import Prompt, load_prompts
 from trainer_client.estimators import compute_advantages, maj_at_k, pass_at_k
 from trainer_client.losses import (
@@ -256,7 +256,10 @@ class Trainer:
         (cfg.out_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
         history: list[dict[str, float]] = []
         async with AsyncRewardClient(
-            cfg.reward.url, max_in_flight=cfg.reward.max_in_flight, timeout_s=cfg.reward.timeout_s
+            cfg.reward.url,
+            max_in_flight=cfg.reward.max_in_flight,
+            timeout_s=cfg.reward.timeout_s,
+            api_key=api_key(cfg.reward),
         ) as client:
             # A step's wall time runs from the end of the previous step, so that it holds one generation in
             # both modes (in sequential mode the next generation happens after a step is logged).

@@ -13,14 +13,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
+from reward_server.api.auth import BearerAuth
 from reward_server.api.body_limit import BodySizeLimit
+from reward_server.api.request_body import RequestBodyReader, body_rules
 from reward_server.api.routes import grade, health
 from reward_server.backends.registry import create_backends
 from reward_server.cache import build_cache
 from reward_server.errors import Overloaded, RewardError
 from reward_server.grading import GradingService
-from reward_server.metrics import Metrics
+from reward_server.metrics import Metrics, metrics_port
 from reward_server.schemas import RewardSpec
 from reward_server.settings import RewardSettings, get_settings
 
@@ -44,11 +47,18 @@ async def build_service(settings: RewardSettings) -> AsyncIterator[GradingServic
             RewardSpec(correct=settings.reward_correct, incorrect=settings.reward_incorrect),
             Metrics(),
             settings.max_completions_per_request,
+            settings.max_groups_per_request,
         )
     finally:
         for backend in started:
             await backend.close()
         await cache.close()
+
+
+def parse_memory_mb(settings: RewardSettings) -> int:
+    """Address space of a body reader: the densest JSON (`[{},{},...]`) takes about 30 times its size as
+    Python objects, so that a body within the limit is read and refused naming its field (not a 413)."""
+    return max(1024, int(48 * settings.max_body_mb))
 
 
 def create_app(settings: RewardSettings | None = None) -> FastAPI:
@@ -57,8 +67,18 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with build_service(settings) as service:
+            rules = body_rules(
+                service.backends, settings.max_groups_per_request, settings.max_completions_per_request
+            )
+            reader = RequestBodyReader(rules, settings.parse_workers, parse_memory_mb(settings))
+            await reader.start()
             app.state.service = service
-            yield
+            app.state.body_reader = reader
+            try:
+                with metrics_port(settings.metrics_port, settings.host, service.metrics.registry):
+                    yield
+            finally:
+                await reader.close()
 
     app = FastAPI(
         title="Inference-aware RL reward server",
@@ -72,8 +92,15 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(RewardError, _reward_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_body_mb * 1024 * 1024))
+    if settings.api_keys:  # added last, so outermost: a request without a key is refused before its body
+        app.add_middleware(BearerAuth, keys=settings.api_keys)
+    log.info(
+        "authentication: %s",
+        f"{len(settings.api_keys)} API key(s)" if settings.api_keys else "none (no REWARD_API_KEYS)",
+    )
     return app
 
 
@@ -113,6 +140,14 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     message = f"{exc.detail} (the body must be UTF-8 JSON)" if exc.status_code == 400 else str(exc.detail)
     return _error(
         exc.status_code, kind, message, [{"loc": ["body"], "msg": str(exc.detail)}], **(exc.headers or {})
+    )
+
+
+async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
+    """The client left (or was cut off by the read deadline) before its body arrived: nobody to answer."""
+    log.info("client gone before its request body arrived: %s %s", request.method, request.url.path)
+    return _error(
+        400, "client_disconnected", "the request body never arrived", [{"loc": ["body"], "msg": "incomplete"}]
     )
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from reward_server.api.request_body import RequestBodyReader
 from reward_server.grading import GradingService
 from reward_server.settings import RewardSettings
 
@@ -15,10 +16,16 @@ def get_service(request: Request) -> GradingService:
     return service
 
 
+def get_body_reader(request: Request) -> RequestBodyReader:
+    reader: RequestBodyReader = request.app.state.body_reader
+    return reader
+
+
 def get_app_settings(request: Request) -> RewardSettings:
     settings: RewardSettings = request.app.state.settings
     return settings
 
 
 Service = Annotated[GradingService, Depends(get_service)]
+BodyReader = Annotated[RequestBodyReader, Depends(get_body_reader)]
 Settings = Annotated[RewardSettings, Depends(get_app_settings)]

@@ -1,8 +1,9 @@
 """The `code` backend: CodeContests/TACO-style Python solutions, run against their tests in a sandbox.
 
-Flow for one group: take the program out of every completion (`code_grading.extract_code`; none -> status
-`no_answer`) and hand each distinct program once (equal code in a group is graded once) to an executor,
-which runs it test after test and returns its verdict (see `backends.code_local`):
+Flow for one group: take the program out of every completion (`code_grading.extract_code`, off the event
+loop: `backends.program_extractor`; none -> status `no_answer`) and hand each distinct program once (equal
+code in a group is graded once) to an executor, which runs it test after test and returns its verdict (see
+`backends.code_local`):
 
 - `LocalExecutor`, the embedded default: a sandbox in this process (`REWARD_SANDBOX_BACKEND`: `process`
   or `docker`, configured by its own `SANDBOX_*` settings), `REWARD_CODE_MAX_PARALLEL` sessions at once;
@@ -24,16 +25,16 @@ from pydantic import BaseModel
 
 from reward_server.backends.base import Memo, Verdict
 from reward_server.backends.code_local import LocalExecutor, build_sandbox
+from reward_server.backends.program_extractor import ProgramExtractor
 from reward_server.backends.registry import register_backend
 from reward_server.code_grading import (
     CodeProblem,
     CodeReference,
     LimitPolicy,
-    extract_code,
     load_problems,
     normalize_reference,
+    request_context,
 )
-from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
 from sandbox.runners.base import Sandbox
 
@@ -68,6 +69,8 @@ def limit_policy(settings: RewardSettings) -> LimitPolicy:
         memory_headroom_mb=settings.code_memory_headroom_mb,
         max_time_limit_s=settings.code_max_time_limit_s,
         max_memory_mb=settings.code_max_memory_mb,
+        max_tests=settings.code_max_tests,
+        max_test_bytes=int(settings.code_max_test_mb * 2**20),
     )
 
 
@@ -104,6 +107,7 @@ class CodeBackend:
         self.problems = (
             load_problems(settings.code_problems_path, self.policy) if settings.code_problems_path else {}
         )
+        self.extractor = ProgramExtractor()
         self._started = False
 
     async def start(self) -> None:
@@ -112,6 +116,7 @@ class CodeBackend:
         log.info("code backend: %s; %d problems loaded", self.executor.description, len(self.problems))
 
     async def close(self) -> None:
+        await self.extractor.close()
         if self._started:
             self._started = False
             await self.executor.close()
@@ -120,19 +125,21 @@ class CodeBackend:
     def ready(self) -> bool:
         return self._started and self.executor.ready
 
+    @property
+    def reference_context(self) -> dict[str, Any]:
+        """Validation context of a request's reference: the caps it is held to (see `backends.base`)."""
+        return request_context(self.policy)
+
     def parse_reference(self, raw: dict[str, Any]) -> CodeProblem:
         return normalize_reference(raw, self.policy, self.problems)
 
     async def grade(self, reference: BaseModel, completions: Sequence[str]) -> list[Verdict]:
         assert isinstance(reference, CodeProblem)
-        codes = [extract_code(text) for text in completions]
-        distinct = list(dict.fromkeys(code for code in codes if code is not None))
+        programs = await self.extractor.programs(completions)
+        distinct = list(dict.fromkeys(program for program in programs if isinstance(program, str)))
         verdicts = await self.executor.run_all(reference, distinct) if distinct else []
         by_code = dict(zip(distinct, verdicts, strict=True))
-        return [
-            Verdict(Status.NO_ANSWER, detail="no Python code found") if code is None else by_code[code]
-            for code in codes
-        ]
+        return [by_code[program] if isinstance(program, str) else program for program in programs]
 
     async def answer_classes(
         self, reference: BaseModel, verdicts: Sequence[Verdict], memo: Memo

@@ -1,8 +1,14 @@
 """The `math` backend: MATH-style final answers, graded with sympy in killable worker processes.
 
-Flow for one group: extract the final answer of every completion (one worker job), judge each distinct
-answer against the gold once (one job per answer, each under the hard deadline), then sort the answers
-into classes for majority voting.
+Flow for one group: extract the final answer of every completion (worker jobs of up to 64 completions
+and 1 MiB together, a longer completion alone, each under the deadline times its completions), judge each
+distinct answer against the gold once (one job per answer, each under the hard deadline), then sort the
+answers into classes for majority voting.
+
+A completion is only ever graded by what it does itself: when an extraction job of several completions
+fails (one of them ran past the deadline, or made the worker raise), each is extracted again alone, and the
+one to blame gets `REWARD_MATH_TIMEOUT_STATUS` (a deadline) or `no_answer` (its extraction raised, e.g.
+MemoryError), with a detail; its neighbours are graded normally. Only a dead worker is an `error`.
 
 Class rule (equivalence is not transitive, so the rule must be fixed): every correct answer joins one
 class, the class of the first correct answer; an incorrect answer joins the first earlier incorrect class
@@ -23,14 +29,19 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reward_server.backends.base import Memo, Verdict
 from reward_server.backends.registry import register_backend
+from reward_server.concurrency import gather_bounded
 from reward_server.errors import BadRequest
 from reward_server.math_grading import extract_answer, judge
 from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
-from reward_server.workers import DeadlinePool, JobTimeout, WorkerCrashed
+from reward_server.workers import DeadlinePool, JobFailed, JobTimeout, WorkerCrashed
 
 log = logging.getLogger(__name__)
 MAX_GOLD_CHARS = 10_000
+# Completions extracted in one worker job: at most this many, and this many characters together.
+EXTRACT_BATCH_SIZE = 64
+EXTRACT_BATCH_CHARS = 1024 * 1024
+JOBS_IN_FLIGHT_PER_WORKER = 4
 
 
 class MathReference(BaseModel):
@@ -124,22 +135,43 @@ class MathBackend:
     async def grade(self, reference: BaseModel, completions: Sequence[str]) -> list[Verdict]:
         assert isinstance(reference, MathReference) and reference.answer is not None
         gold = reference.answer
-        try:
-            # Extraction is linear in the text; the deadline still scales with the number of completions.
-            answers = await self.pool.run(
-                extract_answers, list(completions), timeout_s=self.timeout_s * max(1, len(completions))
-            )
-        except (JobTimeout, WorkerCrashed) as exc:
-            return [Verdict(Status.ERROR, detail=f"answer extraction failed: {exc}")] * len(completions)
-
-        distinct = list(dict.fromkeys(a for a in answers if a is not None))
-        judged = dict(
-            zip(distinct, await asyncio.gather(*(self._judge(gold, a) for a in distinct)), strict=True)
-        )
+        # At most a few jobs per worker in flight (gather_bounded): a group may hold 100,000 answers.
+        limit = JOBS_IN_FLIGHT_PER_WORKER * self.pool.size
+        batches = await gather_bounded(self._extract, _batches(completions), limit)
+        answers = [answer for batch in batches for answer in batch]
+        distinct = list(dict.fromkeys(a for a in answers if isinstance(a, str)))
+        verdicts = await gather_bounded(lambda answer: self._judge(gold, answer), distinct, limit)
+        judged = dict(zip(distinct, verdicts, strict=True))
         return [
-            Verdict(Status.NO_ANSWER, detail="no final answer found") if answer is None else judged[answer]
+            answer
+            if isinstance(answer, Verdict)
+            else Verdict(Status.NO_ANSWER, detail="no final answer found")
+            if answer is None
+            else judged[answer]
             for answer in answers
         ]
+
+    async def _extract(self, completions: list[str]) -> list[str | None | Verdict]:
+        """The answer of each completion (None: none found), or the verdict of one whose extraction failed."""
+        try:
+            # Extraction is linear in the text; the deadline scales with the number of completions.
+            found = await self.pool.run(
+                extract_answers, completions, timeout_s=self.timeout_s * len(completions)
+            )
+        except (JobTimeout, WorkerCrashed) as exc:
+            if len(completions) == 1:
+                return [self._extraction_failed(exc)]
+            # One of them is to blame (or the worker died): each alone, so that only that one is affected.
+            alone = await asyncio.gather(*(self._extract([text]) for text in completions))
+            return [answer for answers in alone for answer in answers]
+        return list(found)
+
+    def _extraction_failed(self, exc: Exception) -> Verdict:
+        if isinstance(exc, JobTimeout):
+            return Verdict(self.timeout_status, detail=f"answer extraction deadline: {exc}")
+        if isinstance(exc, JobFailed):  # it made the extraction raise (e.g. MemoryError): nothing extractable
+            return Verdict(Status.NO_ANSWER, detail=f"answer extraction failed: {exc}"[:300])
+        return Verdict(Status.ERROR, detail=f"answer extraction failed: {exc}")
 
     async def _judge(self, gold: str, answer: str) -> Verdict:
         try:
@@ -193,6 +225,19 @@ class MathBackend:
         except (JobTimeout, WorkerCrashed):
             return None  # not shown equivalent: the answer opens a class of its own (and nothing is cached)
         return result
+
+
+def _batches(completions: Sequence[str]) -> list[list[str]]:
+    """Consecutive completions, EXTRACT_BATCH_SIZE and EXTRACT_BATCH_CHARS per batch at most (or one)."""
+    batches: list[list[str]] = []
+    size = 0
+    for text in completions:
+        if not batches or len(batches[-1]) == EXTRACT_BATCH_SIZE or size + len(text) > EXTRACT_BATCH_CHARS:
+            batches.append([])
+            size = 0
+        batches[-1].append(text)
+        size += len(text)
+    return batches
 
 
 def _short(answer: str, limit: int = 200) -> str:

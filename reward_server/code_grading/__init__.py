@@ -22,6 +22,7 @@ from reward_server.code_grading.reference import (
     LimitPolicy,
     load_problems,
     normalize_reference,
+    request_context,
 )
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "judge_test",
     "load_problems",
     "normalize_reference",
+    "request_context",
     "stdout_matches",
 ]

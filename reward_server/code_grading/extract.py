@@ -17,11 +17,15 @@ Rule (in this order):
 from __future__ import annotations
 
 import re
-import textwrap
 from dataclasses import dataclass
 
 PYTHON_TAGS = frozenset({"python", "py", "python3", "py3"})
-_OPENING = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
+# Lines are split on "\n" only (not \f or \u2028: those are code) and lose one trailing "\r". The
+# patterns find fence lines in the whole text (MULTILINE `^`/`$` are "\n" boundaries), so a 40 MB
+# completion is never cut into millions of line objects (seconds and gigabytes in the server).
+_OPENING = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*?)[ \t]*\r?$", re.MULTILINE)
+_BLANK_LINE = re.compile(r"^[ \t]+$", re.MULTILINE)
+_INDENT = re.compile(r"^([ \t]*)[^ \t\n]", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -30,26 +34,44 @@ class _Block:
     body: str
 
 
+def _closing(fence: str) -> re.Pattern[str]:
+    return re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*\r?$", re.MULTILINE)
+
+
 def _fenced_blocks(text: str) -> list[_Block]:
     blocks: list[_Block] = []
-    lines = [line.removesuffix("\r") for line in text.split("\n")]  # not splitlines(): \f, \u2028 are code
-    index = 0
-    while index < len(lines):
-        opening = _OPENING.match(lines[index])
-        index += 1
-        if opening is None:
-            continue
-        fence = opening["fence"]
-        closing = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$")
-        body: list[str] = []
-        while index < len(lines) and not closing.match(lines[index]):
-            body.append(lines[index])
-            index += 1
-        index += 1  # skip the closing fence (or step past the end)
+    position = 0
+    while (opening := _OPENING.search(text, position)) is not None:
+        body_start = opening.end() + 1  # past the opening line's "\n"
+        closing = _closing(opening["fence"]).search(text, body_start)
+        if closing is None:  # left open: the block runs to the end
+            body, position = text[body_start:].removesuffix("\r"), len(text) + 1
+        else:
+            body, position = text[body_start : closing.start()], closing.end() + 1
         info = opening["info"].split()
         tag = info[0].lower().strip(".{}") if info else ""
-        blocks.append(_Block(tag, textwrap.dedent("\n".join(body)).strip("\n")))
+        blocks.append(_Block(tag, _dedent(body.replace("\r\n", "\n")).strip("\n")))
     return blocks
+
+
+def _dedent(text: str) -> str:
+    """`textwrap.dedent`, without its list of every line's indentation (a 40 MB block has 20 million)."""
+    text = _BLANK_LINE.sub("", text)
+    margin: str | None = None
+    for match in _INDENT.finditer(text):
+        indent = match.group(1)
+        if margin is None or not indent.startswith(margin):
+            margin = indent if margin is None else _common_prefix(margin, indent)
+        if not margin:
+            return text  # an unindented line: nothing to remove (usually the first line)
+    return re.sub(rf"(?m)^{margin}", "", text) if margin else text
+
+
+def _common_prefix(first: str, second: str) -> str:
+    for index, (a, b) in enumerate(zip(first, second, strict=False)):
+        if a != b:
+            return first[:index]
+    return first if len(first) <= len(second) else second
 
 
 def extract_code(completion: str) -> str | None:

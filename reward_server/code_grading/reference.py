@@ -14,10 +14,27 @@ Accepted forms of `reference` (exactly one of them; unknown keys are refused):
   one-element list (see `compare.call_result_matches`).
 - `{"problem_id": ...}`: a problem loaded at start-up from a JSONL file (`load_problems`).
 
-Limits: the reference's own time limit is multiplied by a factor (CodeContests' limits were set for C++) and
-capped; a memory limit from the reference gets headroom for the interpreter (CodeContests adds 32 MiB too)
-and is capped; without a limit the server's defaults apply. The effective limits are part of the normalized
-problem, so they are part of the cache key.
+Limits: the reference's own time limit is multiplied by a factor (CodeContests' limits were set for C++); a
+memory limit from the reference gets headroom for the interpreter (CodeContests adds 32 MiB too); without a
+limit the server's defaults apply. The effective limits are part of the normalized problem, so they are
+part of the cache key.
+
+What a request may ask for (`LimitPolicy`, from the server settings; checked when a reference is validated
+with `request_context(policy)`, as every request's is):
+
+- a time or memory limit above the server's cap is refused, naming the field. The cap bounds what the
+  reference asks for; the server's own scaling (factor, headroom) of an allowed limit is then clamped to
+  the cap, since a dataset cannot know the server's factor (a CodeContests `time_limit` of 10 s with a
+  factor of 10 runs with the 60 s cap, it is not refused);
+- at most `max_tests` tests, counted before they are built (all three CodeContests lists together);
+- at most `max_test_bytes` of test data (inputs and expected outputs), where every JSON value counts
+  `VALUE_COST_BYTES` plus, for a string, its length: this bounds the bytes and the number of objects the
+  server must hold, hash and send to the sandbox per reference (the densest JSON, `[{},{},...]`, is about
+  20 million objects in 64 MB, seconds of work in any single call).
+
+Problems loaded from the operator's own file (`load_problems`) are trusted: they are not held to these caps,
+and their limits are clamped to the caps as before. Nesting deeper than `MAX_VALUE_DEPTH` is refused in
+every case: pydantic cannot serialize a problem nested near 255 levels (its cache key, its queue job).
 
 Every error names its field: structural errors come from pydantic with their location (e.g.
 `private_tests.output`, `input_output`, `tests.0.input`); conflicts between forms are raised at the root
@@ -48,6 +65,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 MAX_TIME_LIMIT_S = 120.0  # the sandbox's own ceiling (`sandbox.schemas.Limits.wall_time_s`)
 MIN_MEMORY_MB, MAX_MEMORY_MB = 16, 16384  # the sandbox's range (`sandbox.schemas.Limits.memory_mb`)
+MAX_VALUE_DEPTH = 100  # nesting of one test's input or output (pydantic's serializer gives up near 255)
+VALUE_COST_BYTES = 64  # about what Python needs to hold one JSON value; a string adds its length
 
 
 class CodeTest(BaseModel):
@@ -82,7 +101,7 @@ class CodeProblem(BaseModel):
 
 @dataclass(frozen=True)
 class LimitPolicy:
-    """How reference limits become effective limits (from the server settings)."""
+    """How reference limits become effective limits, and what a request may ask for (server settings)."""
 
     default_time_limit_s: float = 4.0
     default_memory_mb: int = 1024
@@ -90,6 +109,8 @@ class LimitPolicy:
     memory_headroom_mb: int = 32
     max_time_limit_s: float = 60.0
     max_memory_mb: int = 4096
+    max_tests: int = 10_000
+    max_test_bytes: int = 64 * 2**20
 
     def time_limit_s(self, given_s: float | None) -> float:
         if given_s is None:
@@ -100,6 +121,58 @@ class LimitPolicy:
         if given_mb is None:
             return min(self.default_memory_mb, self.max_memory_mb)
         return max(MIN_MEMORY_MB, min(given_mb + self.memory_headroom_mb, self.max_memory_mb))
+
+
+def request_context(policy: LimitPolicy) -> dict[str, Any]:
+    """The validation context that holds a request's reference to `policy`'s caps."""
+    return {"policy": policy}
+
+
+def _request_policy(info: ValidationInfo) -> LimitPolicy | None:
+    policy = (info.context or {}).get("policy")
+    return policy if isinstance(policy, LimitPolicy) else None
+
+
+def _too_many_tests(count: int, policy: LimitPolicy) -> str:
+    return f"{count} tests or more; at most {policy.max_tests} per reference (REWARD_CODE_MAX_TESTS)"
+
+
+def _measure(value: Any, budget: int) -> tuple[int, int]:
+    """(size, depth) of a JSON value: `VALUE_COST_BYTES` per value plus each string's length, and its nesting.
+
+    Stops early once the size passes `budget` or the depth passes `MAX_VALUE_DEPTH`. Iterative, and walks
+    each container through an iterator: a list of 20 million values is never copied.
+    """
+    size, deepest = _cost(value), 0
+    stack: list[tuple[Iterator[Any], int]] = [(_children(value), 1)]
+    while stack and size <= budget and deepest <= MAX_VALUE_DEPTH:
+        children, depth = stack[-1]
+        child = next(children, _END)
+        if child is _END:
+            stack.pop()
+            continue
+        size += _cost(child)
+        deepest = max(deepest, depth)
+        if isinstance(child, list | dict):
+            stack.append((_children(child), depth + 1))
+    return size, deepest
+
+
+_END = object()
+
+
+def _cost(value: Any) -> int:
+    if isinstance(value, str):
+        return VALUE_COST_BYTES + len(value)
+    if isinstance(value, dict):
+        return VALUE_COST_BYTES + sum(len(key) for key in value)
+    return VALUE_COST_BYTES
+
+
+def _children(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        return iter(value.values())
+    return iter(value) if isinstance(value, list) else iter(())
 
 
 def invalid(loc: tuple[str | int, ...], message: str, value: Any = None) -> ValidationError:
@@ -145,6 +218,14 @@ class TacoInputOutput(BaseModel):
     inputs: list[Any] = Field(..., min_length=1)
     outputs: list[Any]
     fn_name: str | None = None
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _not_too_many(cls, inputs: Any, info: ValidationInfo) -> Any:
+        policy = _request_policy(info)
+        if policy is not None and isinstance(inputs, list) and len(inputs) > policy.max_tests:
+            raise ValueError(_too_many_tests(len(inputs), policy))
+        return inputs
 
     @field_validator("fn_name")
     @classmethod
@@ -218,6 +299,24 @@ class CodeReference(BaseModel):
     input_output: TacoInputOutput | None = Field(
         None, description="TACO: JSON string (or object) with `inputs`, `outputs` and optional `fn_name`."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_too_many_tests(cls, data: Any, info: ValidationInfo) -> Any:
+        """Count the tests of a request before pydantic builds them: a million take seconds and gigabytes."""
+        policy = _request_policy(info)
+        if policy is None or not isinstance(data, dict):
+            return data
+        if isinstance(data.get("tests"), list) and len(data["tests"]) > policy.max_tests:
+            raise invalid(("tests",), _too_many_tests(len(data["tests"]), policy))
+        total = 0
+        for field in _FORMS["codecontests"][1]:
+            given = data.get(field)
+            if isinstance(given, dict) and isinstance(given.get("input"), list):
+                total += len(given["input"])
+                if total > policy.max_tests:
+                    raise invalid((field, "input"), _too_many_tests(total, policy))
+        return data
 
     @field_validator("fn_name")
     @classmethod
@@ -296,6 +395,56 @@ class CodeReference(BaseModel):
                 raise invalid(("fn_name",), message, self.fn_name)
         return self
 
+    @model_validator(mode="after")
+    def _within_the_caps(self, info: ValidationInfo) -> CodeReference:
+        """Test data not too deep (always) nor too big, limits not above the caps (a request's reference)."""
+        policy = _request_policy(info)
+        budget = policy.max_test_bytes if policy is not None else 2**62
+        total = 0
+        for loc, value in self._test_values():
+            size, depth = _measure(value, budget - total)
+            if depth > MAX_VALUE_DEPTH:
+                raise invalid(loc, f"nested deeper than {MAX_VALUE_DEPTH} levels")
+            total += size
+            if total > budget:
+                message = (
+                    f"the tests hold more than {budget / 2**20:g} MiB up to here (every JSON value counts "
+                    f"{VALUE_COST_BYTES} bytes plus a string's length; REWARD_CODE_MAX_TEST_MB)"
+                )
+                raise invalid(loc, message)
+        if policy is not None:
+            self._limits_within(policy)
+        return self
+
+    def _test_values(self) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+        """Every test input and expected output of the given form, with its location."""
+        for index, test in enumerate(self.tests or []):
+            yield ("tests", index, "input"), test.input
+            yield ("tests", index, "output"), test.output
+        for field in _FORMS["codecontests"][1]:
+            group: CodeContestsTests | None = getattr(self, field)
+            for side in ("input", "output"):
+                for index, text in enumerate(getattr(group, side) if group is not None else []):
+                    yield (field, side, index), text
+        if self.input_output is not None:
+            for side in ("inputs", "outputs"):
+                for index, value in enumerate(getattr(self.input_output, side)):
+                    yield ("input_output", side, index), value
+
+    def _limits_within(self, policy: LimitPolicy) -> None:
+        """A limit above the server's cap is refused: lowering it silently would grade a different problem."""
+        time_field = "time_limit_s" if self.time_limit_s is not None else "time_limit"
+        given_s = self.time_limit_s if self.time_limit_s is not None else self.time_limit
+        if isinstance(given_s, int | float) and given_s > policy.max_time_limit_s:
+            message = f"{given_s:g} s is above this server's cap of {policy.max_time_limit_s:g} s per test"
+            raise invalid((time_field,), message + " (REWARD_CODE_MAX_TIME_LIMIT_S)", given_s)
+        memory_mb, memory_field = self.memory_limit_mb, "memory_limit_mb"
+        if memory_mb is None and self.memory_limit_bytes:
+            memory_mb, memory_field = math.ceil(self.memory_limit_bytes / 2**20), "memory_limit_bytes"
+        if memory_mb is not None and memory_mb > policy.max_memory_mb:
+            message = f"{memory_mb} MiB is above this server's cap of {policy.max_memory_mb} MiB"
+            raise invalid((memory_field,), message + " (REWARD_CODE_MAX_MEMORY_MB)", memory_mb)
+
     def to_problem(self, policy: LimitPolicy) -> CodeProblem:
         """The normalized problem (not for `problem_id` references, which the backend resolves)."""
         if self.problem_id is not None:
@@ -340,7 +489,7 @@ def normalize_reference(raw: Any, policy: LimitPolicy, problems: Mapping[str, Co
 
     Args:
         raw: the group's `reference` object.
-        policy: default, scaled and capped limits.
+        policy: default, scaled and capped limits, and the caps a request is held to.
         problems: the problems loaded at start-up, for `{"problem_id": ...}`.
 
     Raises:
@@ -351,7 +500,7 @@ def normalize_reference(raw: Any, policy: LimitPolicy, problems: Mapping[str, Co
         >>> normalize_reference(reference, LimitPolicy(), {}).time_limit_s
         4.0
     """
-    reference = CodeReference.model_validate(raw)
+    reference = CodeReference.model_validate(raw, context=request_context(policy))
     if reference.problem_id is None:
         return reference.to_problem(policy)
     problem = problems.get(reference.problem_id)

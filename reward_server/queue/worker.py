@@ -4,7 +4,7 @@ Each worker is one consumer of the group `iarl:workers` and runs up to `REWARD_C
 once in its `LocalExecutor` (the process sandbox by default). How jobs are delivered, taken over from dead
 workers and answered is described in `reward_server.queue`. Taking a job, the worker tells its server
 ("taken"): the job's run clock starts then, not when it was queued. Its heartbeat also publishes its slots,
-from which servers compute each request's fair share. With REWARD_WORKER_METRICS_PORT it serves Prometheus
+from which servers compute each request's fair share. With REWARD_METRICS_PORT it serves Prometheus
 metrics (its jobs, its sandbox's test outcomes) on that port.
 """
 
@@ -21,14 +21,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from cachetools import LRUCache
-from prometheus_client import start_http_server
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
 from reward_server.backends.base import Verdict
 from reward_server.backends.code_local import LocalExecutor
 from reward_server.code_grading import CodeProblem
-from reward_server.metrics import WorkerMetrics
+from reward_server.metrics import WorkerMetrics, metrics_port
 from reward_server.queue.protocol import (
     REDIS_DOWN,
     Job,
@@ -78,17 +77,10 @@ class SandboxWorker:
     async def run(self) -> None:
         await self.executor.start()
         log.info("worker %s: %s; queue %s", self.name, self.executor.description, self.keys.jobs)
-        if self.settings.worker_metrics_port:
-            start_http_server(self.settings.worker_metrics_port, self.settings.host, self.metrics.registry)
-            log.info(
-                "worker %s: metrics on %s:%d",
-                self.name,
-                self.settings.host,
-                self.settings.worker_metrics_port,
-            )
         heartbeat = asyncio.create_task(self._heartbeat(), name="worker-heartbeat")
         try:
-            await self._consume()
+            with metrics_port(self.settings.metrics_port, self.settings.host, self.metrics.registry):
+                await self._consume()
         finally:
             await self._drain()
             heartbeat.cancel()

@@ -39,6 +39,10 @@ SERVER_IMAGE = os.environ.get("IARL_SERVER_IMAGE", "iarl/reward-server:latest")
 REDIS_IMAGE = os.environ.get("IARL_REDIS_IMAGE", "iarl/redis:bookworm")
 CLAIM_AFTER_S = 3
 MAX_WAIT_S = 5
+# The stack's two secrets (docs/deploy.md, "Security"): Redis's password and the server's API key.
+REDIS_PASSWORD = uuid.uuid4().hex
+API_KEY = f"compose-test-{uuid.uuid4().hex}"
+AUTH = {"authorization": f"Bearer {API_KEY}"}
 
 ADD = "```python\nprint(sum(map(int, input().split())))\n```"
 SUB = "```python\na, b = map(int, input().split())\nprint(a - b)\n```"
@@ -119,7 +123,7 @@ class Stack:
         last = ""
         while time.monotonic() < deadline:
             try:
-                response = httpx.get(f"{self.url}/readyz", timeout=3)
+                response = httpx.get(f"{self.url}/readyz", headers=AUTH, timeout=3)
                 if response.status_code == 200:
                     return
                 last = response.text
@@ -153,7 +157,7 @@ class Stack:
         return [name for name, seen in zip(out[::2], out[1::2], strict=True) if now - float(seen) < 10]
 
     def grade(self, groups: list[dict[str, Any]], timeout_s: float = 60) -> httpx.Response:
-        return httpx.post(f"{self.url}/v1/grade", json={"groups": groups}, timeout=timeout_s)
+        return httpx.post(f"{self.url}/v1/grade", json={"groups": groups}, headers=AUTH, timeout=timeout_s)
 
     def logs(self) -> str:
         return self.run("logs", "--no-color", "--tail", "40", check=False).stdout[-6000:]
@@ -183,6 +187,8 @@ def stack() -> Iterator[Stack]:
         # This project's CI runs dockerd without CAP_SYS_RESOURCE, which a negative score needs.
         "IARL_SERVER_OOM_SCORE_ADJ": "0",
         "IARL_WORKER_OOM_SCORE_ADJ": "0",
+        "REDIS_PASSWORD": REDIS_PASSWORD,
+        "REWARD_API_KEYS": API_KEY,
     }
     project = f"iarltest{uuid.uuid4().hex[:8]}"
     stack = Stack(compose, project, env, f"http://127.0.0.1:{port}", v1)
@@ -205,8 +211,31 @@ def test_compose_file_is_valid_for_the_installed_compose() -> None:
         pytest.skip(reason)
     compose = _compose_command()
     assert compose is not None
-    done = subprocess.run([*compose, "config", "-q"], cwd=REPO, capture_output=True, text=True)
+    env = {**os.environ, "REDIS_PASSWORD": REDIS_PASSWORD}
+    done = subprocess.run([*compose, "config", "-q"], cwd=REPO, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    # Without a Redis password the stack does not even configure.
+    env.pop("REDIS_PASSWORD")
+    done = subprocess.run([*compose, "config", "-q"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and "set REDIS_PASSWORD" in done.stderr, done.stderr
+
+
+def test_the_stack_needs_its_secrets(stack: Stack) -> None:
+    assert httpx.get(f"{stack.url}/healthz", timeout=5).status_code == 200
+    for path in ("/readyz", "/v1/backends", "/metrics"):
+        response = httpx.get(f"{stack.url}{path}", timeout=5)
+        assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer")
+    wrong = {"authorization": "Bearer not-the-key-0123456789"}
+    response = httpx.post(f"{stack.url}/v1/grade", json={"groups": [MATH_GROUP]}, headers=wrong, timeout=30)
+    assert response.status_code == 401
+    # Redis: a password, and no published port.
+    (redis,) = stack.containers("redis")
+    done = subprocess.run(
+        ["docker", "exec", "-e", "REDISCLI_AUTH=", redis, "redis-cli", "ping"], capture_output=True, text=True
+    )
+    assert "NOAUTH" in done.stdout + done.stderr, done
+    assert stack.redis_cli("ping").strip() == "PONG"
+    assert subprocess.run(["docker", "port", redis], capture_output=True, text=True).stdout.strip() == ""
 
 
 def test_grades_a_math_group(stack: Stack) -> None:

@@ -88,15 +88,16 @@ class Prometheus:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path, REWARD_WORKER_METRICS_PORT=str(free_port()))
+    stack = Stack(tmp_path, REWARD_METRICS_PORT=str(free_port()))
     yield stack
     stack.close()
 
 
 def test_prometheus_scrapes_every_metric_the_dashboard_and_alerts_read(stack: Stack, tmp_path: Path) -> None:
+    server_metrics_port = stack.env["REWARD_METRICS_PORT"]
     server = stack.start_server()
+    stack.env["REWARD_METRICS_PORT"] = worker_port = str(free_port())
     stack.start_worker("w1")
-    worker_port = stack.env["REWARD_WORKER_METRICS_PORT"]
     # Traffic that touches every part: math, code (right, wrong, a timeout), through the queue.
     endless = "import time\ntime.sleep(30)\n" + ADD
     code = stack.grade(
@@ -112,10 +113,11 @@ def test_prometheus_scrapes_every_metric_the_dashboard_and_alerts_read(stack: St
     config["rule_files"] = [str(ALERTS)]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(jobs) == {"reward-server", "sandbox-worker"}
-    jobs["reward-server"]["static_configs"] = [{"targets": [f"127.0.0.1:{server.port}"]}]
+    # Server and worker: the same setting (one env here), their own ports.
+    jobs["reward-server"]["static_configs"] = [{"targets": [f"127.0.0.1:{server_metrics_port}"]}]
     (discovery,) = jobs["sandbox-worker"].pop("dns_sd_configs")
     jobs["sandbox-worker"]["static_configs"] = [{"targets": [f"127.0.0.1:{worker_port}"]}]
-    assert discovery["port"] == 9464  # compose's REWARD_WORKER_METRICS_PORT
+    assert discovery["port"] == 9464  # compose's REWARD_METRICS_PORT
     prometheus = Prometheus(tmp_path, config)
     try:
 

@@ -194,7 +194,11 @@ def test_health_readiness_metrics_backends_and_docs(server: ServerProcess) -> No
     assert "answer" in backends["math"]["reference_schema"]["properties"]
     assert "reward_completions_total" in httpx.get(server.url + "/metrics").text
     assert httpx.get(server.url + "/docs").status_code == 200
-    assert "/v1/grade" in httpx.get(server.url + "/openapi.json").json()["paths"]
+    grade_doc = httpx.get(server.url + "/openapi.json").json()["paths"]["/v1/grade"]["post"]
+    # The body is read off the event loop, not by FastAPI, and still documented.
+    body_schema = grade_doc["requestBody"]["content"]["application/json"]["schema"]
+    assert {"groups", "reward"} <= set(body_schema["properties"])
+    assert "completions" in body_schema["properties"]["groups"]["items"]["properties"]
 
 
 def _metric(server: ServerProcess, name: str) -> float:
@@ -228,3 +232,73 @@ def test_grade_file_uses_the_same_rules(tmp_path: Path) -> None:
         ["correct", "incorrect"],
         ["correct", "incorrect"],
     ]
+
+
+def call_group(tests: str, **reference: object) -> bytes:
+    """A call-style code group whose `tests` are raw JSON text (for literals json.dumps cannot write)."""
+    extra = "".join(f', "{key}": {json.dumps(value)}' for key, value in reference.items())
+    return (
+        '{"group_id": "c", "backend": "code", "reference": {"fn_name": "f", "tests": '
+        + tests
+        + extra
+        + '}, "completions": ["def f(*a):\\n    return 1\\n"]}'
+    ).encode()
+
+
+TESTS = ["body", "groups", 0, "reference", "tests"]
+HOSTILE_BODIES = {
+    # Python's json refuses an integer over 4,300 digits without saying where (it was a 400 naming no field).
+    "long_integer": (
+        b'{"groups": [' + call_group('[{"input": [' + "7" * 5000 + '], "output": 1}]') + b"]}",
+        [*TESTS, 0, "input", 0],
+    ),
+    # NaN, Infinity and 1e999 were accepted and came back as a null reward with status correct.
+    "nan_reward": (b'{"groups": [], "reward": {"correct": NaN}}', ["body", "reward", "correct"]),
+    "overflowing_reward": (
+        b'{"groups": [], "reward": {"incorrect": -1e999}}',
+        ["body", "reward", "incorrect"],
+    ),
+    "infinite_output": (
+        b'{"groups": [' + call_group('[{"input": [1], "output": Infinity}]') + b"]}",
+        [*TESTS, 0, "output"],
+    ),
+    # A test nested 300 levels could not be hashed: a 500.
+    "deep_test": (
+        b'{"groups": [' + call_group('[{"input": [' + "[" * 300 + "]" * 300 + '], "output": 1}]') + b"]}",
+        [*TESTS, 0, "input"],
+    ),
+    "too_many_tests": (
+        b'{"groups": [' + call_group("[" + ", ".join(['{"input": [1], "output": 1}'] * 10_001) + "]") + b"]}",
+        TESTS,
+    ),
+    # Limits above the caps were lowered silently.
+    "time_limit_above_the_cap": (
+        b'{"groups": [' + call_group('[{"input": [1], "output": 1}]', time_limit_s=1000) + b"]}",
+        ["body", "groups", 0, "reference", "time_limit_s"],
+    ),
+    "memory_limit_above_the_cap": (
+        b'{"groups": [' + call_group('[{"input": [1], "output": 1}]', memory_limit_mb=100_000) + b"]}",
+        ["body", "groups", 0, "reference", "memory_limit_mb"],
+    ),
+    "too_many_groups": (
+        json.dumps({"groups": [math_group("1", [], f"g{i}") for i in range(10_001)]}).encode(),
+        ["body", "groups"],
+    ),
+    "nested_too_deeply_for_json": (b'{"groups": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", ["body"]),
+}
+
+
+@pytest.mark.parametrize("size", ["small", "over_a_mebibyte"])
+@pytest.mark.parametrize("name", list(HOSTILE_BODIES))
+def test_hostile_bodies_are_a_422_naming_the_field(server: ServerProcess, name: str, size: str) -> None:
+    content, loc = HOSTILE_BODIES[name]
+    if size == "over_a_mebibyte":  # read in a worker process instead of a thread: the same answer
+        content += b" " * (1024 * 1024)
+    response = httpx.post(
+        server.url + "/v1/grade", content=content, headers={"content-type": "application/json"}, timeout=60
+    )
+    assert response.status_code == 422, response.text[:500]
+    error = response.json()
+    assert error["error"] == "invalid_request", error
+    assert loc in [field["loc"] for field in error["fields"]], error
+    assert ".".join(map(str, loc)) in error["message"], error

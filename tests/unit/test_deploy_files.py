@@ -71,8 +71,9 @@ def test_stack_has_its_services_with_limits_and_restarts(compose: dict[str, Any]
 def test_health_checks_and_start_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert "redis-cli" in services["redis"]["healthcheck"]["test"]
-    server_check = " ".join(services["reward-server"]["healthcheck"]["test"])
-    assert "/readyz" in server_check and "python" in server_check and "curl" not in server_check
+    server_check = services["reward-server"]["healthcheck"]["test"]
+    # `reward-server probe` sends the server's own key (readiness needs one); the image has no curl.
+    assert server_check == ["CMD", "reward-server", "probe", "/readyz"]
     for name in ("reward-server", "sandbox-worker"):
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert services["reward-server"]["depends_on"]["redis-cache"]["condition"] == "service_healthy"
@@ -97,8 +98,38 @@ def test_worker_scales_and_is_never_root(compose: dict[str, Any]) -> None:
 def test_settings_pass_through_with_defaults(compose: dict[str, Any]) -> None:
     for name in ("reward-server", "sandbox-worker"):
         env = compose["services"][name]["environment"]
-        for key in ("REWARD_REDIS_URL", "REWARD_QUEUE_CLAIM_AFTER_S", "REWARD_QUEUE_MAX_WAIT_S"):
+        for key in ("REWARD_QUEUE_CLAIM_AFTER_S", "REWARD_QUEUE_MAX_WAIT_S"):
             assert env[key].startswith("${" + key + ":-"), (name, key)
+
+
+REQUIRED_PASSWORD = "${REDIS_PASSWORD:?"
+
+
+def test_redis_requires_a_password_and_is_not_published(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--requirepass") + 1].startswith(REQUIRED_PASSWORD)
+    assert redis["environment"]["REDISCLI_AUTH"].startswith(REQUIRED_PASSWORD)  # redis-cli's health check
+    assert "ports" not in redis
+    for name in ("reward-server", "sandbox-worker"):
+        url = compose["services"][name]["environment"]["REWARD_REDIS_URL"]
+        assert url.startswith("redis://:" + REQUIRED_PASSWORD) and url.endswith("@redis:6379/0"), url
+
+
+def test_the_server_gets_its_api_keys_from_the_environment_or_a_secret_file(compose: dict[str, Any]) -> None:
+    server = compose["services"]["reward-server"]
+    env = server["environment"]
+    assert env["REWARD_API_KEYS"] == "${REWARD_API_KEYS:-}"
+    assert env["REWARD_API_KEYS_FILE"] == "/run/secrets/reward_api_keys"
+    assert env["REWARD_ALLOW_UNAUTHENTICATED"] == "${REWARD_ALLOW_UNAUTHENTICATED:-false}"
+    assert server["secrets"] == ["reward_api_keys"]
+    default = compose["secrets"]["reward_api_keys"]["file"]
+    assert default == "${IARL_API_KEYS_FILE:-./services/no_api_keys}"
+    # The default file holds no key: without REWARD_API_KEYS or a file of its own the server will not start.
+    lines = (REPO / "services" / "no_api_keys").read_text().splitlines()
+    assert all(not line.strip() or line.startswith("#") for line in lines)
+    worker_env = compose["services"]["sandbox-worker"]["environment"]
+    assert not {"REWARD_API_KEYS", "REWARD_API_KEYS_FILE"} & set(worker_env)
 
 
 def test_worker_seccomp_profile_is_docker_default_plus_namespace_calls() -> None:
@@ -148,7 +179,8 @@ def test_monitoring_is_a_profile_of_its_own(compose: dict[str, Any]) -> None:
             )  # not on every interface
     for name in STACK:
         assert "profiles" not in services[name], name  # `docker compose up` starts the stack without it
-    assert services["sandbox-worker"]["environment"]["REWARD_WORKER_METRICS_PORT"] == "9464"
+    assert services["sandbox-worker"]["environment"]["REWARD_METRICS_PORT"] == "9464"
+    assert services["reward-server"]["environment"]["REWARD_METRICS_PORT"] == "9464"
     assert "ports" not in services["sandbox-worker"]  # scraped on the stack's network only
     prometheus_mounts = " ".join(services["prometheus"]["volumes"])
     assert "./services/monitoring/prometheus:/etc/prometheus:ro" in prometheus_mounts
@@ -160,7 +192,7 @@ def test_monitoring_is_a_profile_of_its_own(compose: dict[str, Any]) -> None:
 def test_prometheus_scrapes_the_server_and_every_worker_replica() -> None:
     config = yaml.safe_load(PROMETHEUS.read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert jobs["reward-server"]["static_configs"][0]["targets"] == ["reward-server:8000"]
+    assert jobs["reward-server"]["static_configs"][0]["targets"] == ["reward-server:9464"]
     (discovery,) = jobs["sandbox-worker"]["dns_sd_configs"]  # one A record per `--scale` replica
     assert discovery == {**discovery, "names": ["sandbox-worker"], "type": "A", "port": 9464}
     assert config["rule_files"] == ["alerts.yml"] and ALERTS.exists()

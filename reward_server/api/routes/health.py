@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from reward_server.api.deps import Service
+from reward_server.api.deps import BodyReader, Service
 
 router = APIRouter(tags=["health"])
 
@@ -18,9 +18,10 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(service: Service) -> JSONResponse:
-    """200 when every backend's workers are up and the cache answers; 503 otherwise."""
+async def readyz(service: Service, reader: BodyReader) -> JSONResponse:
+    """200 when every backend's workers and the body readers are up and the cache answers; 503 otherwise."""
     checks = {f"backend:{name}": backend.ready for name, backend in service.backends.items()}
+    checks["body_reader"] = reader.ready
     checks["cache"] = await service.cache.ping()
     ready = all(checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

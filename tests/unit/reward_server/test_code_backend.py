@@ -348,3 +348,14 @@ async def test_an_uncertain_verdict_is_never_cached(
         assert "not cached" in (group.results[0].detail or "")
         # Graded anew each time (run twice each time); the certain timeout only once, then from the cache.
         assert sandbox.runs == {1: 2 + 1, 2: 2 + 1 + 2}[round_]
+
+
+async def test_long_completions_are_extracted_in_a_worker_process(sandbox: FakeSandbox) -> None:
+    backend = await make_backend(sandbox)
+    long_prose = "x\n" * (1024 * 1024) + "```python\nadd\n```\n"  # 2 MB: over the inline limit
+    long_nothing = "```cpp\n" + "int x;\n" * 300_000 + "```"
+    verdicts = await grade(backend, STDIN, [long_prose, "```python\nadd\n```", long_nothing])
+    assert [v.status for v in verdicts] == [Status.CORRECT, Status.CORRECT, Status.NO_ANSWER]
+    assert backend.extractor.pool.alive
+    await backend.close()
+    assert not backend.extractor.pool.alive

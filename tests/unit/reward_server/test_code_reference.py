@@ -78,18 +78,119 @@ def test_unknown_limits_fall_back_to_defaults() -> None:
     assert (problem.time_limit_s, problem.memory_limit_mb) == (4.0, 1024)
 
 
-def test_limits_are_scaled_and_capped() -> None:
+def test_limits_are_scaled_and_clamped_to_the_caps() -> None:
     policy = LimitPolicy(
-        time_limit_factor=3.0, max_time_limit_s=10.0, max_memory_mb=512, memory_headroom_mb=0
+        time_limit_factor=3.0, max_time_limit_s=10.0, max_memory_mb=512, memory_headroom_mb=32
     )
     problem = normalize_reference(
         {"tests": STDIN_TESTS, "time_limit_s": 2, "memory_limit_mb": 300}, policy, {}
     )
-    assert (problem.time_limit_s, problem.memory_limit_mb) == (6.0, 300)
+    assert (problem.time_limit_s, problem.memory_limit_mb) == (6.0, 332)
+    # Allowed limits that the server's own factor and headroom push past the caps run at the caps.
     problem = normalize_reference(
-        {"tests": STDIN_TESTS, "time_limit_s": 5, "memory_limit_mb": 9000}, policy, {}
+        {"tests": STDIN_TESTS, "time_limit_s": 5, "memory_limit_mb": 500}, policy, {}
     )
     assert (problem.time_limit_s, problem.memory_limit_mb) == (10.0, 512)
+
+
+@pytest.mark.parametrize(
+    ("limits", "loc"),
+    [
+        ({"time_limit_s": 10.5}, ("time_limit_s",)),
+        ({"time_limit": "11 seconds"}, ("time_limit",)),
+        ({"time_limit": {"seconds": 3600}}, ("time_limit",)),
+        ({"memory_limit_mb": 513}, ("memory_limit_mb",)),
+        ({"memory_limit_bytes": 2**40}, ("memory_limit_bytes",)),
+    ],
+)
+def test_limits_above_the_caps_are_refused_naming_the_field(
+    limits: dict[str, Any], loc: tuple[Any, ...]
+) -> None:
+    policy = LimitPolicy(max_time_limit_s=10.0, max_memory_mb=512)
+    raw = {"private_tests": {"input": ["1"], "output": ["1"]}, **limits}
+    with pytest.raises(ValidationError, match="above this server's cap") as info:
+        normalize_reference(raw, policy, {})
+    assert [tuple(error["loc"]) for error in info.value.errors()] == [loc]
+
+
+def test_loaded_problems_are_trusted_and_clamped(tmp_path: Path) -> None:
+    path = tmp_path / "problems.jsonl"
+    tests = [{"input": "1", "output": "1"}] * 5
+    path.write_text(json.dumps({"id": "p", "tests": tests, "time_limit_s": 100, "memory_limit_mb": 9000}))
+    policy = LimitPolicy(max_time_limit_s=10.0, max_memory_mb=512, max_tests=3)
+    problem = load_problems(path, policy)["p"]
+    assert (len(problem.tests), problem.time_limit_s, problem.memory_limit_mb) == (5, 10.0, 512)
+
+
+SMALL = LimitPolicy(max_tests=3, max_test_bytes=1000)
+FOUR_TACO = {"inputs": ["1"] * 4, "outputs": ["1"] * 4}
+
+
+@pytest.mark.parametrize(
+    ("raw", "loc"),
+    [
+        ({"tests": STDIN_TESTS * 2}, ("tests",)),
+        (
+            {
+                "public_tests": {"input": ["1"] * 2, "output": ["1"] * 2},
+                "private_tests": {"input": ["1"] * 2, "output": ["1"] * 2},
+            },
+            ("private_tests", "input"),
+        ),
+        ({"input_output": json.dumps(FOUR_TACO)}, ("input_output", "inputs")),
+        ({"input_output": FOUR_TACO}, ("input_output", "inputs")),
+    ],
+)
+def test_too_many_tests_are_refused_naming_the_field(raw: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    with pytest.raises(ValidationError, match="REWARD_CODE_MAX_TESTS") as info:
+        normalize_reference(raw, SMALL, {})
+    assert [tuple(error["loc"]) for error in info.value.errors()] == [loc]
+
+
+def test_tests_are_counted_before_they_are_built() -> None:
+    # A million malformed tests: one error about their number, not two million about each of them.
+    with pytest.raises(ValidationError) as info:
+        normalize_reference({"tests": [{}] * 1_000_000}, LimitPolicy(), {})
+    assert [tuple(error["loc"]) for error in info.value.errors()] == [("tests",)]
+
+
+@pytest.mark.parametrize(
+    ("raw", "loc"),
+    [
+        ({"tests": [{"input": "x" * 2000, "output": "1"}]}, ("tests", 0, "input")),
+        ({"tests": [*STDIN_TESTS[:1], {"input": "1", "output": "y" * 900}]}, ("tests", 1, "output")),
+        ({"fn_name": "f", "tests": [{"input": [[{}] * 20], "output": 1}]}, ("tests", 0, "input")),
+        ({"fn_name": "f", "tests": [{"input": [], "output": {"k" * 2000: 1}}]}, ("tests", 0, "output")),
+        ({"public_tests": {"input": ["1"], "output": ["z" * 2000]}}, ("public_tests", "output", 0)),
+        (
+            {"input_output": {"fn_name": "f", "inputs": [[1], [list(range(30))]], "outputs": [1, 1]}},
+            ("input_output", "inputs", 1),
+        ),
+    ],
+)
+def test_test_data_size_is_capped_naming_the_test(raw: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    with pytest.raises(ValidationError, match="REWARD_CODE_MAX_TEST_MB") as info:
+        normalize_reference(raw, SMALL, {})
+    assert [tuple(error["loc"]) for error in info.value.errors()] == [loc]
+
+
+def test_deeply_nested_test_data_is_refused_naming_the_test() -> None:
+    deep = json.loads("[" * 300 + "]" * 300)
+    raw = {"fn_name": "f", "tests": [{"input": [1], "output": 1}, {"input": [deep], "output": 1}]}
+    with pytest.raises(ValidationError, match="nested deeper than 100") as info:
+        normalize_reference(raw, POLICY, {})
+    assert [tuple(error["loc"]) for error in info.value.errors()] == [("tests", 1, "input")]
+    # Loaded problems too: such a problem could not be serialized (cache key, queue job).
+    with pytest.raises(ValidationError, match="nested deeper"):
+        CodeReference.model_validate(raw)
+    # 99 levels inside the argument list are fine, and serialize.
+    fine = json.loads("[" * 99 + "]" * 99)
+    problem = normalize_reference({"fn_name": "f", "tests": [{"input": [fine], "output": 1}]}, POLICY, {})
+    assert problem.model_dump_json().count("[") == 101
+
+
+def test_caps_hold_requests_only() -> None:
+    assert CodeReference.model_validate({"tests": STDIN_TESTS * 10}).tests is not None
 
 
 def test_taco_stdin_form() -> None:

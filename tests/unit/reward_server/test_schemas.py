@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
 import sys
 
 import pytest
 from pydantic import ValidationError
 
-from reward_server.schemas import GradeRequest, RewardSpec, Status
+from reward_server.schemas import CompletionResult, GradeRequest, GradeResponse, RewardSpec, Status
 
 
 def test_importing_schemas_loads_no_server_dependency() -> None:
@@ -53,3 +55,24 @@ def test_duplicate_group_ids_are_refused() -> None:
     group = {"group_id": "a", "backend": "math", "reference": {}, "completions": []}
     with pytest.raises(ValidationError, match="duplicate group_id"):
         GradeRequest.model_validate({"groups": [group, group]})
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+@pytest.mark.parametrize("field", ["correct", "incorrect", "no_answer"])
+def test_non_finite_rewards_are_refused_naming_the_field(literal: str, field: str) -> None:
+    # Python's json reads NaN and Infinity, and 1e999 overflows to inf: all must be refused.
+    raw = json.loads(f'{{"groups": [], "reward": {{"{field}": {literal}}}}}')
+    with pytest.raises(ValidationError) as info:
+        GradeRequest.model_validate(raw)
+    assert [tuple(err["loc"]) for err in info.value.errors()] == [("reward", field)]
+
+
+def test_a_non_finite_reward_is_never_sent_nor_accepted() -> None:
+    with pytest.raises(ValidationError):
+        CompletionResult(status=Status.CORRECT, reward=math.nan)
+    answer = '{"groups": [{"group_id": "g", "results": [{"status": "correct", "reward": %s}], '
+    answer += '"answer_classes": []}], "backends": {}}'
+    assert GradeResponse.model_validate_json(answer % "1.0").groups[0].results[0].reward == 1.0
+    for literal in ("NaN", "Infinity"):
+        with pytest.raises(ValidationError, match="reward"):
+            GradeResponse.model_validate_json(answer % literal)

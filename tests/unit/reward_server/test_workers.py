@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from reward_server.workers import DeadlinePool, JobTimeout, WorkerCrashed
+from reward_server.workers import DeadlinePool, JobFailed, JobTimeout, WorkerCrashed
 
 
 @pytest.fixture
@@ -38,14 +38,15 @@ async def test_job_past_deadline_is_killed_and_worker_replaced(pool: DeadlinePoo
 
 
 async def test_dead_worker_is_an_infrastructure_failure(pool: DeadlinePool) -> None:
-    with pytest.raises(WorkerCrashed):
+    with pytest.raises(WorkerCrashed) as info:
         await pool.run(os._exit, 3, timeout_s=5)
+    assert not isinstance(info.value, JobFailed)
     assert pool.alive
     assert await pool.run(operator.mul, 6, 7, timeout_s=5) == 42
 
 
 async def test_exception_in_job_is_reported(pool: DeadlinePool) -> None:
-    with pytest.raises(WorkerCrashed, match="ZeroDivisionError"):
+    with pytest.raises(JobFailed, match="ZeroDivisionError"):
         await pool.run(operator.truediv, 1, 0, timeout_s=5)
 
 

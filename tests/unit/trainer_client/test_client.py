@@ -455,3 +455,57 @@ def test_sync_client_retries_and_raises_the_same_errors() -> None:
     with RewardClient(URL, transport=httpx.MockTransport(lambda r: httpx.Response(500)), max_retries=0) as c:
         with pytest.raises(RewardServerUnavailable):
             c.grade([group()])
+
+
+KEY = "k" * 20 + "-secret"
+
+
+@pytest.mark.parametrize(
+    ("api_key", "env", "sent"),
+    [
+        (KEY, None, f"Bearer {KEY}"),
+        (None, KEY, f"Bearer {KEY}"),  # REWARD_SERVER_API_KEY
+        (KEY, "other-key-from-the-environment", f"Bearer {KEY}"),  # the argument wins
+        ("", KEY, None),  # explicitly none
+        (None, None, None),
+    ],
+)
+async def test_the_api_key_is_sent_as_a_bearer_token(
+    monkeypatch: pytest.MonkeyPatch, api_key: str | None, env: str | None, sent: str | None
+) -> None:
+    if env is not None:
+        monkeypatch.setenv("REWARD_SERVER_API_KEY", env)
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return echo(request)
+
+    async with AsyncRewardClient(URL, api_key=api_key, transport=httpx.MockTransport(handler)) as client:
+        await client.grade([group()])
+    with RewardClient(URL, api_key=api_key, transport=httpx.MockTransport(handler)) as sync_client:
+        sync_client.grade([group()])
+    assert seen == [sent, sent]
+
+
+async def test_a_refused_key_fails_fast_and_is_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        body = {"error": "unauthorized", "message": "invalid API key", "fields": []}
+        return httpx.Response(401, json=body, headers={"www-authenticate": "Bearer"})
+
+    caplog.set_level(logging.DEBUG)
+    async with AsyncRewardClient(URL, api_key=KEY, transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(RewardRequestError) as info:
+            await client.grade([group()])
+    assert calls == 1 and info.value.status_code == 401 and info.value.error == "unauthorized"
+    assert KEY not in str(info.value) and KEY not in caplog.text
+
+
+def test_a_key_that_cannot_be_a_header_is_refused_without_showing_it() -> None:
+    with pytest.raises(ValueError, match="printable ASCII") as info:
+        RewardClient(URL, api_key="line\nbreak-in-the-key")
+    assert "break-in-the-key" not in str(info.value)

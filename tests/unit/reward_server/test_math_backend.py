@@ -1,0 +1,45 @@
+"""The math backend with its real worker pool: a completion is only ever graded by what it does itself."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from reward_server.backends import math_sympy
+from reward_server.backends.math_sympy import MathBackend, MathReference
+from reward_server.schemas import Status
+from reward_server.settings import RewardSettings
+
+# About 9 s of extraction on the dev machine (32 MB of bare boxes): far past the 1 s deadline below, and
+# past three completions' worth of it (3 s) even on a faster machine. Extracted with its neighbours in one
+# job, it took them all down.
+SLOW_TO_EXTRACT = "\\boxed 1 " * (32 * 1024 * 1024 // 9)
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[MathBackend]:
+    backend = MathBackend(RewardSettings(math_workers=2, math_timeout_s=1.0))
+    await backend.start()
+    yield backend
+    await backend.close()
+
+
+@pytest.mark.parametrize("batch", ["alone", "with_its_neighbours"])
+async def test_a_completion_too_slow_to_extract_affects_only_itself(
+    backend: MathBackend, batch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if batch == "with_its_neighbours":  # one job for the three: it fails, and each is extracted again alone
+        monkeypatch.setattr(math_sympy, "EXTRACT_BATCH_CHARS", 64 * 1024 * 1024)
+    completions = ["so $\\boxed{1}$", SLOW_TO_EXTRACT, "The final answer is 2."]
+    verdicts = await backend.grade(MathReference(answer="1"), completions)
+    statuses = [verdict.status for verdict in verdicts]
+    assert statuses == [Status.CORRECT, Status.INCORRECT, Status.INCORRECT], verdicts
+    assert verdicts[1].detail is not None and "extraction deadline" in verdicts[1].detail
+    assert backend.ready  # the worker that ran past the deadline was replaced
+
+
+async def test_many_completions_are_extracted_in_batches(backend: MathBackend) -> None:
+    completions = [f"$\\boxed{{{i % 7}}}$" for i in range(300)]
+    verdicts = await backend.grade(MathReference(answer="3"), completions)
+    assert [v.status is Status.CORRECT for v in verdicts] == [i % 7 == 3 for i in range(300)]
