@@ -77,7 +77,9 @@ class RedisServer:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], name: str) -> None:
+    def __init__(
+        self, env: dict[str, str], name: str, preexec_fn: Callable[[], object] | None = None
+    ) -> None:
         self.name = name
         clean = {k: v for k, v in os.environ.items() if not k.startswith("REWARD_")}
         self.process = subprocess.Popen(
@@ -86,6 +88,7 @@ class WorkerProcess:
             cwd=REPO,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=preexec_fn,
         )
         self.log: list[str] = []
         self.collector = threading.Thread(target=self._collect, daemon=True)
@@ -130,8 +133,8 @@ class Stack:
         self.server = ServerProcess(self.env)
         return self.server
 
-    def start_worker(self, name: str) -> WorkerProcess:
-        worker = WorkerProcess(self.env, name)
+    def start_worker(self, name: str, preexec_fn: Callable[[], object] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(self.env, name, preexec_fn)
         self.workers.append(worker)
         wait_for(lambda: self.alive_workers() >= len(self.workers), 30, f"worker {name} to register")
         return worker

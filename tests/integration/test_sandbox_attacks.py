@@ -797,43 +797,45 @@ def _slot_ids(box: Sandbox) -> list[Any]:
 HOLD = "import os, sys\nprint('HELD' if held >= want else f'only {held >> 20} MiB', flush=True)\n"
 
 
+SYSV_HOLD = (
+    "import ctypes, os\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "libc.shmat.restype = ctypes.c_void_p\n"
+    "want, held = 256 << 20, 0\n"
+    "while held < want:\n"
+    "    seg = libc.shmget(0, 32 << 20, 0o1600)  # IPC_PRIVATE, IPC_CREAT\n"
+    "    if seg < 0:\n"
+    "        break\n"
+    "    addr = libc.shmat(seg, None, 0)\n"
+    "    ctypes.memset(addr, 1, 32 << 20)\n"
+    "    libc.shmdt(ctypes.c_void_p(addr))\n"
+    "    held += 32 << 20\n"
+) + HOLD
+MEMFD_HOLD = (
+    "import os\n"
+    "want, held, fds = 256 << 20, 0, []\n"
+    "try:\n"
+    "    while held < want:\n"
+    "        fd = os.memfd_create('x')\n"
+    "        os.write(fd, bytes(8 << 20))\n"
+    "        fds.append(fd)\n"
+    "        held += 8 << 20\n"
+    "except OSError as exc:\n"
+    "    print(exc)\n"
+) + HOLD
+
+
 async def test_sysv_shared_memory_cannot_hold_memory_outside_the_limits(
     sandbox: Sandbox, secret: str
 ) -> None:
     """Attach, fill, detach, repeat: segments that no process maps are in nobody's RSS or address space."""
-    code = (
-        "import ctypes, os\n"
-        "libc = ctypes.CDLL(None, use_errno=True)\n"
-        "libc.shmat.restype = ctypes.c_void_p\n"
-        "want, held = 256 << 20, 0\n"
-        "while held < want:\n"
-        "    seg = libc.shmget(0, 32 << 20, 0o1600)  # IPC_PRIVATE, IPC_CREAT\n"
-        "    if seg < 0:\n"
-        "        break\n"
-        "    addr = libc.shmat(seg, None, 0)\n"
-        "    ctypes.memset(addr, 1, 32 << 20)\n"
-        "    libc.shmdt(ctypes.c_void_p(addr))\n"
-        "    held += 32 << 20\n"
-    ) + HOLD
-    run = await run_program(sandbox, code, memory_mb=64, wall_time_s=10)
+    run = await run_program(sandbox, SYSV_HOLD, memory_mb=64, wall_time_s=10)
     assert_not_passed(run, secret)
     assert "HELD" not in run.stdout, run  # SysV IPC is refused to solutions
 
 
 async def test_memfds_cannot_hold_memory_outside_the_limits(sandbox: Sandbox, secret: str) -> None:
-    code = (
-        "import os\n"
-        "want, held, fds = 256 << 20, 0, []\n"
-        "try:\n"
-        "    while held < want:\n"
-        "        fd = os.memfd_create('x')\n"
-        "        os.write(fd, bytes(8 << 20))\n"
-        "        fds.append(fd)\n"
-        "        held += 8 << 20\n"
-        "except OSError as exc:\n"
-        "    print(exc)\n"
-    ) + HOLD
-    run = await run_program(sandbox, code, memory_mb=64, wall_time_s=10, max_open_files=64)
+    run = await run_program(sandbox, MEMFD_HOLD, memory_mb=64, wall_time_s=10, max_open_files=64)
     assert_not_passed(run, secret)
     assert "HELD" not in run.stdout, run
 

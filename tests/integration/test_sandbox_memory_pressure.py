@@ -14,8 +14,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,9 +63,10 @@ asyncio.run(main())
 """
 
 
-@pytest.fixture
-def small_memory_cgroup() -> Iterator[Path]:
-    """A memory cgroup of HOST_LIMIT_MB (no swap) under this process's own; its cgroup.procs."""
+@contextmanager
+def memory_cgroup(limit_mb: int) -> Iterator[Path]:
+    """A memory cgroup of `limit_mb` (no swap) under this process's own; its cgroup.procs (write "0" into it
+    to join). Skips the test where no such cgroup can be made (not root, no memory controller)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to make a memory cgroup")
     found = own_cgroup_dir("memory")
@@ -71,7 +74,7 @@ def small_memory_cgroup() -> Iterator[Path]:
         pytest.skip("no memory cgroup controller here")
     fstype, own = found
     directory = Path(own) / f"iarl-test-host-{uuid.uuid4().hex[:8]}"
-    limit = str(HOST_LIMIT_MB << 20)
+    limit = str(limit_mb << 20)
     try:
         directory.mkdir()
     except OSError as exc:
@@ -98,7 +101,13 @@ def small_memory_cgroup() -> Iterator[Path]:
                 directory.rmdir()
                 break
             except OSError:
-                subprocess.run(["sleep", "0.1"], check=False)
+                time.sleep(0.1)
+
+
+@pytest.fixture
+def small_memory_cgroup() -> Iterator[Path]:
+    with memory_cgroup(HOST_LIMIT_MB) as procs:
+        yield procs
 
 
 def test_a_memory_fan_out_does_not_get_its_neighbour_or_the_host_killed(small_memory_cgroup: Path) -> None:
