@@ -130,6 +130,13 @@ class RewardSettings(BaseSettings):
     code_default_memory_mb: int = Field(
         1024, ge=16, le=16384, description="Address space per test when the reference gives none."
     )
+    code_max_run_s: float = Field(
+        600.0,
+        gt=0,
+        description="Wall time one program's run may take over all its tests: past it, it stops before its "
+        "next test and fails as a `timeout` (not cached: a busy machine may have caused it). Bounds how long "
+        "a request or a queued job waits for one program.",
+    )
     code_wall_time_factor: float = Field(
         2.0,
         ge=1.0,
@@ -191,12 +198,6 @@ class RewardSettings(BaseSettings):
         description="How long jobs wait while no worker is alive (none heartbeated within "
         "REWARD_QUEUE_CLAIM_AFTER_S) before they are answered `error`. While workers live, a waiting job "
         "is never expired: its run clock starts when a worker takes it.",
-    )
-    queue_max_run_s: float = Field(
-        600.0,
-        gt=0,
-        description="Cap on a job's run time (tests x time limit), counted from when a worker takes it; a "
-        "job still running past it (plus a margin) is `error`.",
     )
     queue_claim_after_s: float = Field(
         30.0,

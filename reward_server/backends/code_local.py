@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from reward_server.backends.base import Verdict
-from reward_server.code_grading import CodeProblem, TestFailure, judge_test
+from reward_server.code_grading import CodeProblem, FailureKind, TestFailure, judge_test
 from reward_server.metrics import COMPONENTS
 from reward_server.schemas import Status, TestSummary
 from reward_server.settings import RewardSettings
@@ -33,6 +34,22 @@ from sandbox.schemas import Limits, Program, TestInput
 log = logging.getLogger(__name__)
 
 WALL_SLACK_S = 1.0  # beyond the wall-clock multiple of the time limit: a program's start and exit
+
+
+def test_limits(problem: CodeProblem, settings: RewardSettings) -> Limits:
+    """The sandbox limits of each of `problem`'s tests: its time limit on CPU time, a wall-clock backstop."""
+    return Limits(
+        cpu_time_s=problem.time_limit_s,
+        wall_time_s=problem.time_limit_s * settings.code_wall_time_factor + WALL_SLACK_S,
+        memory_mb=problem.memory_limit_mb,
+    )
+
+
+def run_time_bound_s(problem: CodeProblem, settings: RewardSettings) -> float:
+    """The longest a program's run can take: its tests up to REWARD_CODE_MAX_RUN_S, then the test under way
+    and its one rerun (for whoever waits on a run, e.g. the job queue)."""
+    wall_s = test_limits(problem, settings).wall_time_s
+    return min(len(problem.tests) * wall_s, settings.code_max_run_s) + 2 * wall_s
 
 
 def build_sandbox(backend: str) -> Sandbox:
@@ -91,12 +108,7 @@ class LocalExecutor:
         return verdicts
 
     def limits(self, problem: CodeProblem) -> Limits:
-        time_limit_s = problem.time_limit_s
-        return Limits(
-            cpu_time_s=time_limit_s,
-            wall_time_s=time_limit_s * self.settings.code_wall_time_factor + WALL_SLACK_S,
-            memory_mb=problem.memory_limit_mb,
-        )
+        return test_limits(problem, self.settings)
 
     async def _run(self, problem: CodeProblem, inputs: list[TestInput], code: str) -> Verdict:
         program = Program(code=code, mode=problem.mode, fn_name=problem.fn_name)
@@ -106,7 +118,14 @@ class LocalExecutor:
         async with self.parallel:
             try:
                 async with self.sandbox.session(program, self.limits(problem)) as session:
+                    run_ends = time.monotonic() + self.settings.code_max_run_s
                     for index, (test, test_input) in enumerate(zip(problem.tests, inputs, strict=True)):
+                        if time.monotonic() > run_ends:
+                            # Slow on many tests: the run stops, a timeout (sleeping or starved: not certain).
+                            limit_s = self.settings.code_max_run_s
+                            detail = f"its run took over {limit_s:g} s (REWARD_CODE_MAX_RUN_S)"
+                            first, certain = (index, TestFailure(FailureKind.TIMEOUT, detail)), False
+                            break
                         run = await session.run(test_input)
                         COMPONENTS.test_run(run)  # metrics hook
                         failure = judge_test(problem, test, run)

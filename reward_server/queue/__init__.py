@@ -13,9 +13,9 @@ Layout (every key starts with `REWARD_QUEUE_PREFIX`, `iarl` by default; see `pro
   request -> jobs it holds or may add): the requests in flight, for fair shares and the depth limit.
 
 The clock: a job's run clock starts when a worker takes it, never while it waits. The worker tells the
-job's server ("taken"); the server then waits for the verdict up to the job's budget (tests x time limit,
-capped by REWARD_QUEUE_MAX_RUN_S, plus a margin) and the time a take-over needs. While a job waits for a
-worker nothing expires it, as long as some worker is alive; once no worker has been alive for
+job's server ("taken"); the server then waits for the verdict up to the job's budget (its tests' wall-clock
+limits, capped by REWARD_CODE_MAX_RUN_S, plus a margin) and the time a take-over needs. While a job waits
+for a worker nothing expires it, as long as some worker is alive; once no worker has been alive for
 REWARD_QUEUE_MAX_WAIT_S, the waiting jobs are answered `error` and taken off the stream.
 
 Back-pressure: a request is admitted as a whole before any of it is enqueued (`admission`): its code

@@ -31,6 +31,7 @@ from typing import Any, cast
 from redis.exceptions import ResponseError
 
 from reward_server.backends.base import Verdict
+from reward_server.backends.code_local import run_time_bound_s
 from reward_server.code_grading import CodeProblem
 from reward_server.errors import Overloaded, QueueFull, QueueStorageFull, QueueUnavailable
 from reward_server.metrics import COMPONENTS, QUEUE_PHASES
@@ -150,9 +151,7 @@ class QueueExecutor:
             return []
         request, own_request = await self._request(len(codes))
         key, payload = problem_key(problem)
-        budget_s = (
-            min(len(problem.tests) * problem.time_limit_s, self.settings.queue_max_run_s) + RUN_MARGIN_S
-        )
+        budget_s = run_time_bound_s(problem, self.settings) + RUN_MARGIN_S
         now = time.time()
         loop = asyncio.get_running_loop()
         tracked = [

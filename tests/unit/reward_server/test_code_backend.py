@@ -359,3 +359,11 @@ async def test_long_completions_are_extracted_in_a_worker_process(sandbox: FakeS
     assert backend.extractor.pool.alive
     await backend.close()
     assert not backend.extractor.pool.alive
+
+
+async def test_a_run_longer_than_its_cap_stops_as_an_uncertain_timeout(sandbox: FakeSandbox) -> None:
+    backend = await make_backend(sandbox, code_max_run_s=0.001)  # each fake test takes 5 ms
+    (verdict,) = await grade(backend, STDIN, ["add"])
+    assert verdict.status is Status.INCORRECT and not verdict.certain
+    assert summary(verdict).failure_kind == "timeout" and summary(verdict).first_failure == 1
+    assert "REWARD_CODE_MAX_RUN_S" in (verdict.detail or "") and sandbox.runs == 1
