@@ -14,7 +14,7 @@ Runners (each behind the same `sandbox.runners.base.Sandbox` interface, graded b
 
 What it measures, per runner:
 
-- **agreement**: verdicts on the 82 labeled solutions of `../shared/data/code/dev_problems.jsonl`
+- **agreement**: verdicts on the 82 labeled solutions of `data/code/dev_problems.jsonl`
   (`pass` -> correct, `fail` -> incorrect), graded as a real request would be: one group per problem,
   groups in parallel, `--parallel` sessions at most (REWARD_CODE_MAX_PARALLEL), stop at the first failure.
 - **solutions/s** and **tests/s** over the whole set (best of `--repeat` passes). The set holds two
@@ -58,7 +58,7 @@ from reward_server.settings import RewardSettings  # noqa: E402
 from sandbox.runners.base import Sandbox  # noqa: E402
 from sandbox.schemas import Limits, Outcome, Program, TestInput, TestRun  # noqa: E402
 
-DEV_PROBLEMS = ROOT.parent / "shared" / "data" / "code" / "dev_problems.jsonl"
+DEV_PROBLEMS = ROOT / "data" / "code" / "dev_problems.jsonl"
 RESULTS = ROOT / "bench" / "results" / "code_grading.json"
 
 # --------------------------------------------------------------------------- naive runner (baseline)

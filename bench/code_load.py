@@ -25,7 +25,7 @@ import redis
 from common import ROOT, machine_info, start_server, timestamp
 from server_load import run_phase
 
-DEV_PROBLEMS = ROOT.parent / "shared/data/code/dev_problems.jsonl"
+DEV_PROBLEMS = ROOT / "data/code/dev_problems.jsonl"
 RESULTS = ROOT / "bench/results/server_load_code.json"
 TRIVIAL_REFERENCE = {"tests": [{"input": "", "output": "ok\n"}], "time_limit_s": 2}
 

@@ -6,7 +6,7 @@
 #     bash bench/gpu_check.sh          # logs and JSON go to $OUT (default /tmp/gpu_check_out)
 #
 # .whl/ (git-ignored, carried to the machine) holds the wheels of what the machine lacks, for its Python
-# 3.12, and a copy of ../shared/data/math/math_test_500.jsonl for the bench (the machine has no ../shared):
+# 3.12 (the bench's MATH-500 is in the repository, data/math/):
 #
 #     for spec in fastapi==0.165.0 starlette==1.10.0 pydantic==2.14.4 pydantic-core==2.50.5 \
 #         pydantic-settings==2.16.3 uvicorn==0.54.0 annotated-types==0.8.0 typing-inspection==0.4.5 \
@@ -16,7 +16,6 @@
 #         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #         --platform any -d .whl "$spec"
 #     done
-#     cp ../shared/data/math/math_test_500.jsonl .whl/
 #
 # (the server's runtime imports plus their Requires-Dist; docker is left out: nothing here imports it.)
 # A wheel is installed only where the machine has no such package or one too old for the other wheels,
@@ -140,8 +139,7 @@ elif grep -qE '[0-9]+ skipped' "$OUT/gpu_tests.log" && ! grep -qE '[0-9]+ passed
 fi
 
 step "trainer step bench on cuda"
-data=../shared/data/math/math_test_500.jsonl
-[ -f "$data" ] || data="$WHEELS/math_test_500.jsonl"
+data=data/math/math_test_500.jsonl
 [ -f "$data" ] || { data=examples/toy_sums.jsonl; echo "no MATH-500 here: the bench runs on $data"; }
 timeout "${BENCH_TIMEOUT_S:-120}" "$PY" bench/trainer_step.py --device cuda --data "$data" \
     --out bench/results/trainer_step_cuda.json 2>&1 | tee "$OUT/trainer_step.log"

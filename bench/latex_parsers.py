@@ -33,7 +33,7 @@ from reward_server.math_grading import extract_answer, judge  # noqa: E402
 from reward_server.math_grading.normalize import normalize  # noqa: E402
 from reward_server.math_grading.structure import Unparsed, read_answer  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "math"
+DATA = ROOT / "data" / "math"
 RESULTS = ROOT / "bench" / "results" / "latex_parsers.json"
 
 

@@ -12,7 +12,7 @@ Two graders are compared in the same run:
 
 They run on two datasets, reported separately:
 
-- `../shared/data/math/dev_pairs.jsonl`;
+- `data/math/dev_pairs.jsonl`;
 - `tests/data/math_holdout_pairs.jsonl` (holdout is on by default; turn it off with `--no-holdout`).
 
 How it runs:
@@ -59,9 +59,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+DATA = ROOT / "data"
 DATASETS = {
-    "dev": SHARED / "data" / "math" / "dev_pairs.jsonl",
+    "dev": DATA / "math" / "dev_pairs.jsonl",
     "holdout": ROOT / "tests" / "data" / "math_holdout_pairs.jsonl",
 }
 RESULTS = ROOT / "bench" / "results" / "math_grading.json"

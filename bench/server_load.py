@@ -8,7 +8,7 @@ request latency with the cache cold (every completion new) and warm (the same re
 
     python bench/server_load.py [--clients 4] [--requests 8] [--prompts 64] [--k 4] [--redis-url URL]
 
-Code (`--workers 1,2,4`): the labeled solutions of ../shared/data/code/dev_problems.jsonl as code groups
+Code (`--workers 1,2,4`): the labeled solutions of data/code/dev_problems.jsonl as code groups
 (one per problem, every completion new), graded by the embedded default (the server's own process sandbox)
 and then through the Redis job queue by 1, 2, 4 `reward-server worker` processes, in one run; plus the
 queue's overhead per job: the latency of a one-test trivial program, sent alone, embedded vs queued.
@@ -35,7 +35,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine_info, start_server, timestamp  # noqa: E402
 
-MATH_500 = ROOT.parent / "shared/data/math/math_test_500.jsonl"
+MATH_500 = ROOT / "data/math/math_test_500.jsonl"
 RESULTS = ROOT / "bench/results/server_load.json"
 
 

@@ -25,7 +25,7 @@ from trainer_client.config import load_config  # noqa: E402
 from trainer_client.policy import pick_device  # noqa: E402
 from trainer_client.train import train  # noqa: E402
 
-MATH_500 = ROOT.parent / "shared/data/math/math_test_500.jsonl"
+MATH_500 = ROOT / "data/math/math_test_500.jsonl"
 RESULTS = ROOT / "bench/results/trainer_step.json"
 
 

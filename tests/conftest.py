@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+DATA = REPO / "data"  # copied in, with its sources and licences (data/README.md)
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +27,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    return SHARED / "data"
+    return DATA
 
 
 def free_port() -> int:

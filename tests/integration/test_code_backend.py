@@ -1,6 +1,6 @@
 """The code backend through a real `reward-server serve` process and the process sandbox.
 
-The last test grades every labeled solution of ../shared/data/code/dev_problems.jsonl and requires the
+The last test grades every labeled solution of data/code/dev_problems.jsonl and requires the
 verdicts to agree with all the labels (`pass` -> correct, `fail` -> incorrect).
 """
 
@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SHARED, ServerProcess
+from tests.conftest import DATA, ServerProcess
 
 pytestmark = pytest.mark.slow
-DEV_PROBLEMS = SHARED / "data" / "code" / "dev_problems.jsonl"
+DEV_PROBLEMS = DATA / "code" / "dev_problems.jsonl"
 ADD = {
     "tests": [{"input": "1 2\n", "output": "3\n"}, {"input": "5 5\n", "output": "10\n"}],
     "time_limit_s": 2,
