@@ -19,9 +19,8 @@ R = TypeVar("R")
 async def gather_bounded(fn: Callable[[T], Awaitable[R]], items: Sequence[T], limit: int) -> list[R]:
     """`[await fn(item) for item in items]`, run concurrently, at most `limit` at a time, in order.
 
-    Like `asyncio.gather`, the first exception propagates (items already started still finish).
+    The first exception propagates and cancels the rest (a refused request grades nothing more).
     """
-    results: list[R] = []
     slots: dict[int, R] = {}
     pending = iter(enumerate(items))
 
@@ -29,6 +28,10 @@ async def gather_bounded(fn: Callable[[T], Awaitable[R]], items: Sequence[T], li
         for index, item in pending:  # one shared iterator: each item is taken once
             slots[index] = await fn(item)
 
-    await asyncio.gather(*(worker() for _ in range(min(limit, len(items)))))
-    results.extend(slots[index] for index in range(len(items)))
-    return results
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(limit, len(items))):
+                group.create_task(worker())
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # as asyncio.gather would: the first error itself
+    return [slots[index] for index in range(len(items))]

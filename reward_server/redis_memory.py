@@ -18,8 +18,9 @@ from reward_server.metrics import COMPONENTS
 
 log = logging.getLogger(__name__)
 
-# Policies under which a full Redis refuses writes. (The cache's keys all have a TTL, so `volatile-*` would
-# evict them; the queue's streams have none.)
+# Policies under which a full Redis refuses writes instead of evicting. (The cache's keys all have a TTL, so
+# `volatile-*` would evict them; it would also evict the queue's problems and reply streams, which have one:
+# the queue's Redis must run `noeviction`, docker-compose.yml does.)
 REFUSING_POLICIES = frozenset({"noeviction"})
 
 

@@ -125,7 +125,7 @@ class RewardSettings(BaseSettings):
         True, description="Stop a solution at its first failing test (its reward is decided)."
     )
     code_default_time_limit_s: float = Field(
-        4.0, gt=0, le=120, description="Wall time per test when the reference gives none."
+        4.0, gt=0, le=120, description="Time limit per test (CPU time) when the reference gives none."
     )
     code_default_memory_mb: int = Field(
         1024, ge=16, le=16384, description="Address space per test when the reference gives none."

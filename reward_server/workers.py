@@ -28,6 +28,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+_PRELOAD: set[str] = set()  # the modules the forkserver imports once, for every pool
+
+
 class JobTimeout(Exception):
     """The job did not finish before its deadline; its worker was killed."""
 
@@ -101,7 +104,10 @@ class DeadlinePool:
         self.size = size
         self.memory_limit_mb = memory_limit_mb
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(list(preload))
+        # The preload list is one per process (the forkserver's, fixed when it first starts): every pool adds
+        # its modules to it, never replaces another pool's.
+        _PRELOAD.update(preload)
+        self._ctx.set_forkserver_preload(sorted(_PRELOAD))
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._all: set[_Worker] = set()
         self.timeouts = 0

@@ -39,6 +39,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,8 @@ class SlotCgroups:
             fstype, own = memory
             if fstype == "cgroup":
                 return cls._create_v1(name, slots)
+            if "memory" not in (Path(own) / "cgroup.controllers").read_text().split():
+                raise CgroupsUnavailable(f"the memory controller is not available in {own}")
             return cls._create_v2(_v2_parent(Path(own)), name, slots)
         except OSError as exc:
             raise CgroupsUnavailable(f"cannot make cgroups: {exc}") from exc
@@ -103,10 +106,11 @@ class SlotCgroups:
             if base not in bases:  # cpu and cpuacct are often mounted together
                 bases.append(base)
         made = cls(1, tuple(bases), slots)
-        made._make_dirs()
-        for base in made.bases:
-            if (base / "cpu.shares").exists():
-                (base / "cpu.shares").write_text(str(1024 * slots))  # see _weigh_like_processes
+        with made._undone_on_failure():
+            made._make_dirs()
+            for base in made.bases:
+                if (base / "cpu.shares").exists():
+                    (base / "cpu.shares").write_text(str(1024 * slots))  # (see the module docstring)
         return made
 
     @classmethod
@@ -117,15 +121,24 @@ class SlotCgroups:
         wanted = " ".join(f"+{c}" for c in ("memory", "cpu") if c not in missing)
         (parent / "cgroup.subtree_control").write_text(wanted)
         made = cls(2, (parent / f"iarl-sandbox-{name}",), slots)
-        made._make_dirs()
-        (made.bases[0] / "cgroup.subtree_control").write_text(wanted)
-        if (made.bases[0] / "cpu.weight").exists():
-            (made.bases[0] / "cpu.weight").write_text(str(min(10_000, 100 * slots)))
-        for slot in made._slots:
-            (slot.dirs[0] / "memory.oom.group").write_text("1")  # an OOM kill takes the whole test
-            with contextlib.suppress(FileNotFoundError):  # (no swap accounting: nothing to turn off)
-                (slot.dirs[0] / "memory.swap.max").write_text("0")
+        with made._undone_on_failure():
+            made._make_dirs()
+            (made.bases[0] / "cgroup.subtree_control").write_text(wanted)
+            if (made.bases[0] / "cpu.weight").exists():
+                (made.bases[0] / "cpu.weight").write_text(str(min(10_000, 100 * slots)))
+            for slot in made._slots:
+                (slot.dirs[0] / "memory.oom.group").write_text("1")  # an OOM kill takes the whole test
+                with contextlib.suppress(FileNotFoundError):  # (no swap accounting: nothing to turn off)
+                    (slot.dirs[0] / "memory.swap.max").write_text("0")
         return made
+
+    @contextlib.contextmanager
+    def _undone_on_failure(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self.remove()
+            raise
 
     def _make_dirs(self) -> None:
         for base in self.bases:
@@ -173,6 +186,12 @@ class SlotCgroups:
             for name in files:
                 (directory / name).write_text(str(limit))
         self._memory_limit[slot] = limit
+
+    def empty(self, slot: int) -> None:
+        """Kill whatever is left in one slot's cgroup (a runner that broke may leave tests behind without a
+        pid namespace): they would count against the next session's memory and CPU time."""
+        for directory in self._slots[slot].dirs:
+            _kill_all(directory, self.version)
 
     def remove(self) -> None:
         """Kill whatever is left in the slots' cgroups and remove them."""
@@ -248,14 +267,7 @@ def _remove_tree(directory: Path, version: int, timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     for cgroup in dirs:
         while True:
-            kill = cgroup / "cgroup.kill"
-            if version == 2 and kill.exists():
-                with contextlib.suppress(OSError):
-                    kill.write_text("1")
-            else:
-                for pid in _pids(cgroup):
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGKILL)
+            _kill_all(cgroup, version)
             try:
                 cgroup.rmdir()
                 break
@@ -263,3 +275,14 @@ def _remove_tree(directory: Path, version: int, timeout_s: float = 5.0) -> None:
                 if exc.errno != errno.EBUSY or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)  # killed processes take a moment to leave
+
+
+def _kill_all(cgroup: Path, version: int) -> None:
+    kill = cgroup / "cgroup.kill"
+    if version == 2 and kill.exists():
+        with contextlib.suppress(OSError):
+            kill.write_text("1")
+        return
+    for pid in _pids(cgroup):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)

@@ -19,7 +19,7 @@ an "op" key. Frames larger than 256 MiB are refused. Requests and replies:
     <- {"op": "opened", "compile_error": null | "SyntaxError ..."}
     -> {"op": "run", "stdin": "...", "args": null | [...]}     any number of times
     <- {"op": "result", "outcome", "stdout", "stderr_tail", "result_json", "exit_code", "signal",
-        "wall_time_s", "cpu_time_s"}
+        "wall_time_s", "cpu_time_s", "certain"}
     -> {"op": "close"}
     <- {"op": "closed"}                                    the session and everything it started are gone
 
@@ -34,8 +34,8 @@ inside, to test_uid; without a user namespace tests run as test_uid directly); "
 per-session tmpfs); "expose" (host paths to show read-only besides the Python installation); "work_root"
 (where per-session work dirs go when there is no mount namespace); "spare_session" (default true: with
 a pid namespace, set up the next session process ahead of its "open", see below); "mount_proc": "auto" |
-"off" (see "/proc" below); "levels" (tests only: the isolation levels to try, among userns,
-userns-unprivileged, namespaces and none).
+"off" (see "/proc" below); "cgroup" (the cgroup of the tests: see TestCgroup); "levels" (tests only: the
+isolation levels to try, among userns, userns-unprivileged, namespaces and none).
 
 Processes
 ---------
@@ -68,11 +68,18 @@ into /proc) do not resolve.
 Per test: G is forked ahead of time (right after the previous result is sent) and sets itself up, then
 waits on a "go" pipe for its arguments while stdin waits in a memfd; S starts the wall clock at "go".
 G's fds: 0 stdin (memfd), 1 stdout and 2 stderr (pipes, capped together), 3 the result channel (records:
-tag b"R" result JSON or b"E" exception name, 4-byte length, body), 4 "k" once set up (closed before the
-solution runs: a test whose G dies before "k" is our failure, never the program's), 5 the go pipe. Outcome:
-output_limit or timeout if S killed it for that; else a signal (SIGXCPU, or SIGKILL past the CPU limit:
-timeout; with a MemoryError seen: memory; else runtime_error); else a non-zero exit (memory or
-runtime_error); else, for a call, exactly one well-formed result record (else runtime_error); else ok.
+tag b"R" result JSON, b"E" exception name, or from the compile probe b"C" the marshalled code object;
+4-byte length, body), 4 "k" once set up (closed before the solution runs: a test whose G dies before "k" is
+our failure, never the program's), 5 the go pipe. Before it drops its privileges G joins the test cgroup,
+raises its OOM score to 1000, and loads the seccomp filter (solution_filter).
+
+Outcome (see Session._verdict): output_limit if S killed it for that; memory if the OOM killer took a
+process of its cgroup meanwhile; timeout if the wall clock ran out, or its processes together used their
+CPU time (SIGXCPU, or the cgroup's count read every CGROUP_CHECK_S); else a signal or a non-zero exit
+(memory with a MemoryError seen, else runtime_error); else, for a call, exactly one well-formed result
+record (else runtime_error); else ok. "certain" is false when the outcome may not be the program's doing:
+out of wall time with CPU time to spare, an OOM kill in a cgroup shared with other sessions, or a SIGKILL
+nobody can say the sender of.
 """
 
 from __future__ import annotations

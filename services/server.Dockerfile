@@ -19,7 +19,7 @@
 # Both commands run as an unprivileged user (uid 10001). The worker runs untrusted solutions with the
 # process sandbox (sandbox/runners/process.py): the sandbox's user/pid/net/mount namespaces (which keep
 # solutions away from Redis and the worker's own processes) need only a seccomp profile that allows unshare,
-# mount, umount2 and pivot_root (services/seccomp/worker.json): no capability, no systempaths=unconfined
+# mount, umount2 and pivot_root (sandbox/seccomp.json): no capability, no systempaths=unconfined
 # (under Docker's /proc masks the sandbox runs with no /proc inside); docker-compose.yml and docs/deploy.md
 # give the least privilege that works and why.
 ARG BASE_IMAGE=python:3.11-slim

@@ -47,7 +47,10 @@ class Verdict:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Verdict:
-        return cls(**{**data, "status": Status(data["status"])})
+        """From `to_json`'s output; fields this version does not know (a newer server's cache entry, a newer
+        worker's reply) are ignored, missing ones take their defaults."""
+        known = {name: value for name, value in data.items() if name in cls.__dataclass_fields__}
+        return cls(**{**known, "status": Status(data["status"])})
 
 
 @runtime_checkable

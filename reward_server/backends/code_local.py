@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 WALL_SLACK_S = 1.0  # beyond the wall-clock multiple of the time limit: a program's start and exit
 
 
-def test_limits(problem: CodeProblem, settings: RewardSettings) -> Limits:
+def sandbox_limits(problem: CodeProblem, settings: RewardSettings) -> Limits:
     """The sandbox limits of each of `problem`'s tests: its time limit on CPU time, a wall-clock backstop."""
     return Limits(
         cpu_time_s=problem.time_limit_s,
@@ -45,11 +45,16 @@ def test_limits(problem: CodeProblem, settings: RewardSettings) -> Limits:
     )
 
 
+def run_cap_s(problem: CodeProblem, settings: RewardSettings) -> float:
+    """How long a program's tests may take in all: each at its wall-clock limit, capped by
+    REWARD_CODE_MAX_RUN_S. A run that has used it up (e.g. with reruns) stops before its next test."""
+    return min(len(problem.tests) * sandbox_limits(problem, settings).wall_time_s, settings.code_max_run_s)
+
+
 def run_time_bound_s(problem: CodeProblem, settings: RewardSettings) -> float:
-    """The longest a program's run can take: its tests up to REWARD_CODE_MAX_RUN_S, then the test under way
-    and its one rerun (for whoever waits on a run, e.g. the job queue)."""
-    wall_s = test_limits(problem, settings).wall_time_s
-    return min(len(problem.tests) * wall_s, settings.code_max_run_s) + 2 * wall_s
+    """The longest a program's run can take (for whoever waits on it, e.g. the job queue): its compilation
+    (at most one wall-clock limit), its tests up to the cap, then the test under way and its one rerun."""
+    return run_cap_s(problem, settings) + 3 * sandbox_limits(problem, settings).wall_time_s
 
 
 def build_sandbox(backend: str) -> Sandbox:
@@ -107,9 +112,6 @@ class LocalExecutor:
         COMPONENTS.programs_graded(verdicts)  # metrics hook
         return verdicts
 
-    def limits(self, problem: CodeProblem) -> Limits:
-        return test_limits(problem, self.settings)
-
     async def _run(self, problem: CodeProblem, inputs: list[TestInput], code: str) -> Verdict:
         program = Program(code=code, mode=problem.mode, fn_name=problem.fn_name)
         passed = 0
@@ -117,14 +119,15 @@ class LocalExecutor:
         certain = True
         async with self.parallel:
             try:
-                async with self.sandbox.session(program, self.limits(problem)) as session:
-                    run_ends = time.monotonic() + self.settings.code_max_run_s
+                async with self.sandbox.session(program, sandbox_limits(problem, self.settings)) as session:
+                    cap_s = run_cap_s(problem, self.settings)
+                    run_ends = time.monotonic() + cap_s
                     for index, (test, test_input) in enumerate(zip(problem.tests, inputs, strict=True)):
                         if time.monotonic() > run_ends:
                             # Slow on many tests: the run stops, a timeout (sleeping or starved: not certain).
-                            limit_s = self.settings.code_max_run_s
-                            detail = f"its run took over {limit_s:g} s (REWARD_CODE_MAX_RUN_S)"
-                            first, certain = (index, TestFailure(FailureKind.TIMEOUT, detail)), False
+                            if first is None:
+                                detail = f"its tests took over {cap_s:g} s in all (REWARD_CODE_MAX_RUN_S)"
+                                first, certain = (index, TestFailure(FailureKind.TIMEOUT, detail)), False
                             break
                         run = await session.run(test_input)
                         COMPONENTS.test_run(run)  # metrics hook
@@ -155,7 +158,7 @@ class LocalExecutor:
         summary = TestSummary(
             passed=passed, total=total, first_failure=index, failure_kind=failure.kind.value
         )
-        doubt = "" if certain else " (twice, perhaps under others' load: not cached)"
+        doubt = "" if certain else " (perhaps others' load: not cached)"
         return Verdict(
             Status.INCORRECT,
             detail=f"test {index} of {total}: {failure.detail}{doubt}",

@@ -88,7 +88,12 @@ class CodeProblem(BaseModel):
 
     tests: list[CodeTest] = Field(..., min_length=1)
     fn_name: str | None = Field(None, description="Call problems: the function or `Solution` method to call.")
-    time_limit_s: float = Field(..., gt=0, le=MAX_TIME_LIMIT_S, description="Wall time per test.")
+    time_limit_s: float = Field(
+        ...,
+        gt=0,
+        le=MAX_TIME_LIMIT_S,
+        description="Time limit per test: CPU time of the program (see REWARD_CODE_WALL_TIME_FACTOR).",
+    )
     memory_limit_mb: int = Field(..., ge=MIN_MEMORY_MB, le=MAX_MEMORY_MB, description="Address space.")
     accept_wrapped_output: bool = Field(
         False, description="TACO convention: an expected call output `[x]` also accepts the return value `x`."
@@ -287,7 +292,9 @@ class CodeReference(BaseModel):
     tests: list[CodeTest] | None = Field(
         None, min_length=1, description="Normalized tests: stdin/stdout texts, or args list/return value."
     )
-    time_limit_s: float | None = Field(None, gt=0, description="Wall time per test in seconds.")
+    time_limit_s: float | None = Field(
+        None, gt=0, description="Time limit per test in seconds (CPU time of the program, all its processes)."
+    )
     memory_limit_mb: int | None = Field(None, ge=MIN_MEMORY_MB, description="Memory limit in MiB.")
     public_tests: CodeContestsTests | None = Field(None, description="CodeContests: run first.")
     private_tests: CodeContestsTests | None = Field(None, description="CodeContests.")

@@ -308,7 +308,9 @@ class QueueExecutor:
 
     async def _release(self, batch: list[TrackedJob]) -> None:
         problems = {job.job.problem_key: job.payload for job in batch}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        # A transaction: a full Redis refuses the batch as a whole, so no job of it is left on the stream
+        # that nobody waits for.
+        async with self.redis.pipeline(transaction=True) as pipe:
             # The problem first: a worker that sees a job finds its problem. Re-storing an equal problem only
             # extends its life.
             for key, payload in problems.items():
@@ -402,7 +404,7 @@ class QueueExecutor:
     def _deliver(self, fields: dict[bytes, bytes]) -> RequestState | None:
         try:
             job_id, verdict = decode_reply(fields)
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:
             log.error("job queue: malformed reply dropped: %s", exc)
             return None
         job = self.jobs.get(job_id)

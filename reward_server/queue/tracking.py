@@ -47,7 +47,6 @@ class RequestState:
     backlog: deque[TrackedJob] = field(default_factory=deque)
     in_flight: set[TrackedJob] = field(default_factory=set)  # queued or running, not answered
     answered: int = 0
-    pumping: bool = False  # a release of its backlog is under way
 
     def charge(self) -> int:
         """What it counts against the queue's depth: its estimate, less what has been answered, and never

@@ -284,10 +284,15 @@ class SandboxWorker:
         """Say we are alive, and re-claim our running jobs so that nobody takes them over (idle -> 0)."""
         while True:
             try:
+                # Workers silent for an hour (killed) leave the registry, their slot counts with them.
+                silent_since = time.time() - 3600
+                gone: Any = await self.redis.zrangebyscore(self.keys.workers_alive, "-inf", silent_since)
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.zadd(self.keys.workers_alive, {self.name: time.time()})
                     pipe.hset(self.keys.worker_slots, self.name, self.slots)
-                    pipe.zremrangebyscore(self.keys.workers_alive, "-inf", time.time() - 3600)
+                    if gone:
+                        pipe.zrem(self.keys.workers_alive, *gone)
+                        pipe.hdel(self.keys.worker_slots, *gone)
                     if self.running:
                         pipe.xclaim(
                             self.keys.jobs,

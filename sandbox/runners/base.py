@@ -27,7 +27,6 @@ class Session(Protocol):
 
 class Sandbox(Protocol):
     name: str
-    replacements: int  # runners or containers replaced since start (they broke)
 
     @property
     def isolation(self) -> str:

@@ -285,6 +285,7 @@ class _Container:
         try:
             await _in_thread(self.container.update, mem_limit=memory, memswap_limit=memory)
         except docker_errors.DockerException as exc:
+            self.broken = True  # replaced, never reused with a limit that is not this session's
             raise SandboxCrashed(f"container {self.index}: cannot set its memory limit: {exc}") from exc
         self.memory_mb = needed
 
@@ -328,7 +329,6 @@ class DockerSandbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
         self._generation = 0
-        self.replacements = 0  # runners (or containers) replaced since start: for metrics
 
     @property
     def isolation(self) -> str:
@@ -436,8 +436,8 @@ class DockerSandbox:
             f"docker: {self.pool_size} containers of {s.docker_image}; network none, read-only root, "
             f"tmpfs /tmp {s.workdir_mb} MiB (noexec), ipc none, cap-drop ALL, no-new-privileges, "
             f"seccomp sandbox/seccomp.json, pids <= {s.docker_pids_limit}, "
-            f"memory <= {s.docker_memory_mb} MiB without swap{cpus}, uid {s.docker_uid_base}+slot "
-            f"(non-root); inside: {ready.get('summary', 'unknown')}"
+            f"memory set per session (test limit + /tmp + runner) without swap{cpus}, "
+            f"uid {s.docker_uid_base}+slot (non-root); inside: {ready.get('summary', 'unknown')}"
         )
         logger.info("docker sandbox: %s", self._summary)
 
@@ -552,7 +552,6 @@ class DockerSandbox:
                 return
             assert self._free is not None
             self._free.put_nowait(fresh)
-            self.replacements += 1
             logger.warning("sandbox container %d replaced (%s)", slot.index, fresh.id)
             return
         logger.error("sandbox container %d is lost", slot.index)

@@ -202,7 +202,6 @@ class ProcessSandbox:
         self._summary = "not started"
         self._info: dict[str, Any] = {}
         self._replacing: set[asyncio.Task[None]] = set()
-        self.replacements = 0  # runners (or containers) replaced since start: for metrics
 
     @property
     def isolation(self) -> str:
@@ -324,7 +323,7 @@ class ProcessSandbox:
                 try:
                     self._cgroups.set_memory_limit(runner.index, limits.memory_mb, self.settings.workdir_mb)
                 except OSError as exc:
-                    runner.broken = True  # (replaced: its cgroup may hold something that will not go)
+                    runner.broken = True  # replaced, and its slot's cgroup emptied
                     raise SandboxCrashed(f"slot {runner.index}: cannot set its memory limit: {exc}") from exc
             await session.open()
             yield session
@@ -358,6 +357,8 @@ class ProcessSandbox:
     async def _replace(self, runner: _Runner) -> None:
         """Kill a broken runner and start a fresh one in its slot (retrying a few times)."""
         await runner.kill()
+        if self._cgroups is not None:
+            self._cgroups.empty(runner.index)
         for attempt in range(5):
             if self._closed:
                 return
@@ -379,7 +380,6 @@ class ProcessSandbox:
                 await fresh.stop()
                 return
             self._free.put_nowait(fresh)
-            self.replacements += 1
             logger.warning("sandbox slot %d: runner replaced", runner.index)
             return
         logger.error("sandbox slot %d is lost", runner.index)
