@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import resource
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 
 _PRELOAD: set[str] = set()  # the modules the forkserver imports once, for every pool
+READY = "ready"  # a new worker's first message, once it has imported its modules
+START_TIMEOUT_S = 120.0
 
 
 class JobTimeout(Exception):
@@ -45,11 +48,16 @@ class JobFailed(WorkerCrashed):
     closed pool)."""
 
 
-def _worker_main(conn: Connection, memory_limit_mb: int) -> None:
+def _worker_main(conn: Connection, memory_limit_mb: int, preload: Sequence[str]) -> None:
+    # The pool's modules are imported before the first job (the forkserver preloaded them only if it started
+    # after this pool was made): an import must never run on a job's deadline.
+    for module in preload:
+        importlib.import_module(module)
     if memory_limit_mb > 0:
         # A runaway expansion should fail with MemoryError in the worker, not swap the machine.
         limit = memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    conn.send(READY)
     while True:
         try:
             fn, args = conn.recv()
@@ -104,6 +112,7 @@ class DeadlinePool:
         self.size = size
         self.memory_limit_mb = memory_limit_mb
         self._ctx = multiprocessing.get_context("forkserver")
+        self._preload = tuple(preload)
         # The preload list is one per process (the forkserver's, fixed when it first starts): every pool adds
         # its modules to it, never replaces another pool's.
         _PRELOAD.update(preload)
@@ -123,10 +132,19 @@ class DeadlinePool:
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=_worker_main, args=(child, self.memory_limit_mb), daemon=True)
+        process = self._ctx.Process(
+            target=_worker_main, args=(child, self.memory_limit_mb, self._preload), daemon=True
+        )
         process.start()
         child.close()
         worker = _Worker(process, parent)
+        try:
+            ready = parent.poll(START_TIMEOUT_S) and parent.recv() == READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            worker.kill()
+            raise WorkerCrashed(f"a worker did not start within {START_TIMEOUT_S:g} s")
         self._all.add(worker)
         return worker
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from reward_server.math_grading import Judgement, display_form, grade_completion, judge
 
-DEV_PAIRS = Path(__file__).parents[3].parent / "shared/data/math/dev_pairs.jsonl"
+DEV_PAIRS = Path(__file__).parents[3] / "data/math/dev_pairs.jsonl"
 
 # (gold, answer, equivalent) per numbered rule of CONVENTIONS.md; §1-§2 are in test_math_extract.py.
 RULES: dict[str, list[tuple[str, str, bool]]] = {
@@ -262,7 +262,7 @@ def _dev_pairs() -> list[dict[str, object]]:
     return [json.loads(line) for line in DEV_PAIRS.read_text().splitlines() if line.strip()]
 
 
-@pytest.mark.skipif(not DEV_PAIRS.exists(), reason="shared dev pairs not checked out")
+@pytest.mark.skipif(not DEV_PAIRS.exists(), reason="data/math/dev_pairs.jsonl is missing")
 def test_dev_pairs_all_correct() -> None:
     failures = [
         pair["id"]

@@ -33,7 +33,7 @@ from reward_server.math_grading.structure import (
     Unparsed,
 )
 
-MATH500 = Path(__file__).parents[3].parent / "shared/data/math/math_test_500.jsonl"
+MATH500 = Path(__file__).parents[3] / "data/math/math_test_500.jsonl"
 
 # (gold, extracted answer, equivalent), grouped by the numbered rule (or topic) they probe.
 RULES: dict[str, list[tuple[str, str, bool]]] = {
@@ -1137,7 +1137,7 @@ def _wrong(gold: str) -> str:
     return gold[: digit.start()] + str((int(digit.group()) + 1) % 10) + gold[digit.end() :]
 
 
-needs_math500 = pytest.mark.skipif(not MATH500.exists(), reason="shared MATH-500 answers not checked out")
+needs_math500 = pytest.mark.skipif(not MATH500.exists(), reason="data/math/math_test_500.jsonl is missing")
 
 
 @needs_math500

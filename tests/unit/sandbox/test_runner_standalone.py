@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,15 +24,37 @@ class Runner:
     def __init__(
         self, config: dict[str, Any], argv_prefix: tuple[str, ...] = (), python: str = sys.executable
     ) -> None:
+        script = runner.__file__
+        self.copy: str | None = None
+        if argv_prefix:  # run as another user: from a copy it may read (the checkout may be private)
+            self.copy = tempfile.mkdtemp(prefix="runner-")
+            os.chmod(self.copy, 0o755)
+            script = shutil.copy(runner.__file__, self.copy)
+            os.chmod(script, 0o644)
         self.process = subprocess.Popen(
-            [*argv_prefix, python, "-I", "-S", "-B", runner.__file__],
+            [*argv_prefix, python, "-I", "-S", "-B", script],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={"PATH": "/usr/bin:/bin"},
             cwd="/",
             start_new_session=True,
         )
-        self.ready = self.request({"op": "hello", "version": 1, "config": config})
+        try:
+            self.ready = self.request({"op": "hello", "version": 1, "config": config})
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Kill the runner (if it still runs), close its streams, remove the copy of it."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
+        if self.copy is not None:
+            shutil.rmtree(self.copy, ignore_errors=True)
 
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -66,12 +90,7 @@ def start() -> Iterator[Any]:
 
     yield make
     for item in started:
-        if item.process.poll() is None:
-            item.process.kill()
-            item.process.wait()
-        for stream in (item.process.stdin, item.process.stdout):
-            if stream is not None and not stream.closed:
-                stream.close()
+        item.discard()
 
 
 _BASE = random.randrange(1_200_000_000, 1_300_000_000, 2)  # apart from any other test run on this host
