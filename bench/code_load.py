@@ -8,26 +8,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from typing import Any
 
 import httpx
-import redis
-from common import ROOT, machine_info, start_server, timestamp
+from common import ROOT, machine_info, private_redis, start_server, timestamp, worker_processes
 from server_load import run_phase
 
 DEV_PROBLEMS = ROOT / "data/code/dev_problems.jsonl"
 RESULTS = ROOT / "bench/results/server_load_code.json"
 TRIVIAL_REFERENCE = {"tests": [{"input": "", "output": "ok\n"}], "time_limit_s": 2}
+
+WORKER = [sys.executable, "-m", "reward_server", "worker", "--log-level", "warning"]
 
 
 def code_requests(count: int, tag: str) -> list[dict[str, Any]]:
@@ -84,64 +80,6 @@ def job_overhead(url: str, jobs: int) -> dict[str, float]:
     }
 
 
-@contextmanager
-def redis_server(url: str | None) -> Iterator[str]:
-    """The given Redis, or a private redis-server for the run."""
-    if url:
-        yield url
-        return
-    if shutil.which("redis-server") is None:
-        raise SystemExit("code mode needs Redis: pass --redis-url or install redis-server")
-    directory = tempfile.mkdtemp()
-    port = 6400 + os.getpid() % 1000
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@contextmanager
-def workers(count: int, env: dict[str, str], redis_url: str, prefix: str) -> Iterator[None]:
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "reward_server", "worker", "--log-level", "warning"],
-            env={**os.environ, **env, "REWARD_WORKER_NAME": f"bench-{n}"},
-            cwd=ROOT,
-        )
-        for n in range(count)
-    ]
-    client = redis.Redis.from_url(redis_url)
-    try:
-        deadline = time.monotonic() + 60
-        while client.zcard(f"{prefix}:workers:alive") < count:
-            if time.monotonic() > deadline:
-                raise SystemExit("the workers did not register")
-            time.sleep(0.1)
-        yield
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
-        client.delete(f"{prefix}:workers:alive")
-        client.close()
-
-
 def run_code_load(args: argparse.Namespace) -> None:
     count = args.requests if args.requests is not None else 4
     common_env = {
@@ -161,13 +99,13 @@ def run_code_load(args: argparse.Namespace) -> None:
         process.terminate()
         process.wait(timeout=30)
 
-    with redis_server(args.redis_url) as redis_url:
+    with nullcontext(args.redis_url) if args.redis_url else private_redis() as redis_url:
         prefix = f"bench-{uuid.uuid4().hex[:8]}"
         queue_env = {**common_env, "REWARD_REDIS_URL": redis_url, "REWARD_QUEUE_PREFIX": prefix}
         process, url = start_server(queue_env)
         try:
             for n in args.workers:
-                with workers(n, queue_env, redis_url, prefix):
+                with worker_processes(WORKER, n, queue_env, redis_url):
                     if "queue" not in overhead:
                         overhead["queue"] = job_overhead(url, 30)
                     phase = asyncio.run(run_phase(url, code_requests(count, uuid.uuid4().hex), args.clients))

@@ -22,24 +22,20 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine_info, timestamp  # noqa: E402
+from common import ROOT, machine_info, private_redis, timestamp, worker_processes  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench/results/queue_ceiling.json"
@@ -77,63 +73,6 @@ def worker_main() -> None:
         await worker.run()
 
     asyncio.run(run())
-
-
-@contextmanager
-def redis_server() -> Iterator[str]:
-    if shutil.which("redis-server") is None:
-        raise SystemExit("the bench needs redis-server")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    directory = tempfile.mkdtemp()
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", directory],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@contextmanager
-def workers(count: int, env: dict[str, str], url: str) -> Iterator[None]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("REWARD_")}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, __file__, "--worker"],
-            env={**clean, **env, "REWARD_WORKER_NAME": f"ceiling-{n}"},
-            cwd=ROOT,
-        )
-        for n in range(count)
-    ]
-    client = redis.Redis.from_url(url)
-    try:
-        deadline = time.monotonic() + 60
-        while client.zcard(f"{env['REWARD_QUEUE_PREFIX']}:workers:alive") < count:
-            if time.monotonic() > deadline:
-                raise SystemExit("the workers did not register")
-            time.sleep(0.05)
-        yield
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
-        client.close()
 
 
 def redis_counters(client: redis.Redis) -> tuple[float, int, dict[str, tuple[int, float]]]:
@@ -238,14 +177,14 @@ def main() -> None:
 
     rows = []
     for count in args.workers:
-        with redis_server() as url:
+        with private_redis() as url:
             env = {
                 "REWARD_REDIS_URL": url,
                 "REWARD_QUEUE_PREFIX": f"ceiling-{uuid.uuid4().hex[:6]}",
                 "REWARD_CODE_MAX_PARALLEL": str(args.slots),
                 "REWARD_QUEUE_MAX_DEPTH": "1000000",
             }
-            with workers(count, env, url):
+            with worker_processes([sys.executable, __file__, "--worker"], count, env, url):
                 # A loop of our own that is never closed: a reader task stuck in redis-py may be left behind.
                 loop = asyncio.new_event_loop()
                 result = loop.run_until_complete(drive(env, args.clients, args.batch, args.seconds, url))
