@@ -111,6 +111,12 @@ class SlotCgroups:
             for base in made.bases:
                 if (base / "cpu.shares").exists():
                     (base / "cpu.shares").write_text(str(1024 * slots))  # (see the module docstring)
+            for slot in made._slots:
+                # A host with swap but no swap accounting (no memory.memsw.*) would page a program's excess
+                # out to swap instead of killing it: its memory would have no bound. Swappiness 0 keeps
+                # the slot's anonymous memory in RAM, so reaching the limit is an OOM kill (`memory`).
+                with contextlib.suppress(FileNotFoundError):
+                    (slot.dirs[0] / "memory.swappiness").write_text("0")
         return made
 
     @classmethod
@@ -128,8 +134,14 @@ class SlotCgroups:
                 (made.bases[0] / "cpu.weight").write_text(str(min(10_000, 100 * slots)))
             for slot in made._slots:
                 (slot.dirs[0] / "memory.oom.group").write_text("1")  # an OOM kill takes the whole test
-                with contextlib.suppress(FileNotFoundError):  # (no swap accounting: nothing to turn off)
-                    (slot.dirs[0] / "memory.swap.max").write_text("0")
+                swap_max = slot.dirs[0] / "memory.swap.max"
+                if swap_max.exists():
+                    swap_max.write_text("0")
+                elif _swap_in_use():
+                    logger.warning(
+                        "this host swaps but has no swap accounting (memory.swap.max): a program may page its "
+                        "memory above its limit out to swap (boot with swapaccount=1, or turn swap off)"
+                    )
         return made
 
     @contextlib.contextmanager
@@ -226,6 +238,13 @@ def _v2_parent(own: Path) -> Path:
         with contextlib.suppress(ProcessLookupError, OSError):
             (leaf / "cgroup.procs").write_text(str(pid))
     return own
+
+
+def _swap_in_use() -> bool:
+    try:
+        return len(Path("/proc/swaps").read_text().splitlines()) > 1  # (a header line, then one per device)
+    except OSError:
+        return False
 
 
 def _is_root_cgroup(directory: Path) -> bool:

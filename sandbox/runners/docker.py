@@ -175,6 +175,9 @@ class _Container:
             "pids_limit": settings.docker_pids_limit,
             "mem_limit": memory,
             "memswap_limit": memory,
+            # (where the kernel has no swap accounting, Docker drops memswap_limit with a warning: without
+            # swappiness 0 the container would page its excess out instead of being killed at its limit)
+            "mem_swappiness": 0,
             "labels": {LABEL: "runner", OWNER_LABEL: self._owner},
             "log_config": LogConfig(type="none"),
             "auto_remove": True,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.cgroups import SlotCgroups
 from sandbox.runner import own_cgroup_dir
 from tests.integration.test_sandbox_attacks import FAN_OUT
 
@@ -84,6 +85,7 @@ def memory_cgroup(limit_mb: int) -> Iterator[Path]:
             (directory / "memory.limit_in_bytes").write_text(limit)
             if (directory / "memory.memsw.limit_in_bytes").exists():
                 (directory / "memory.memsw.limit_in_bytes").write_text(limit)
+            (directory / "memory.swappiness").write_text("0")  # (swap without memsw: no paging out either)
         elif (directory / "memory.max").exists():
             (directory / "memory.max").write_text(limit)
             (directory / "memory.swap.max").write_text("0")
@@ -108,6 +110,24 @@ def memory_cgroup(limit_mb: int) -> Iterator[Path]:
 def small_memory_cgroup() -> Iterator[Path]:
     with memory_cgroup(HOST_LIMIT_MB) as procs:
         yield procs
+
+
+def test_a_slot_pages_nothing_out_to_swap() -> None:
+    """On a host with swap but no swap accounting (no memory.memsw.*: CI's machines), a slot that could swap
+    would page a program's memory above its limit out instead of killing it: a wrong program would finish
+    and be graded on its output. cgroup v1 only (v2 sets memory.swap.max, see tests/unit/sandbox)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make cgroups")
+    found = own_cgroup_dir("memory")
+    if found is None or found[0] != "cgroup":
+        pytest.skip("no cgroup v1 memory hierarchy here")
+    made = SlotCgroups.create(f"test-{uuid.uuid4().hex[:8]}", slots=2)
+    try:
+        for slot in range(2):
+            memory_dir = Path(made.runner_config(slot)["oom_kills"]).parent
+            assert (memory_dir / "memory.swappiness").read_text().strip() == "0"
+    finally:
+        made.remove()
 
 
 def test_a_memory_fan_out_does_not_get_its_neighbour_or_the_host_killed(small_memory_cgroup: Path) -> None:

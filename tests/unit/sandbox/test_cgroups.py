@@ -54,6 +54,29 @@ def test_v2_moves_the_server_into_a_leaf_and_makes_a_cgroup_per_slot(
     assert (base / "slot-1" / "memory.max").read_text() == str((256 + 64 + cgroups.SESSION_SLACK_MB) << 20)
 
 
+def test_v2_warns_where_swap_cannot_be_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    own = fake_v2(tmp_path, "", [os.getpid()])
+    monkeypatch.setattr(cgroups, "own_cgroup_dir", lambda controller: ("cgroup2", str(own)))
+    monkeypatch.setattr(cgroups, "_swap_in_use", lambda: True)
+    SlotCgroups.create("1", slots=1)  # (no memory.swap.max: a kernel without swap accounting)
+    assert "no swap accounting" in caplog.text
+
+    caplog.clear()
+    swap_max = own / "iarl-sandbox-2" / "slot-0" / "memory.swap.max"
+    real_mkdir = Path.mkdir
+
+    def mkdir_with_swap_max(self: Path, *args: object, **kwargs: object) -> None:
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+        if self == swap_max.parent:
+            swap_max.write_text("max")
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_with_swap_max)
+    SlotCgroups.create("2", slots=1)
+    assert swap_max.read_text() == "0" and "no swap accounting" not in caplog.text
+
+
 def test_v2_refuses_a_cgroup_shared_with_other_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
