@@ -139,8 +139,8 @@ class SlotCgroups:
                     swap_max.write_text("0")
                 elif _swap_in_use():
                     logger.warning(
-                        "this host swaps but has no swap accounting (memory.swap.max): a program may page its "
-                        "memory above its limit out to swap (boot with swapaccount=1, or turn swap off)"
+                        "this host swaps but has no swap accounting (memory.swap.max): a program may page "
+                        "its memory above its limit out to swap (boot with swapaccount=1, or turn swap off)"
                     )
         return made
 
