@@ -25,13 +25,13 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reward_server.backends.base import Memo, Verdict
 from reward_server.backends.registry import register_backend
 from reward_server.concurrency import gather_bounded
 from reward_server.errors import BadRequest
-from reward_server.math_grading import extract_answer, judge
+from reward_server.math_grading import extract_answer, gold_answer, judge
 from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
 from reward_server.workers import DeadlinePool, JobFailed, JobTimeout, WorkerCrashed
@@ -55,6 +55,11 @@ class MathReference(BaseModel):
     problem_id: str | None = Field(
         None, description="Id of a problem loaded from REWARD_MATH_PROBLEMS_PATH (e.g. `unique_id`)."
     )
+
+    @field_validator("answer")
+    @classmethod
+    def _gold_of_a_worked_solution(cls, answer: str | None) -> str | None:
+        return None if answer is None else gold_answer(answer)  # GSM8K's "... #### 42" is 42
 
     @model_validator(mode="after")
     def _exactly_one(self) -> MathReference:

@@ -33,7 +33,36 @@ _BOX_GAP = re.compile(
 _JOINER = re.compile(r",|\band\b|\bor\b", re.ASCII)
 _MAX_GAP = 80
 # A "Final Answer" heading on its own line ("**Final Answer**\n\n12", "### Final Answer\n12") marks one too.
-_MARKER = re.compile(r"final answer is|answer\s*\**\s*:|answer is|final answer[ \t*#]*(?=\n)", re.IGNORECASE)
+# GSM8K's answer lines mark one too: the reference's "#### 42" and the sample's "A: 1250" on a line of its
+# own; so does "Answer" opening a line or sentence directly before math ("Answer $ 12 $").
+_MARKER = re.compile(
+    r"final answer is|answer\s*\**\s*:|answer is|final answer[ \t*#]*(?=\n)|####|^[ \t]*A:(?=[ \t]*\S)"
+    r"|(?:^|(?<=[.!?] ))[ \t*#]*(?:final[ \t]+)?answer[ \t]+(?=\$|\\\(|\\\[)",
+    re.IGNORECASE | re.MULTILINE,
+)
+# "<value> is the answer." / "... is our final solution": the value before the phrase is the answer.
+_ANSWER_AFTER = re.compile(
+    r"\s+(?:is|are|would be|must be|should be)\s+(?:the|our|my)\s+(?:final\s+|correct\s+)?"
+    r"(?:answer|solution|result)s?\b\s*\**[.!]?\s*\**$",
+    re.IGNORECASE,
+)
+_ANSWER_AFTER_IN_TEXT = re.compile(  # ((?<=\S): a run of spaces is tried once, not once per space)
+    r"(?<=\S)\s+(?:is|are|would be|must be|should be)\s+(?:the|our|my)\s+(?:final\s+|correct\s+)?"
+    r"(?:answer|solution|result)s?\b(?=[\s*]*(?:[.!][\s*]*)?(?:$|\n|\s+[A-Z]))",
+    re.IGNORECASE,
+)
+# The end of the model's turn: what follows a chat template's end-of-turn or start-of-turn token is not part
+# of its answer (a new "user" turn the model wrote itself, padding).
+_TURN_END = re.compile(
+    r"<\|(?:im_end|im_start|eot_id|end_of_text|endoftext|end|user|assistant|system|start_header_id|EOT)\|>"
+    r"|</s>|<end_of_turn>|<start_of_turn>|<｜end▁of▁sentence｜>|<\|end_of_sentence\|>"
+)
+# A role header a completion may start with ("<|im_start|>assistant\n", "<|start_header_id|>assistant
+# <|end_header_id|>"): not a turn's end.
+_ROLE_HEADER = re.compile(
+    r"\s*(?:<\|im_start\|>\s*assistant|<\|start_header_id\|>\s*assistant\s*<\|end_header_id\|>|<\|assistant\|>"
+    r"|<start_of_turn>\s*model)\s*"
+)
 # A marker followed by a sentence of prose ("Answer: The area is $12$."), not by the value itself.
 _PROSE = re.compile(r"[A-Za-z][a-z]+\s+[a-z]", re.ASCII)
 _MARKER_LEAD = re.compile(r"[\s*:_#]*")
@@ -60,8 +89,14 @@ _REMARK = re.compile(
 _PREDICATE_CUE = re.compile(
     r"=|\b(?:is|are|was|were|equals?|gives?|get|got|thus|therefore|hence|so)\b", re.IGNORECASE
 )
-# A closing sentence without digits, math or an answer cue states no value ("I hope this helps!").
+# A closing sentence without digits, math or an answer cue states no value ("Let me know if ..."), nor does
+# one that only comments on the answer ("I hope it is correct.", "This should be right.").
 _COURTESY = re.compile(r"[^\d$\\]*", re.ASCII)
+_CLOSING_REMARK = re.compile(
+    r"[\s*]*(?:(?:I|we)\s+(?:hope|think|believe|am\s+confident|double-?checked)|hope\b|let\s+me\s+know|feel\s+free"
+    r"|please\b|thanks?\b|good\s+luck|(?:this|that|it)\s+(?:is|should\s+be|seems)\s+(?:correct|right))",
+    re.IGNORECASE,
+)
 _MAX_SKIPPED_COURTESIES = 2
 # A word answer stated in prose: at most three words, or a choice label ("Evelyn", "even", "**(C)**").
 _FEW_WORDS = re.compile(r"[\s*]*\(?[A-Za-z][A-Za-z'-]*\)?(?:\s+[A-Za-z][A-Za-z'-]*){0,2}[\s*]*", re.ASCII)
@@ -71,6 +106,34 @@ _LIST_GAP = re.compile(
     r"(?:(?:maybe|perhaps|possibly|probably|even|also|alternatively)\s+)?(?:[A-Za-z]\s*=\s*)?",
     re.ASCII,
 )
+
+
+# Numbers written as words ("Five boxes are left.", "There are twelve ways."), up to ninety-nine.
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen"
+).split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_WORD_VALUES = {word: value for value, word in enumerate(_UNITS)}
+_WORD_VALUES |= {word: 20 + 10 * index for index, word in enumerate(_TENS)}
+_NUMBER_WORD = re.compile(
+    rf"\b(?:({'|'.join(_TENS)})(?:[- ]({'|'.join(_UNITS[1:10])}))?|({'|'.join(_UNITS)}))\b", re.IGNORECASE
+)
+# A sentence that opens with its value ("30% of the marbles are red.", "In the end, 12 cars were left."): a
+# number after at most a connective and a short phrase with a comma.
+_LEADING_NUMBER = re.compile(
+    r"[\s*]*(?:(?:so|thus|therefore|hence|overall|altogether|now|finally)\b,?\s+)?(?:[A-Za-z]+(?:\s+[A-Za-z]+){0,3},\s+)?"
+    r"(\$?-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?%?)(?=\s+[a-z])",
+    re.IGNORECASE,
+)
+# A completion that is nothing but a value ("-12", "\frac{3}{4}", "40 percent", "1,250,000", "9.", "(C)"):
+# short, one line, opening like a value, with at most two words (a unit) outside LaTeX commands.
+_BARE_VALUE_START = re.compile(r"[-+(\[{$\\\d.]|[A-Za-z]\s*=|\(?[A-Ea-e]\)?\.?$")
+_WORD = re.compile(r"(?<!\\)\b[A-Za-z]{2,}\b", re.ASCII)
+_LATEX_COMMAND = re.compile(r"\\[A-Za-z]+(?:\{[^{}]*\})?")
+_MAX_BARE_VALUE = 100
+# "Result: $x = 5$": a label of a few words, a colon, and one math span that ends the sentence.
+_LABEL = re.compile(r"[\s*#]*[A-Za-z][A-Za-z ]{0,30}[*]*:[*]*\s*")
 
 
 def _clean(answer: str) -> str | None:
@@ -127,7 +190,8 @@ def _boxes(text: str, starts: list[re.Match[str]]) -> list[tuple[int, int, str |
     return boxes
 
 
-def _from_boxes(text: str, starts: list[re.Match[str]]) -> str | None:
+def _from_boxes(text: str, starts: list[re.Match[str]]) -> tuple[str | None, int]:
+    """The boxed answer (CONVENTIONS §1) and where its last box ends."""
     top: list[tuple[int, int, str | None]] = []
     for box in _boxes(text, starts):
         # A box nested in a complete box belongs to it (`\boxed{\boxed{3}}`).
@@ -136,7 +200,7 @@ def _from_boxes(text: str, starts: list[re.Match[str]]) -> str | None:
         top.append(box)
     last = top[-1]
     if last[2] is None:
-        return None
+        return None, last[1]
     contents = [last[2]]
     index = len(top) - 1
     while index > 0:
@@ -157,7 +221,7 @@ def _from_boxes(text: str, starts: list[re.Match[str]]) -> str | None:
     unique = list(dict.fromkeys(contents))
     # Boxes joined in the final sentence form one list answer; different values there are a hedge,
     # and returning them as a list makes them fail against a single-valued gold.
-    return _clean(", ".join(unique))
+    return _clean(", ".join(unique)), last[1]
 
 
 def _assigned_name(text: str, box_start: int) -> str | None:
@@ -199,14 +263,73 @@ def _after_marker(text: str) -> str | None:
         return _math_values(rest)
     plain = _plain_value(rest[:_TAIL_WINDOW])
     if _PROSE.match(plain):
-        # "Answer: There are 12 ways." states its value like a last sentence does.
-        predicate = _predicate(plain)
-        value = _predicate_value(predicate) if predicate is not None else None
+        # "Answer: There are 12 ways." states its value like a last sentence does; "Final Answer: Janet
+        # makes 18 dollars." (no cue word) by its one number.
+        plain = _digits_for_words(plain)
+        value = _sentence_value(plain)
         if value is None:
-            value = _last_math(plain)
+            numbers = _NUMBER.findall(plain)
+            value = _clean(numbers[0]) if len(numbers) == 1 else None
         if value is not None:
             return value
     return _clean(plain)
+
+
+def _digits_for_words(sentence: str) -> str:
+    """ "Five boxes are left." as "5 boxes are left.", in a sentence without digits or math."""
+    if any(char.isdigit() for char in sentence) or "$" in sentence or "\\" in sentence:
+        return sentence
+    return _NUMBER_WORD.sub(_word_value, sentence)
+
+
+def _word_value(match: re.Match[str]) -> str:
+    tens, unit, alone = match.groups()
+    if alone is not None:
+        return str(_WORD_VALUES[alone.lower()])
+    return str(_WORD_VALUES[tens.lower()] + (_WORD_VALUES[unit.lower()] if unit else 0))
+
+
+def _stated_value(rest: str) -> str | None:
+    """What a final-answer marker states when it is math or a bare number, else None ("The final answer is
+    $6$." states 6; "the answer is correct" states nothing)."""
+    lead = _MARKER_LEAD.match(rest)
+    rest = rest[lead.end() :] if lead is not None else rest
+    if _starts_math(rest):
+        return _math_values(rest)
+    value = _clean(_plain_value(rest))
+    return value if value is not None and _NUMBER.fullmatch(value.lstrip("$")) else None
+
+
+def _value_ending(prefix: str) -> str | None:
+    """The value at the end of `prefix` ("Thus, $x=4$" gives x=4, "So 12" gives 12), or None."""
+    prefix = prefix.rstrip(" ,*")
+    if prefix.endswith(("$", "\\)", "\\]")):
+        return _last_math(prefix)
+    number = re.search(r"(?<![\w.])\$?-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?%?$", prefix)
+    return _clean(number.group()) if number is not None else None
+
+
+def _labelled_math(sentence: str) -> str | None:
+    """ "Result: $x = 5$" (a short label, a colon, and one math span that ends the sentence) gives x = 5."""
+    label = _LABEL.match(sentence)
+    if label is None or not _starts_math(sentence[label.end() :]):
+        return None
+    rest = sentence[label.end() :]
+    span = next((_math_span(rest) for left, _ in _MATH_SPANS if rest.startswith(left)), None)
+    if span is None or rest[span[1] :].strip(" .*"):
+        return None
+    return _clean(span[0])
+
+
+def _bare_value(text: str) -> str | None:
+    """A completion that is nothing but a value (see `_BARE_VALUE_START`), or None."""
+    value = text.strip()
+    if len(value) > _MAX_BARE_VALUE or "\n" in value or _BARE_VALUE_START.match(value) is None:
+        return None
+    words = _WORD.findall(_LATEX_COMMAND.sub(" ", value))
+    if len(words) > 2 or _PREDICATE_CUE.search(" ".join(words)) or _REFUSAL.search(value):
+        return None
+    return _clean(value)
 
 
 def _starts_math(text: str) -> bool:
@@ -283,7 +406,8 @@ def _from_last_sentence(text: str) -> str | None:
         if piece.strip()
     ]
     for skipped, sentence in enumerate(reversed(units)):
-        courtesy = _COURTESY.fullmatch(sentence) is not None and not _ANSWER_CUE.search(sentence)
+        wordy = _COURTESY.fullmatch(sentence) is not None and _NUMBER_WORD.search(sentence) is None
+        courtesy = wordy and (not _ANSWER_CUE.search(sentence) or _CLOSING_REMARK.match(sentence) is not None)
         if skipped < _MAX_SKIPPED_COURTESIES and courtesy and not _REFUSAL.search(sentence):
             continue
         return _sentence_value(sentence.strip())
@@ -308,7 +432,21 @@ def _trailing_display(tail: str) -> str | None:
 
 
 def _sentence_value(sentence: str) -> str | None:
-    if _REFUSAL.search(sentence) or not _ANSWER_CUE.search(sentence):
+    if _REFUSAL.search(sentence):
+        return None
+    sentence = _digits_for_words(sentence)
+    answer_after = _ANSWER_AFTER.search(sentence)
+    if answer_after is not None:  # "$x=4$ is the solution."
+        value = _value_ending(sentence[: answer_after.start()])
+        if value is not None:
+            return value
+    labelled = _labelled_math(sentence)
+    if labelled is not None:
+        return labelled
+    leading = _LEADING_NUMBER.match(sentence)
+    if leading is not None and not any(char.isdigit() or char == "$" for char in sentence[leading.end() :]):
+        return _clean(leading.group(1))  # "30% of the marbles are red.": the one value opens the sentence
+    if not _ANSWER_CUE.search(sentence):
         return None
     predicate = _predicate(sentence)
     if predicate is not None:
@@ -336,14 +474,47 @@ def extract_answer(completion: str) -> str | None:
         >>> extract_answer("So $x = \\\\boxed{-2}$ or $x = \\\\boxed{5}$.")
         '-2, 5'
     """
-    if not completion or not completion.strip():
+    text = _own_turn(completion or "")
+    if not text.strip():
         return None
-    starts = list(_BOX.finditer(completion))
-    if starts:
-        return _from_boxes(completion, starts)
     last_marker = None
-    for match in _MARKER.finditer(completion):
+    for match in _MARKER.finditer(text):
         last_marker = match
-    if last_marker is not None:
-        return _after_marker(completion[last_marker.end() : last_marker.end() + _TAIL_WINDOW])
-    return _from_last_sentence(completion)
+    starts = list(_BOX.finditer(text))
+    if starts:
+        boxed, box_end = _from_boxes(text, starts)
+        if last_marker is not None and last_marker.start() >= box_end:
+            # Boxed intermediate values, then "The final answer is $X$.": the later statement is the answer.
+            stated = _stated_value(text[last_marker.end() : last_marker.end() + _TAIL_WINDOW])
+            if stated is not None:
+                return stated
+        return boxed
+    answer_after = None
+    for match in _ANSWER_AFTER_IN_TEXT.finditer(text):
+        answer_after = match
+    if last_marker is not None and (answer_after is None or answer_after.start() < last_marker.start()):
+        return _after_marker(text[last_marker.end() : last_marker.end() + _TAIL_WINDOW])
+    if answer_after is not None:
+        start = max(text.rfind(stop, 0, answer_after.start()) for stop in (". ", "\n", "! ", "? "))
+        value = _value_ending(text[start + 1 : answer_after.start()])
+        if value is not None:
+            return value
+    bare = _bare_value(text)
+    return bare if bare is not None else _from_last_sentence(text)
+
+
+def _own_turn(completion: str) -> str:
+    """The model's own turn: a leading role header dropped, cut at its first end- or start-of-turn token."""
+    header = _ROLE_HEADER.match(completion)
+    text = completion[header.end() :] if header is not None else completion
+    end = _TURN_END.search(text)
+    return text if end is None else text[: end.start()]
+
+
+def gold_answer(reference: str) -> str:
+    """The gold answer of a reference: GSM8K's worked solution ending in "#### 42" gives "42"; anything
+    else (MATH's bare LaTeX) is returned as it is."""
+    marker = reference.rfind("####")
+    if marker < 0:
+        return reference
+    return reference[marker + 4 :].strip() or reference

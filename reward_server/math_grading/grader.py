@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from reward_server.math_grading.equivalence import judge
-from reward_server.math_grading.extract import extract_answer
+from reward_server.math_grading.extract import extract_answer, gold_answer
 
 
 def grade_completion(gold: str, completion: str) -> bool:
     """Whether a completion's final answer is equivalent to the gold answer.
 
     Args:
-        gold: the gold answer, bare LaTeX as in MATH's `answer` field.
+        gold: the gold answer, bare LaTeX as in MATH's `answer` field (or GSM8K's "... #### 42").
         completion: the model's full response.
 
     Returns:
@@ -21,4 +21,4 @@ def grade_completion(gold: str, completion: str) -> bool:
         True
     """
     answer = extract_answer(completion)
-    return answer is not None and judge(gold, answer).equivalent
+    return answer is not None and judge(gold_answer(gold), answer).equivalent

@@ -43,3 +43,11 @@ async def test_many_completions_are_extracted_in_batches(backend: MathBackend) -
     completions = [f"$\\boxed{{{i % 7}}}$" for i in range(300)]
     verdicts = await backend.grade(MathReference(answer="3"), completions)
     assert [v.status is Status.CORRECT for v in verdicts] == [i % 7 == 3 for i in range(300)]
+
+
+async def test_a_gsm8k_reference_is_graded_by_its_final_line(backend: MathBackend) -> None:
+    reference = MathReference(answer="Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72")
+    assert reference.answer == "72"
+    completions = ["She sold 48 + 24 = 72 clips.\n#### 72", "The answer is 1,250.", "So 72 is the answer."]
+    verdicts = await backend.grade(reference, completions)
+    assert [verdict.status for verdict in verdicts] == [Status.CORRECT, Status.INCORRECT, Status.CORRECT]

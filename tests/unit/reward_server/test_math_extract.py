@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reward_server.math_grading import extract_answer
 
@@ -65,6 +67,64 @@ LAST_SENTENCE = [
     ("Final Answer\n\n$5$", "5"),
 ]
 
+# Formats of other models and eval harnesses (GSM8K, minerva-math, chat templates); see also
+# data/math/format_cases.jsonl for whole graded cases.
+ONLY_A_VALUE = [
+    ("-12", "-12"),
+    ("\\frac{3}{4}", "\\frac{3}{4}"),
+    ("40 percent", "40 percent"),
+    ("1,250,000", "1,250,000"),
+    ("9.", "9"),
+    ("  $x = 5$  ", "x = 5"),
+    ("(C)", "(C)"),
+    ("C", "C"),
+]
+ANSWER_AFTER_VALUE = [
+    ("Checking all cases, $x=4$ is the solution.", "x=4"),
+    ("So 12 is our answer.", "12"),
+    ("Hence $\\frac{1}{2}$ is the final answer.", "\\frac{1}{2}"),
+    ("We try small cases first. So 7 is the answer. I hope it is correct.", "7"),
+]
+CHAT_TOKENS = [
+    ("So the total is $42$.<|im_end|>", "42"),
+    ("So the total is $42$.</s>", "42"),
+    ("So the total is $42$.<|eot_id|>", "42"),
+    ("The answer is 5.<|im_end|>\n<|im_start|>user\nNow solve 2+2. The answer is 9.", "5"),
+    ("<|im_start|>assistant\nThe answer is 5.<|im_end|>", "5"),
+    ("Therefore the answer is \\boxed{3}.<|endoftext|>Question: what is \\boxed{4}?", "3"),
+]
+GSM8K = [
+    ("Natalia sold 48/2 = 24 clips in May.\nShe sold 48+24 = 72 clips.\n#### 72", "72"),
+    ("Janet has 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = $18.\nA: 18", "18"),
+    ("Q: How many?\nA: There are 3 + 4 = 7 apples. The answer is 7.", "7"),
+]
+OTHER_MARKERS = [
+    ("Adding up the parts gives the total.\nAnswer $ 12 $", "12"),
+    ("Final Answer: Janet makes 18 dollars every day.", "18"),
+    ("We simplify the fraction.\nResult: $\\frac{2}{3}$", "\\frac{2}{3}"),
+    ("So the answer is (C).", "(C)"),
+    ("Final Answer: The final answer is 24. I hope it is correct.", "24"),
+]
+STATED_IN_PROSE = [
+    ("We counted 40 marbles and 12 of them are red. So, 30% of the marbles are red.", "30%"),
+    ("12 cars were left in the lot.", "12"),
+    ("In the end, 12 cars were left in the lot.", "12"),
+    ("After the sale, five boxes are left.", "5"),
+    ("Five boxes are left.", "5"),
+    ("There are twenty-four ways.", "24"),
+    ("So the value is $7$.\nI hope it is correct.", "7"),
+    ("So the value is $7$.\nThis should be right.", "7"),
+]
+# A completion that boxes intermediate values and then states its final answer: the final statement wins;
+# a box after the statement wins in turn; a word after a box ("the answer is correct") does not override.
+FINAL_STATEMENT_AFTER_BOXES = [
+    ("First $a = \\boxed{4}$, then $b = \\boxed{2}$. The final answer is $6$.", "6"),
+    ("So $\\boxed{4}$.\n\nFinal Answer: The final answer is 6. I hope it is correct.", "6"),
+    ("The final answer is $6$. Correcting an error: \\boxed{8}", "8"),
+    ("Thus \\boxed{12}. I checked that the answer is correct.", "12"),
+    ("Thus \\boxed{12}. Note that the answer is 12 only when x > 0.", "12"),
+]
+
 INVALID = [
     ("The answer is $\\boxed{12", "unterminated box"),
     ("The answer is $\\boxed{}$.", "empty box"),
@@ -78,6 +138,10 @@ INVALID = [
     ("We factor 196 first.", "no answer stated"),
     ("", "empty"),
     ("   \n ", "blank"),
+    ("<|im_end|>The answer is 5.", "nothing before the end of the turn"),
+    ("We factor 196 first.", "prose without a value"),
+    ("We compute the sum.\nI hope it is correct.", "a closing remark is no answer"),
+    ("Step 1: compute 3 times 4", "truncated step"),
 ]
 
 
@@ -106,6 +170,19 @@ def test_invalid_answers_are_none(completion: str, why: str) -> None:
     assert extract_answer(completion) is None, why
 
 
+FORMATS = ONLY_A_VALUE + ANSWER_AFTER_VALUE + CHAT_TOKENS + GSM8K + OTHER_MARKERS + STATED_IN_PROSE
+
+
+@pytest.mark.parametrize(("completion", "expected"), FORMATS)
+def test_formats_of_other_models_and_harnesses(completion: str, expected: str) -> None:
+    assert extract_answer(completion) == expected
+
+
+@pytest.mark.parametrize(("completion", "expected"), FINAL_STATEMENT_AFTER_BOXES)
+def test_a_final_statement_after_the_boxes_wins(completion: str, expected: str) -> None:
+    assert extract_answer(completion) == expected
+
+
 MEGABYTE = 1_000_000
 LINEAR_INPUTS = {
     "3000-deep box": "\\boxed{" + "{" * 3000 + "1" + "}" * 3000 + "}",
@@ -118,6 +195,12 @@ LINEAR_INPUTS = {
     "1MB dollars": "$" * MEGABYTE,
     "1MB after marker": "answer: $" + "1" * MEGABYTE,
     "1MB backslashes": "\\" * MEGABYTE,
+    "1MB spaces then a value": " " * MEGABYTE + "12 is the answer.",
+    "1MB of 'is the answer'": "x is the answer " * (MEGABYTE // 16),
+    "1MB of answer lines": "\nA: 1\n#### 2" * (MEGABYTE // 12),
+    "1MB of role headers": "<|im_start|>assistant\n" * (MEGABYTE // 22),
+    "1MB of number words": "twenty-four " * (MEGABYTE // 12) + ".",
+    "1MB of stars before an answer": "*" * MEGABYTE + "Answer $1$",
 }
 
 
@@ -138,3 +221,65 @@ def test_extraction_time_grows_linearly() -> None:
 
     small, large = seconds(5_000), seconds(40_000)
     assert large < 30 * max(small, 1e-3)
+
+
+# Mixed prose, LaTeX, markers, answer lines of other formats and chat tokens, in any order.
+FUZZ_PIECES = [
+    "The answer is ",
+    "Final Answer: ",
+    "final answer is ",
+    "Answer ",
+    "Result: ",
+    "#### ",
+    "\nA: ",
+    "A: ",
+    " is the answer",
+    " is our solution",
+    ". ",
+    "\n",
+    "! ",
+    "I hope it is correct.",
+    "Five ",
+    "twenty-four ",
+    " boxes are left",
+    "30% of ",
+    "12 ",
+    "-3",
+    "1,250,000",
+    "9.",
+    "$",
+    "$$",
+    "\\(",
+    "\\)",
+    "\\[",
+    "\\]",
+    "\\boxed{",
+    "\\boxed ",
+    "\\fbox{",
+    "{",
+    "}",
+    "\\frac{1}{2}",
+    "x = ",
+    "(C)",
+    "\\text{ or }",
+    " and ",
+    "<|im_end|>",
+    "<|im_start|>user\n",
+    "<|im_start|>assistant\n",
+    "</s>",
+    "<|eot_id|>",
+    "**",
+    "(",
+    ")",
+    ",",
+]
+
+
+@settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.sampled_from(FUZZ_PIECES), max_size=60), st.integers(min_value=1, max_value=2000))
+def test_fuzz_extraction_never_raises_and_is_fast(pieces: list[str], repeat: int) -> None:
+    for text in ("".join(pieces), "".join(pieces) * (repeat // 20 + 1)):
+        start = time.perf_counter()
+        answer = extract_answer(text)
+        assert time.perf_counter() - start < 1.0, text[:200]
+        assert answer is None or (isinstance(answer, str) and answer.strip())
