@@ -1,6 +1,6 @@
 """MATH answer grading: extraction, normalization and equivalence (pure functions, no timeouts).
 
-The rules are those of `../shared/data/math/CONVENTIONS.md`. Nothing here enforces a deadline: callers run
+The rules are those of `docs/math-conventions.md`. Nothing here enforces a deadline: callers run
 these functions inside a worker process that is killed at a hard deadline (see `reward_server.workers`).
 
 Public API:

@@ -1,4 +1,4 @@
-"""Final-answer extraction from a completion (CONVENTIONS §1-§3).
+"""Final-answer extraction from a completion (docs/math-conventions.md §1-§4).
 
 Order: the last complete `\\boxed{...}` (or `\\fbox{...}`, `\\boxed 9`), joined with the boxes right
 before it when they sit in the same sentence separated by "and"/"or"/commas; without any box, the
