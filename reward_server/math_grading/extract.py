@@ -51,6 +51,13 @@ _ANSWER_AFTER_IN_TEXT = re.compile(  # ((?<=\S): a run of spaces is tried once, 
     r"(?:answer|solution|result)s?\b(?=[\s*]*(?:[.!][\s*]*)?(?:$|\n|\s+[A-Z]))",
     re.IGNORECASE,
 )
+# The pieces of the words before "is the answer": math spans, numbers, words and punctuation.
+_VALUE_TOKEN = re.compile(
+    r"\$\$.+?\$\$|\$(?:\\\$|[^$])+?\$|\\\(.+?\\\)|\\\[.+?\\\]|\$?-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?%?"
+    r"|[A-Za-z]+|[^\s\w]",
+    re.DOTALL,
+)
+_HEDGE_JOINERS = {",", "or", "and", "maybe", "perhaps", "possibly", "either"}
 # The end of the model's turn: what follows a chat template's end-of-turn or start-of-turn token is not part
 # of its answer (a new "user" turn the model wrote itself, padding).
 _TURN_END = re.compile(
@@ -301,12 +308,24 @@ def _stated_value(rest: str) -> str | None:
 
 
 def _value_ending(prefix: str) -> str | None:
-    """The value at the end of `prefix` ("Thus, $x=4$" gives x=4, "So 12" gives 12), or None."""
-    prefix = prefix.rstrip(" ,*")
-    if prefix.endswith(("$", "\\)", "\\]")):
-        return _last_math(prefix)
-    number = re.search(r"(?<![\w.])\$?-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?%?$", prefix)
-    return _clean(number.group()) if number is not None else None
+    """The value at the end of `prefix` ("Thus, $x=4$" gives x=4, "So 12" gives 12), or None. Values joined
+    by "or"/"and"/commas there are returned together ("3 or 4 is the answer" gives "3, 4"): a hedge or a
+    list, never its last element alone."""
+    values: list[str] = []
+    joined = True
+    for token in reversed(_VALUE_TOKEN.findall(prefix[-_TAIL_WINDOW:])):
+        if token.startswith(("$", "\\(", "\\[")) or token[-1:].isdigit() or token.endswith("%"):
+            if not joined:
+                break
+            span = _math_span(token)
+            values.append(span[0] if span is not None else token)
+            joined = False
+        elif token.lower() in _HEDGE_JOINERS and values:
+            joined = True
+        elif token != "*":  # (emphasis around the value is skipped)
+            break
+    cleaned = [value for value in (_clean(v) for v in reversed(values)) if value]
+    return ", ".join(dict.fromkeys(cleaned)) or None
 
 
 def _labelled_math(sentence: str) -> str | None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reward_server.math_grading import extract_answer
+from reward_server.math_grading import extract_answer, grade_completion
 
 BOXES = [
     ("So the answer is $\\boxed{42}$.", "42"),
@@ -84,6 +84,10 @@ ANSWER_AFTER_VALUE = [
     ("So 12 is our answer.", "12"),
     ("Hence $\\frac{1}{2}$ is the final answer.", "\\frac{1}{2}"),
     ("We try small cases first. So 7 is the answer. I hope it is correct.", "7"),
+    # A hedge or a list before "is the answer" is returned whole, never its last element alone.
+    ("So 3 or 4 is the answer.", "3, 4"),
+    ("So $3$ or maybe $4$ is the answer.", "3, 4"),
+    ("Checking each, 2, 3 and 5 are the solutions.", "2, 3, 5"),
 ]
 CHAT_TOKENS = [
     ("So the total is $42$.<|im_end|>", "42"),
@@ -283,3 +287,27 @@ def test_fuzz_extraction_never_raises_and_is_fast(pieces: list[str], repeat: int
         answer = extract_answer(text)
         assert time.perf_counter() - start < 1.0, text[:200]
         assert answer is None or (isinstance(answer, str) and answer.strip())
+
+
+# Each new format is a new place to hedge, list or restate: all of these must stay incorrect.
+HEDGES_IN_NEW_FORMATS = [
+    ("3", "3 or 4"),
+    ("3", "A: 3 or 4"),
+    ("3", "#### 3 or 4"),
+    ("3", "So 3 or 4 is the answer."),
+    ("4", "So $3$ or $4$ is our answer."),
+    ("3", "Answer $3$ or $4$"),
+    ("3", "Result: $3 \\text{ or } 4$"),
+    ("5", "Five or six boxes are left."),
+    ("30", "30% of the marbles are red, or maybe 40%."),
+    ("12", "How many cars were left if 12 left?"),
+    ("12", "Janet had 12 cars and 5 left. How many remain?"),
+    ("5", "2, 3 and 5 are the solutions."),
+    ("6", "First $a = \\boxed{4}$, then $b = \\boxed{2}$. The final answer is $6$ or $7$."),
+    ("3", "The answer is 4.<|im_end|><|im_start|>user\nNo, it is 3. The answer is 3."),
+]
+
+
+@pytest.mark.parametrize(("gold", "completion"), HEDGES_IN_NEW_FORMATS)
+def test_hedges_lists_and_restatements_in_the_new_formats_stay_incorrect(gold: str, completion: str) -> None:
+    assert grade_completion(gold, completion) is False
