@@ -37,7 +37,7 @@ _MAX_GAP = 80
 # own; so does "Answer" opening a line or sentence directly before math ("Answer $ 12 $").
 _MARKER = re.compile(
     r"final answer is|answer\s*\**\s*:|answer is|final answer[ \t*#]*(?=\n)|####|^[ \t]*A:(?=[ \t]*\S)"
-    r"|(?:^|(?<=[.!?] ))[ \t*#]*(?:final[ \t]+)?answer[ \t]+(?=\$|\\\(|\\\[)",
+    r"|(?:^|(?<=[.!?] ))[ \t*#]*(?:final[ \t]+)?answer[ \t*]*[ \t](?=\$|\\\(|\\\[)",
     re.IGNORECASE | re.MULTILINE,
 )
 # "<value> is the answer." / "... is our final solution": the value before the phrase is the answer.
@@ -51,6 +51,12 @@ _ANSWER_AFTER_IN_TEXT = re.compile(  # ((?<=\S): a run of spaces is tried once, 
     r"(?:answer|solution|result)s?\b(?=[\s*]*(?:[.!][\s*]*)?(?:$|\n|\s+[A-Z]))",
     re.IGNORECASE,
 )
+_WORK_STEP = re.compile(
+    r"[\s*]*(?:we|let|let's|i|first|next|now|then|to|consider|note|suppose|assume|divide|multiply|add|subtract"
+    r"|compute|calculate|substitute|solve|check)\b",
+    re.IGNORECASE,
+)
+_CURRENCY = re.compile(r"\$(-?\d+(?:,\d{3})*(?:\.\d+)?)(?![\d$])")
 # The pieces of the words before "is the answer": math spans, numbers, words and punctuation.
 _VALUE_TOKEN = re.compile(
     r"\$\$.+?\$\$|\$(?:\\\$|[^$])+?\$|\\\(.+?\\\)|\\\[.+?\\\]|\$?-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?%?"
@@ -266,6 +272,9 @@ def _plain_value(text: str) -> str:
 def _after_marker(text: str) -> str | None:
     lead = _MARKER_LEAD.match(text)
     rest = text[lead.end() :] if lead is not None else text
+    amount = _amount(rest)
+    if amount is not None:
+        return amount
     if _starts_math(rest):
         return _math_values(rest)
     plain = _plain_value(rest[:_TAIL_WINDOW])
@@ -301,10 +310,22 @@ def _stated_value(rest: str) -> str | None:
     $6$." states 6; "the answer is correct" states nothing)."""
     lead = _MARKER_LEAD.match(rest)
     rest = rest[lead.end() :] if lead is not None else rest
+    amount = _amount(rest)
+    if amount is not None:
+        return amount
     if _starts_math(rest):
         return _math_values(rest)
     value = _clean(_plain_value(rest))
     return value if value is not None and _NUMBER.fullmatch(value.lstrip("$")) else None
+
+
+def _amount(rest: str) -> str | None:
+    """A dollar amount that opens `rest` ("$18.", "$1,250,000 in all"): a `$` with no other `$` after it on
+    its line is currency, not the start of math."""
+    amount = _CURRENCY.match(rest)
+    if amount is None or "$" in rest[amount.end() :].split("\n", 1)[0]:
+        return None
+    return _clean(amount.group(1))
 
 
 def _value_ending(prefix: str) -> str | None:
@@ -341,12 +362,17 @@ def _labelled_math(sentence: str) -> str | None:
 
 
 def _bare_value(text: str) -> str | None:
-    """A completion that is nothing but a value (see `_BARE_VALUE_START`), or None."""
+    """A completion that is nothing but a value (see `_BARE_VALUE_START`) or a word or two ("Evelyn"), or
+    None."""
     value = text.strip()
-    if len(value) > _MAX_BARE_VALUE or "\n" in value or _BARE_VALUE_START.match(value) is None:
+    if len(value) > _MAX_BARE_VALUE or "\n" in value:
         return None
+    if _REFUSAL.search(value):
+        return None
+    if _BARE_VALUE_START.match(value) is None:
+        return _clean(value) if _FEW_WORDS.fullmatch(value.rstrip(".!")) else None
     words = _WORD.findall(_LATEX_COMMAND.sub(" ", value))
-    if len(words) > 2 or _PREDICATE_CUE.search(" ".join(words)) or _REFUSAL.search(value):
+    if len(words) > 2 or _PREDICATE_CUE.search(" ".join(words)):
         return None
     return _clean(value)
 
@@ -466,7 +492,11 @@ def _sentence_value(sentence: str) -> str | None:
     if leading is not None and not any(char.isdigit() or char == "$" for char in sentence[leading.end() :]):
         return _clean(leading.group(1))  # "30% of the marbles are red.": the one value opens the sentence
     if not _ANSWER_CUE.search(sentence):
-        return None
+        # "She ends up with 18 dollars.": a statement without a cue word states its one number; a step of
+        # the work ("We factor 196 first.", "Next, divide by 4.") does not.
+        stated = not _MATH_SEGMENT.search(sentence) and not _WORK_STEP.match(sentence)
+        numbers = _NUMBER.findall(sentence) if stated else []
+        return _clean(numbers[0]) if len(numbers) == 1 else None
     predicate = _predicate(sentence)
     if predicate is not None:
         value = _predicate_value(predicate)

@@ -78,6 +78,7 @@ ONLY_A_VALUE = [
     ("  $x = 5$  ", "x = 5"),
     ("(C)", "(C)"),
     ("C", "C"),
+    ("Evelyn", "Evelyn"),
 ]
 ANSWER_AFTER_VALUE = [
     ("Checking all cases, $x=4$ is the solution.", "x=4"),
@@ -108,6 +109,10 @@ OTHER_MARKERS = [
     ("We simplify the fraction.\nResult: $\\frac{2}{3}$", "\\frac{2}{3}"),
     ("So the answer is (C).", "(C)"),
     ("Final Answer: The final answer is 24. I hope it is correct.", "24"),
+    ("Adding the two equations gives $2a = 14$.\n**Answer** $7$", "7"),
+    # GSM8K's currency: a `$` with no other `$` after it on its line is a dollar sign, not math.
+    ("She sells 9 eggs at $2 each.\nThe answer is $18.", "18"),
+    ("It was sold for 25% more. The answer is $1,250,000", "1,250,000"),
 ]
 STATED_IN_PROSE = [
     ("We counted 40 marbles and 12 of them are red. So, 30% of the marbles are red.", "30%"),
@@ -118,6 +123,7 @@ STATED_IN_PROSE = [
     ("There are twenty-four ways.", "24"),
     ("So the value is $7$.\nI hope it is correct.", "7"),
     ("So the value is $7$.\nThis should be right.", "7"),
+    ("She sells 9 eggs at 2 dollars each.\nShe ends up with 18 dollars.", "18"),
 ]
 # A completion that boxes intermediate values and then states its final answer: the final statement wins;
 # a box after the statement wins in turn; a word after a box ("the answer is correct") does not override.
