@@ -2,7 +2,7 @@
 
 Run from anywhere:
 
-    python bench/math_grading.py [--repeat 3] [--hang-s 10] [--no-holdout] [--cpu N]
+    python bench/math_grading.py [--repeat 3] [--hang-s 10] [--no-holdout] [--no-formats] [--cpu N]
 
 Two graders are compared in the same run:
 
@@ -13,7 +13,9 @@ Two graders are compared in the same run:
 They run on two datasets, reported separately:
 
 - `data/math/dev_pairs.jsonl`;
-- `tests/data/math_holdout_pairs.jsonl` (holdout is on by default; turn it off with `--no-holdout`).
+- `tests/data/math_holdout_pairs.jsonl` (holdout is on by default; turn it off with `--no-holdout`);
+- `data/math/format_cases.jsonl`: the answer formats of other harnesses and models (GSM8K, minerva-math,
+  Qwen2.5-Math, DeepSeek-Math, simple-evals, chat tokens; on by default, `--no-formats` to skip).
 
 How it runs:
 
@@ -63,6 +65,7 @@ DATA = ROOT / "data"
 DATASETS = {
     "dev": DATA / "math" / "dev_pairs.jsonl",
     "holdout": ROOT / "tests" / "data" / "math_holdout_pairs.jsonl",
+    "formats": DATA / "math" / "format_cases.jsonl",
 }
 RESULTS = ROOT / "bench" / "results" / "math_grading.json"
 OURS = "reward_server.math_grading:grade_completion"
@@ -422,6 +425,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run on tests/data/math_holdout_pairs.jsonl (default: on; --no-holdout for dev only)",
     )
     ap.add_argument(
+        "--formats",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run on data/math/format_cases.jsonl (default: on)",
+    )
+    ap.add_argument(
         "--cpu",
         type=int,
         default=None,
@@ -439,7 +448,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    names = ["dev", "holdout"] if args.holdout else ["dev"]
+    names = ["dev"] + ["holdout"] * args.holdout + ["formats"] * args.formats
     results: dict[str, Any] = {}
     for ds in names:
         pairs = load_pairs(DATASETS[ds])
