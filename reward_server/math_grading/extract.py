@@ -33,10 +33,12 @@ _BOX_GAP = re.compile(
 _JOINER = re.compile(r",|\band\b|\bor\b", re.ASCII)
 _MAX_GAP = 80
 # A "Final Answer" heading on its own line ("**Final Answer**\n\n12", "### Final Answer\n12") marks one too.
-# GSM8K's answer lines mark one too: the reference's "#### 42" and the sample's "A: 1250" on a line of its
-# own; so does "Answer" opening a line or sentence directly before math ("Answer $ 12 $").
+# GSM8K's answer lines mark one too, when a value follows (a Markdown heading or a prose "A:" does not): the
+# reference's "#### 42" and the sample's "A: 1250" on a line of its own; so does "Answer" opening a line
+# or sentence directly before math ("Answer $ 12 $").
 _MARKER = re.compile(
-    r"final answer is|answer\s*\**\s*:|answer is|final answer[ \t*#]*(?=\n)|####|^[ \t]*A:(?=[ \t]*\S)"
+    r"final answer is|answer\s*\**\s*:|answer is|final answer[ \t*#]*(?=\n)"
+    r"|####(?=[ \t]*[-$\d.])|^[ \t]*A:(?=[ \t]*[-$\d.\\])"
     r"|(?:^|(?<=[.!?] ))[ \t*#]*(?:final[ \t]+)?answer[ \t*]*[ \t](?=\$|\\\(|\\\[)",
     re.IGNORECASE | re.MULTILINE,
 )

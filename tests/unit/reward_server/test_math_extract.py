@@ -102,6 +102,8 @@ GSM8K = [
     ("Natalia sold 48/2 = 24 clips in May.\nShe sold 48+24 = 72 clips.\n#### 72", "72"),
     ("Janet has 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = $18.\nA: 18", "18"),
     ("Q: How many?\nA: There are 3 + 4 = 7 apples. The answer is 7.", "7"),
+    # A Markdown heading is not GSM8K's answer line.
+    ("#### Step 1: count\nThere are 3 + 4 = 7 apples.\n#### Step 2: total\nThe total is 12.", "12"),
 ]
 OTHER_MARKERS = [
     ("Adding up the parts gives the total.\nAnswer $ 12 $", "12"),
