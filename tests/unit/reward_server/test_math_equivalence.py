@@ -238,6 +238,39 @@ RULES: dict[str, list[tuple[str, str, bool]]] = {
             False,
         ),
     ],
+    # Failure classes found after the rules above were written; grouped by class, each with cases that
+    # must pass and cases that must fail.
+    "ASCII relations": [
+        ("[3,\\infty)", "x >= 3", True),
+        ("x \\ge 3", "x >= 3", True),
+        ("(-\\infty, 3]", "x <= 3", True),
+        ("[3,\\infty)", "3 <= x", True),
+        ("(-\\infty,1)\\cup(1,\\infty)", "x != 1", True),
+        ("120", "5!=120", True),
+        ("(3,\\infty)", "x >= 3", False),
+        ("(-\\infty, 3)", "x <= 3", False),
+        ("3", "x != 3", False),
+        ("3", "x!=3", False),
+        ("(-\\infty,1)\\cup(1,\\infty)", "x != 2", False),
+    ],
+    "units in bold text": [
+        ("5", "5 \\textbf{ cm}", True),
+        ("5", "5\\textbf{cm}^2", True),
+        ("5", "\\textbf{5 cm}", True),
+        ("5", "5 \\mathrm{ cm}", True),
+        ("5", "5 \\mbox{ cm}", True),
+        ("x", "\\textbf{x}", True),
+        ("5", "6 \\textbf{ cm}", False),
+        ("5", "\\textbf{6 cm}", False),
+        ("5", "5 \\textbf{ or } 6", False),
+    ],
+    "spaced thousands braces": [
+        ("12345", "12{, }345", True),
+        ("1000", "1{ ,}000", True),
+        ("1000", "1{ , }000", True),
+        ("12345", "12{, }346", False),
+        ("1000", "1{ ,}00", False),
+    ],
 }
 
 CASES = [(rule, *case) for rule, cases in RULES.items() for case in cases]
