@@ -10,7 +10,7 @@
 | `1011_2`, `4210_{5}`                      | BaseNumber (digits compared exactly, §16)  |
 | `(1,2)`, `(3, \\frac{5\\pi}{4}, 0)`         | Bracketed (ordered, §11; a pair may be an open interval) |
 | `[2,5)`, `x \\in [2,5)`, `-1 \\le x \\le 4`, `x > 1`, `A \\cup B`, `\\mathbb{R}` | Intervals (§10) |
-| `a, b`, `\\{a,b\\}`, `a \\text{ or } b`, `\\pm 2` | Solutions (unordered, complete, §12)  |
+| `a, b`, `\\{a,b\\}`, `{a, b}`, `a \\text{ or } b`, `\\pm 2` | Solutions (unordered, complete, §12) |
 | `y = 2x + 3`, `x = 3`                     | Equation (§13)                             |
 | `\\begin{pmatrix}...`, `\\frac{8}{49}\\begin{pmatrix}...` | Matrix (a factor is multiplied in) |
 | anything else                            | Unparsed (only exact string equality)      |
@@ -127,6 +127,7 @@ _NEG_INFINITY = Node("neg", (_INFINITY,))
 _OPEN = ("(", "[", "{", r"\{")
 _CLOSE = (")", "]", "}", r"\}")
 _SEPARATORS = frozenset({",", ";", "or", "and"})
+_LIST_SEPARATORS = frozenset({",", ";"})
 _RELATIONS = {
     "=": "=",
     "<": "<",
@@ -419,6 +420,29 @@ def _approximation(tokens: list[Token]) -> Answer | None:
     return _item(head)
 
 
+def _braced_set(tokens: list[Token]) -> Answer | None:
+    """`\\{a, b\\}` and set-builder `\\{x | 2 \\le x < 5\\}`; also `{1, 4, 9}` in bare braces.
+
+    Bare braces are TeX grouping, notation only as in `{4}`; around a list they are the list itself
+    (a model that forgets the backslash of `\\{1, 4, 9\\}` still means the set). A bare group without a
+    list separator gives None and is read as a grouped expression.
+    """
+    opening = tokens[0][1]
+    if opening not in (r"\{", "{") or _closing_index(tokens, 0) != len(tokens) - 1:
+        return None
+    inner = tokens[1:-1]
+    elements = _split(inner, _LIST_SEPARATORS)
+    if opening == "{":
+        if len(elements) == 1 or tokens[-1][1] != "}":
+            return None
+        return Solutions(_flatten([_item(part) for part in elements]))
+    builder = _split(inner, _SUCH_THAT)
+    if len(builder) == 2:
+        # Set-builder notation {x | 2 <= x < 5}: the set is what the condition describes.
+        return _item(builder[1])
+    return Solutions(_flatten([_item(part) for part in elements]))
+
+
 def _item(tokens: list[Token]) -> Answer:
     """Read one list element (no top-level commas left, except inside brackets)."""
     if not tokens:
@@ -448,13 +472,9 @@ def _item(tokens: list[Token]) -> Answer:
     matrix = _matrix(tokens)
     if matrix is not None:
         return matrix
-    if texts[0] == r"\{" and _closing_index(tokens, 0) == len(tokens) - 1:
-        inner = tokens[1:-1]
-        builder = _split(inner, _SUCH_THAT)
-        if len(builder) == 2:
-            # Set-builder notation {x | 2 <= x < 5}: the set is what the condition describes.
-            return _item(builder[1])
-        return Solutions(_flatten([_item(part) for part in _split(inner, frozenset({",", ";"}))]))
+    braced = _braced_set(tokens)
+    if braced is not None:
+        return braced
     relation_parts, relations = _split_found(tokens, _RELATION_TOKENS)
     if relations:
         return _relation(relation_parts, [_RELATIONS[text] for text in relations])

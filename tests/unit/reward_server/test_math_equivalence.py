@@ -264,6 +264,18 @@ RULES: dict[str, list[tuple[str, str, bool]]] = {
         ("5", "\\textbf{6 cm}", False),
         ("5", "5 \\textbf{ or } 6", False),
     ],
+    "lists in bare braces": [
+        ("1, 4, 9", "{1, 4, 9}", True),
+        ("\\{1,4,9\\}", "{1, 4, 9}", True),
+        ("\\{1,4,9\\}", "{9, 1, 4}", True),
+        ("1, 4, 9", "x \\in {1, 4, 9}", True),
+        ("4", "{4}", True),
+        ("1,4", "{1,4,9}", False),
+        ("1, 4, 9", "{1, 4}", False),
+        ("3", "{3, 4}", False),
+        ("(1,4,9)", "{1,4,9}", False),
+        ("[1,4]", "{1,4}", False),
+    ],
     "spaced thousands braces": [
         ("12345", "12{, }345", True),
         ("1000", "1{ ,}000", True),
