@@ -10,6 +10,7 @@
 | `1011_2`, `4210_{5}`                      | BaseNumber (digits compared exactly, §16)  |
 | `(1,2)`, `(3, \\frac{5\\pi}{4}, 0)`         | Bracketed (ordered, §11; a pair may be an open interval) |
 | `[2,5)`, `x \\in [2,5)`, `-1 \\le x \\le 4`, `x > 1`, `A \\cup B`, `\\mathbb{R}` | Intervals (§10) |
+| `-2x \\le 6` (solved for x), `0 < f(x) < 1` (the interval of f(x)) | Intervals (§10)             |
 | `a, b`, `\\{a,b\\}`, `{a, b}`, `a \\text{ or } b`, `\\pm 2` | Solutions (unordered, complete, §12) |
 | `y = 2x + 3`, `x = 3`                     | Equation (§13)                             |
 | `\\begin{pmatrix}...`, `\\frac{8}{49}\\begin{pmatrix}...` | Matrix (a factor is multiplied in) |
@@ -28,7 +29,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from reward_server.math_grading.arithmetic import TooLarge, exact_value
+from reward_server.math_grading.arithmetic import TooLarge, Undefined, exact_value
 from reward_server.math_grading.normalize import text_key
 from reward_server.math_grading.parse import (
     MAX_DEPTH,
@@ -306,34 +307,195 @@ def _equation(parts: list[list[Token]]) -> Answer:
     return Solutions(tuple(Equation((*sides, item.node)) for item in last.items if isinstance(item, Scalar)))
 
 
+# One side of an inequality as `coefficient * variable + constant`: (variable name or None for a constant,
+# the exact rational coefficient, the constant part or None for zero).
+_Linear = tuple[str | None, Fraction, Node | None]
+_FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "!=": "!="}
+
+
 def _relation(parts: list[list[Token]], ops: list[str]) -> Answer:
     if all(op == "=" for op in ops):
         return _equation(parts)
     if "=" in ops:
         raise ParseError("mixed relation")
-    nodes = [parse_tokens(part) for part in parts]
+    nodes = [_relation_side(part) for part in parts]
     if len(nodes) == 2:
-        left, right = nodes
-        op = ops[0]
-        if right.kind == "sym" and left.kind != "sym":
-            left, right = right, left
-            op = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "!=": "!="}[op]
-        if left.kind != "sym":
-            raise ParseError("no variable in inequality")
-        if op == "!=":
-            below = Interval(_NEG_INFINITY, right, False, False)
-            return Intervals((below, Interval(right, _INFINITY, False, False)))
-        if op in ("<", "<="):
-            return Intervals((Interval(_NEG_INFINITY, right, False, op == "<="),))
-        return Intervals((Interval(right, _INFINITY, op == ">=", False),))
-    if len(nodes) == 3 and nodes[1].kind == "sym":
-        low, high = nodes[0], nodes[2]
-        first, second = ops
-        if first in ("<", "<=") and second in ("<", "<="):
-            return Intervals((Interval(low, high, first == "<=", second == "<="),))
-        if first in (">", ">=") and second in (">", ">="):
-            return Intervals((Interval(high, low, second == ">=", first == ">="),))
+        return _one_sided(nodes[0], ops[0], nodes[1])
+    if len(nodes) == 3:
+        return _chained(nodes, ops)
     raise ParseError("unsupported relation")
+
+
+def _relation_side(tokens: list[Token]) -> Node:
+    # "0 < f(x) < 1": a function value names a quantity, as on the left of an equation.
+    if _is_function_name(tokens):
+        return Node("sym", (), _text(tokens))
+    return parse_tokens(tokens)
+
+
+def _ray(op: str, endpoint: Node) -> Intervals:
+    if op == "!=":
+        below = Interval(_NEG_INFINITY, endpoint, False, False)
+        return Intervals((below, Interval(endpoint, _INFINITY, False, False)))
+    if op in ("<", "<="):
+        return Intervals((Interval(_NEG_INFINITY, endpoint, False, op == "<="),))
+    return Intervals((Interval(endpoint, _INFINITY, op == ">=", False),))
+
+
+def _one_sided(left: Node, op: str, right: Node) -> Answer:
+    """`x > 1`, `2 < x`, `-y > -4`, `-2x \\le 6`, `f(x) \\ge 0`: the set of the one variable (§10).
+
+    Sides linear in one variable, `a x + b` against `c x + d` with `a != c` rational, are solved: the
+    inequality describes the same set as `x` against `(d - b) / (a - c)`, the relation flipped when
+    `a - c` is negative.
+    """
+    first, second = _linear(left), _linear(right)
+    if first is not None and second is not None:
+        relation = op
+        if first[0] is None:
+            # "2 < x", "-4 < -y": read with the variable on the left.
+            first, second, relation = second, first, _FLIPPED[op]
+        (name, coefficient, constant), (other, other_coefficient, bound) = first, second
+        coefficient -= other_coefficient
+        if name is not None and other in (None, name) and coefficient != 0:
+            solved = _bound(bound or Node("num", (), Fraction(0)), constant, coefficient)
+            return _ray(relation if coefficient > 0 else _FLIPPED[relation], solved)
+    if right.kind == "sym" and left.kind != "sym":
+        left, right = right, left
+        op = _FLIPPED[op]
+    if left.kind != "sym":
+        raise ParseError("no variable in inequality")
+    return _ray(op, right)
+
+
+def _bound(bound: Node, constant: Node | None, coefficient: Fraction) -> Node:
+    """`(bound - constant) / coefficient`, folded to a number when it is rational."""
+    if constant is None:
+        numerator = bound
+    elif bound.kind == "num" and bound.value == 0:
+        numerator = _negate(constant)
+    else:
+        numerator = Node("add", (bound, _negate(constant)))
+    if coefficient == 1:
+        solved = numerator
+    elif coefficient == -1:
+        solved = _negate(numerator)
+    else:
+        solved = Node("div", (numerator, Node("num", (), coefficient)))
+    if solved is bound:
+        return bound
+    value = _rational(solved)
+    return solved if value is None else Node("num", (), value)
+
+
+def _negate(node: Node) -> Node:
+    return node.args[0] if node.kind == "neg" else Node("neg", (node,))
+
+
+def _rational(node: Node) -> Fraction | None:
+    try:
+        value = exact_value(node)
+    except (TooLarge, Undefined):
+        return None
+    return value[0] if value is not None and value[1] == 0 else None
+
+
+def _linear(node: Node) -> _Linear | None:
+    """`node` as `coefficient * variable + constant` in at most one variable; None when it is not that."""
+    kind = node.kind
+    if kind == "sym":
+        return str(node.value), Fraction(1), None
+    if kind in ("neg", "add", "mul", "div"):
+        terms: list[_Linear] = []
+        for arg in node.args:
+            term = _linear(arg)
+            if term is None:
+                return None
+            terms.append(term)
+        if all(term[0] is None for term in terms):
+            return None, Fraction(0), node
+        return _LINEAR_COMBINATIONS[kind](node, terms)
+    if any(inner.kind == "sym" for inner in _walk(node)):
+        return None
+    return None, Fraction(0), node
+
+
+def _linear_negation(node: Node, terms: list[_Linear]) -> _Linear | None:
+    name, coefficient, constant = terms[0]
+    return name, -coefficient, None if constant is None else _negate(constant)
+
+
+def _linear_sum(node: Node, terms: list[_Linear]) -> _Linear | None:
+    names = {term[0] for term in terms if term[0] is not None}
+    if len(names) > 1:
+        return None
+    constants = tuple(term[2] for term in terms if term[2] is not None)
+    constant = None if not constants else constants[0] if len(constants) == 1 else Node("add", constants)
+    return names.pop(), sum((term[1] for term in terms), Fraction(0)), constant
+
+
+def _linear_product(node: Node, terms: list[_Linear]) -> _Linear | None:
+    # One factor holds the variable; every other factor must be a rational number (`\\sqrt2 x` is refused:
+    # the sign of an irrational coefficient is not worth proving here).
+    variable = [index for index, term in enumerate(terms) if term[0] is not None]
+    if len(variable) > 1:
+        return None
+    scale = Fraction(1)
+    for index, factor in enumerate(node.args):
+        if index != variable[0]:
+            value = _rational(factor)
+            if value is None:
+                return None
+            scale *= value
+    name, coefficient, constant = terms[variable[0]]
+    scaled = None if constant is None else Node("mul", (Node("num", (), scale), constant))
+    return name, coefficient * scale, scaled
+
+
+def _linear_quotient(node: Node, terms: list[_Linear]) -> _Linear | None:
+    divisor = _rational(node.args[1]) if terms[1][0] is None else None
+    if not divisor:
+        return None
+    name, coefficient, constant = terms[0]
+    return name, coefficient / divisor, None if constant is None else Node("div", (constant, node.args[1]))
+
+
+_LINEAR_COMBINATIONS = {
+    "neg": _linear_negation,
+    "add": _linear_sum,
+    "mul": _linear_product,
+    "div": _linear_quotient,
+}
+
+
+def _chained(nodes: list[Node], ops: list[str]) -> Answer:
+    """`-1 \\le x \\le 4`, `4 \\ge x > 3`, `-4 < -y < 2`, `0 < f(x) < 1`: one interval.
+
+    The middle is a name (a variable, `f(x)`), a linear expression of one variable (solved, as in
+    `_one_sided`), or another expression of variables between constant bounds (`0 < f(x)^2 < 1`,
+    `-1 \\le \\sin x \\le 1`), which states the interval of that expression's values.
+    """
+    if all(op in (">", ">=") for op in ops):
+        nodes, ops = nodes[::-1], [_FLIPPED[op] for op in ops[::-1]]
+    if not all(op in ("<", "<=") for op in ops):
+        raise ParseError("unsupported relation")
+    low, middle, high = nodes
+    closed = (ops[0] == "<=", ops[1] == "<=")
+    if middle.kind == "sym":
+        return Intervals((Interval(low, high, *closed),))
+    ends = _linear(low), _linear(high)
+    if ends[0] is None or ends[1] is None or ends[0][0] is not None or ends[1][0] is not None:
+        raise ParseError("variable bounds around an expression")
+    solved = _linear(middle)
+    if solved is None:
+        return Intervals((Interval(low, high, *closed),))
+    name, coefficient, constant = solved
+    if name is None or coefficient == 0:
+        raise ParseError("no variable in inequality")
+    low, high = _bound(low, constant, coefficient), _bound(high, constant, coefficient)
+    if coefficient < 0:
+        return Intervals((Interval(high, low, closed[1], closed[0]),))
+    return Intervals((Interval(low, high, *closed),))
 
 
 def _scaled_matrix(tokens: list[Token], start: int) -> Answer | None:
