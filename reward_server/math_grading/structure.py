@@ -13,7 +13,7 @@
 | `-2x \\le 6` (solved for x), `0 < f(x) < 1` (the interval of f(x)) | Intervals (§10)             |
 | `a, b`, `\\{a,b\\}`, `{a, b}`, `a \\text{ or } b`, `\\pm 2` | Solutions (unordered, complete, §12) |
 | `y = 2x + 3`, `x = 3`                     | Equation (§13)                             |
-| `\\begin{pmatrix}...`, `\\frac{8}{49}\\begin{pmatrix}...` | Matrix (a factor is multiplied in) |
+| `\\begin{pmatrix}...`, `\\frac{8}{49}\\begin{pmatrix}...`, `A + B`, `A B` | Matrix (evaluated by cell) |
 | anything else                            | Unparsed (only exact string equality)      |
 
 `a \\approx b` is read as `a` (the approximation is a comment), or as `a = b` when `a` only names the
@@ -498,50 +498,83 @@ def _chained(nodes: list[Node], ops: list[str]) -> Answer:
     return Intervals((Interval(low, high, *closed),))
 
 
-def _scaled_matrix(tokens: list[Token], start: int) -> Answer | None:
-    """`c \\begin{pmatrix}...\\end{pmatrix}`: a scalar factor times a matrix, multiplied into every cell.
-
-    `\\frac{8}{49}\\begin{pmatrix} 2 \\\\ 6 \\\\ 3 \\end{pmatrix}` is the vector (16/49, 48/49, 24/49);
-    `-M` negates. Anything in front that is not a plain scalar ("v =", a relation) gives None: the caller
-    reads it otherwise.
-    """
-    prefix, rest = tokens[:start], tokens[start:]
-    if prefix[-1][1] == "(" and rest[-1][1] == ")":
-        prefix, rest = prefix[:-1], rest[:-1]
-    if prefix and prefix[-1][1] in _MUL_TOKENS:
-        prefix = prefix[:-1]
-    if not prefix or any(text in _RELATION_TOKENS or text in _SEPARATORS for _, text in prefix):
-        return None
-    try:
-        factor = Node("num", (), Fraction(-1)) if _text(prefix) == "-" else parse_tokens(prefix)
-        matrix = _matrix(rest)
-    except ParseError:
-        return None
-    if not isinstance(matrix, Matrix):
-        return None
-    rows: list[tuple[Answer, ...]] = []
-    for row in matrix.rows:
-        cells: list[Answer] = []
-        for cell in row:
-            if not isinstance(cell, Scalar):
-                return None
-            cells.append(Scalar(Node("mul", (factor, cell.node))))
-        rows.append(tuple(cells))
-    return Matrix(tuple(rows))
+# A matrix expression is read as a list of pieces: the tokens between literals, and each literal read.
+_Piece = Token | Matrix
+_PLUS_MINUS = frozenset({"+", "-"})
+_DELIMITER_PAIRS = {"(": ")", "[": "]"}
+# Products of literal matrices build at most this many cell products (a 64-cell result of 64-term sums).
+_MAX_MATRIX_PRODUCTS = 4096
 
 
 def _matrix(tokens: list[Token]) -> Answer | None:
-    start = next((index for index, token in enumerate(tokens) if token[1] == r"\begin"), -1)
-    if start < 0:
+    """A matrix literal, or literals combined by sums, scalar factors and matrix products.
+
+    `\\frac{8}{49}\\begin{pmatrix} 2 \\\\ 6 \\\\ 3 \\end{pmatrix}` is the vector (16/49, 48/49, 24/49), `-M`
+    negates, `A + B` and `A - B` add cell by cell and `A B` (or `A \\cdot B`) is the matrix product of
+    conforming literals. Anything else around the literals (`v =`, a relation, `^T`, a cross product of
+    two column vectors) gives None: the caller reads it otherwise.
+    """
+    if not any(text == r"\begin" for _, text in tokens):
         return None
-    if start > 0 and not (start == 1 and tokens[0][1] == "("):
-        return _scaled_matrix(tokens, start)
-    if len(tokens) > 2 and tokens[0][1] == "(" and tokens[-1][1] == ")" and tokens[1][1] == r"\begin":
-        tokens = tokens[1:-1]
-    if len(tokens) < 8 or tokens[0][1] != r"\begin" or tokens[-4][1] != r"\end":
+    if tokens[0][1] == "(" and _closing_index(tokens, 0) == len(tokens) - 1:
+        tokens = tokens[1:-1]  # `\\left( A + B \\right)`
+    pieces = _matrix_pieces(tokens)
+    if pieces is None:
         return None
+    total: Matrix | None = None
+    for negative, term in _signed_terms(pieces):
+        product = _matrix_product(term)
+        if product is not None and negative:
+            product = _scaled(product, Node("num", (), Fraction(-1)))
+        if product is None:
+            return None
+        total = product if total is None else _added(total, product)
+        if total is None:
+            return None
+    return total
+
+
+def _matrix_pieces(tokens: list[Token]) -> list[_Piece] | None:
+    pieces: list[_Piece] = []
+    index = 0
+    while index < len(tokens):
+        if tokens[index][1] != r"\begin":
+            pieces.append(tokens[index])
+            index += 1
+            continue
+        end = _environment_end(tokens, index)
+        matrix = _matrix_literal(tokens[index:end]) if end > 0 else None
+        if matrix is None:
+            return None
+        # `\\left[\\begin{array}...\\end{array}\\right]`: brackets around one literal are its delimiters.
+        before = pieces[-1] if pieces else None
+        if (
+            isinstance(before, tuple)
+            and end < len(tokens)
+            and _DELIMITER_PAIRS.get(before[1]) == tokens[end][1]
+        ):
+            pieces.pop()
+            end += 1
+        pieces.append(matrix)
+        index = end
+    return pieces
+
+
+def _environment_end(tokens: list[Token], start: int) -> int:
+    """Index just past the `\\end{env}` that closes the `\\begin{env}` at `start`; -1 when there is none."""
+    env = _text(tokens[start + 1 : start + 4])
+    for index in range(start + 4, len(tokens)):
+        text = tokens[index][1]
+        if text == r"\begin":
+            return -1  # nested environments are not matrix literals
+        if text == r"\end":
+            return index + 4 if _text(tokens[index + 1 : index + 4]) == env else -1
+    return -1
+
+
+def _matrix_literal(tokens: list[Token]) -> Matrix | None:
     env = _text(tokens[1:4])
-    if env != _text(tokens[-3:]) or not env.endswith("matrix}") and env != "{array}":
+    if not env.endswith("matrix}") and env != "{array}":
         return None
     body = tokens[4:-4]
     if env == "{array}" and body and body[0][1] == "{":
@@ -555,6 +588,97 @@ def _matrix(tokens: list[Token]) -> Answer | None:
     if not rows or len({len(row) for row in rows}) != 1:
         raise ParseError("ragged matrix")
     return Matrix(tuple(rows))
+
+
+def _signed_terms(pieces: list[_Piece]) -> list[tuple[bool, list[_Piece]]]:
+    """Split at top-level `+`/`-`: (negated, pieces) per term; an empty term (`A + + B`) stays empty."""
+    terms: list[tuple[bool, list[_Piece]]] = [(False, [])]
+    depth = 0
+    for piece in pieces:
+        text = piece[1] if isinstance(piece, tuple) else ""
+        depth += (text in _OPEN) - (text in _CLOSE)
+        if depth == 0 and text in _PLUS_MINUS:
+            if terms[-1][1] or len(terms) > 1:
+                terms.append((text == "-", []))
+            else:
+                terms[-1] = (text == "-", [])  # a leading sign
+        else:
+            terms[-1][1].append(piece)
+    return terms
+
+
+def _matrix_product(term: list[_Piece]) -> Matrix | None:
+    """Scalar factors and one or two literals, juxtaposed or joined by `\\cdot`/`\\times`/`*`; else None."""
+    factors: list[Node | Matrix] = []
+    run: list[Token] = []
+    depth = 0
+    for piece in [*term, ("op", "*")]:
+        if isinstance(piece, Matrix) or (depth == 0 and piece[1] in _MUL_TOKENS):
+            if run:
+                try:
+                    factors.append(parse_tokens(run))
+                except ParseError:
+                    return None
+                run = []
+            if isinstance(piece, Matrix):
+                factors.append(piece)
+            continue
+        depth += (piece[1] in _OPEN) - (piece[1] in _CLOSE)
+        run.append(piece)
+    matrices = [factor for factor in factors if isinstance(factor, Matrix)]
+    if not 1 <= len(matrices) <= 2:
+        # A chain `A B C` would nest products in every cell: its tree grows as a power of the chain length.
+        return None
+    result = matrices[0] if len(matrices) == 1 else _multiplied(*matrices)
+    for factor in factors:
+        if isinstance(factor, Node) and result is not None:
+            result = _scaled(result, factor)
+    return result
+
+
+def _cells(matrix: Matrix) -> tuple[tuple[Node, ...], ...] | None:
+    """The cell trees, or None when a cell is not a value (a tuple or a list inside a matrix)."""
+    if not all(isinstance(cell, Scalar) for row in matrix.rows for cell in row):
+        return None
+    return tuple(tuple(cell.node for cell in row if isinstance(cell, Scalar)) for row in matrix.rows)
+
+
+def _from_cells(rows: list[list[Node]]) -> Matrix:
+    return Matrix(tuple(tuple(Scalar(cell) for cell in row) for row in rows))
+
+
+def _scaled(matrix: Matrix, factor: Node) -> Matrix | None:
+    cells = _cells(matrix)
+    if cells is None:
+        return None
+    return _from_cells([[Node("mul", (factor, cell)) for cell in row] for row in cells])
+
+
+def _added(left: Matrix, right: Matrix) -> Matrix | None:
+    first, second = _cells(left), _cells(right)
+    if first is None or second is None or [len(row) for row in first] != [len(row) for row in second]:
+        return None
+    return _from_cells(
+        [
+            [Node("add", (a, b)) for a, b in zip(row, other, strict=True)]
+            for row, other in zip(first, second, strict=True)
+        ]
+    )
+
+
+def _multiplied(left: Matrix, right: Matrix) -> Matrix | None:
+    first, second = _cells(left), _cells(right)
+    if first is None or second is None or len(first[0]) != len(second):
+        return None  # not conforming: `\\times` of two column vectors is a cross product, not read here
+    if len(first) * len(second[0]) * len(second) > _MAX_MATRIX_PRODUCTS:
+        return None
+    columns = list(zip(*second, strict=True))
+    return _from_cells([[_dot(row, column) for column in columns] for row in first])
+
+
+def _dot(row: tuple[Node, ...], column: tuple[Node, ...]) -> Node:
+    products = tuple(Node("mul", (a, b)) for a, b in zip(row, column, strict=True))
+    return products[0] if len(products) == 1 else Node("add", products)
 
 
 def _approximation(tokens: list[Token]) -> Answer | None:

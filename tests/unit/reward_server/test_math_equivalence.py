@@ -309,6 +309,88 @@ RULES: dict[str, list[tuple[str, str, bool]]] = {
         ("(0,1)", "0 < 5 < 1", False),
         ("(0,1)", "0 < f(x) < x", False),
     ],
+    "array environments": [
+        (
+            "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+            "\\left[\\begin{array}{cc} 1 & 2 \\\\ 3 & 4 \\end{array}\\right]",
+            True,
+        ),
+        (
+            "\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}",
+            "\\left(\\begin{array}{cc} 1 & 2 \\\\ 3 & 4 \\end{array}\\right)",
+            True,
+        ),
+        (
+            "\\begin{pmatrix} 1 \\\\ 2 \\\\ 3 \\end{pmatrix}",
+            "\\left[\\begin{array}{c} 1 \\\\ 2 \\\\ 3 \\end{array}\\right]",
+            True,
+        ),
+        (
+            "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+            "\\left[\\begin{array}{cc} 1 & 3 \\\\ 2 & 4 \\end{array}\\right]",
+            False,
+        ),
+        (
+            "\\begin{pmatrix} 1 \\\\ 2 \\\\ 3 \\end{pmatrix}",
+            "\\left[\\begin{array}{c} 1 \\\\ 3 \\\\ 2 \\end{array}\\right]",
+            False,
+        ),
+    ],
+    "matrix arithmetic": [
+        (
+            "\\begin{pmatrix} 4 \\\\ 6 \\end{pmatrix}",
+            "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix} + \\begin{pmatrix} 3 \\\\ 4 \\end{pmatrix}",
+            True,
+        ),
+        (
+            "\\begin{pmatrix} -2 \\\\ -2 \\end{pmatrix}",
+            "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix} - \\begin{pmatrix} 3 \\\\ 4 \\end{pmatrix}",
+            True,
+        ),
+        (
+            "\\begin{pmatrix} 7 \\\\ 8 \\end{pmatrix}",
+            "2\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix} + \\begin{pmatrix} 5 \\\\ 4 \\end{pmatrix}",
+            True,
+        ),
+        (
+            "\\begin{pmatrix} 5 \\\\ 11 \\end{pmatrix}",
+            "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix} \\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",
+            True,
+        ),
+        (
+            "\\begin{pmatrix} x + 1 \\\\ 6 \\end{pmatrix}",
+            "\\left(\\begin{pmatrix} x \\\\ 2 \\end{pmatrix} + \\begin{pmatrix} 1 \\\\ 4 \\end{pmatrix}"
+            "\\right)",
+            True,
+        ),
+        (
+            "\\begin{pmatrix} 4 \\\\ 7 \\end{pmatrix}",
+            "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix} + \\begin{pmatrix} 3 \\\\ 4 \\end{pmatrix}",
+            False,
+        ),
+        (
+            "\\begin{pmatrix} 7 \\\\ 10 \\end{pmatrix}",
+            "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix} \\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",
+            False,
+        ),
+        (
+            "\\begin{pmatrix} 4 \\\\ 6 \\end{pmatrix}",
+            "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix} + \\begin{pmatrix} 3 \\\\ 4 \\\\ 5 \\end{pmatrix}",
+            False,
+        ),
+        (
+            "\\begin{pmatrix} 4 \\\\ 5 \\end{pmatrix}",
+            "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix} + 3",
+            False,
+        ),
+        (
+            "\\begin{pmatrix} -3 \\\\ 6 \\\\ -3 \\end{pmatrix}",
+            # A cross product is not read: two column vectors do not conform as a matrix product.
+            "\\begin{pmatrix} 1 \\\\ 2 \\\\ 3 \\end{pmatrix} \\times "
+            "\\begin{pmatrix} 4 \\\\ 5 \\\\ 6 \\end{pmatrix}",
+            False,
+        ),
+    ],
     "spaced thousands braces": [
         ("12345", "12{, }345", True),
         ("1000", "1{ ,}000", True),
@@ -399,6 +481,11 @@ def test_gold_parse_is_cached_across_samples() -> None:
 
 # Each adversarial pair must come back well inside the worker's 5 s deadline and be "not equivalent".
 ROBUSTNESS = {
+    "chain of matrix products": ("0", "\\begin{pmatrix}1&1\\\\1&1\\end{pmatrix}" * 60),
+    "large matrix product": (
+        "0",
+        ("\\begin{pmatrix}" + "\\\\".join(["&".join("9" * 20)] * 20) + "\\end{pmatrix}") * 2,
+    ),
     "3000-deep braces": ("1", "{" * 3000 + "1" + "}" * 3000),
     "500-deep braces": ("1", "{" * 500 + "1" + "}" * 500),
     "200-deep parentheses": ("1", "(" * 200 + "1" + ")" * 200),
