@@ -32,6 +32,7 @@ from fractions import Fraction
 from reward_server.math_grading.arithmetic import TooLarge, Undefined, exact_value
 from reward_server.math_grading.normalize import text_key
 from reward_server.math_grading.parse import (
+    BOUND_PREFIX,
     MAX_DEPTH,
     Node,
     ParseError,
@@ -39,6 +40,7 @@ from reward_server.math_grading.parse import (
     nesting_depth,
     parse_tokens,
     tokenize,
+    walk,
 )
 from reward_server.math_grading.render import format_complex, render
 
@@ -219,19 +221,10 @@ def _scalar(tokens: list[Token]) -> Answer:
     node = parse_tokens(tokens)
     leaves = _expand_pm(node)
     if len(leaves) == 1:
-        if any(n.kind == "pm" for n in _walk(leaves[0])):
+        if any(n.kind == "pm" for n in walk(leaves[0])):
             raise ParseError("too many plus-minus signs")
         return Scalar(leaves[0])
     return Solutions(tuple(Scalar(leaf) for leaf in leaves))
-
-
-def _walk(node: Node) -> list[Node]:
-    stack, seen = [node], []
-    while stack:
-        current = stack.pop()
-        seen.append(current)
-        stack.extend(current.args)
-    return seen
 
 
 def intervals_of(answer: Answer) -> tuple[Interval, ...] | None:
@@ -415,7 +408,7 @@ def _linear(node: Node) -> _Linear | None:
         if all(term[0] is None for term in terms):
             return None, Fraction(0), node
         return _LINEAR_COMBINATIONS[kind](node, terms)
-    if any(inner.kind == "sym" for inner in _walk(node)):
+    if any(inner.kind == "sym" and not str(inner.value).startswith(BOUND_PREFIX) for inner in walk(node)):
         return None
     return None, Fraction(0), node
 

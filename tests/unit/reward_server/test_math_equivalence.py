@@ -391,6 +391,26 @@ RULES: dict[str, list[tuple[str, str, bool]]] = {
             False,
         ),
     ],
+    "sums and products": [
+        ("55", "\\sum_{k=1}^{10} k", True),
+        ("385", "\\sum_{i=1}^{10} i^2", True),
+        ("3628800", "\\prod_{k=1}^{10} k", True),
+        ("\\frac{10}{11}", "\\sum_{k=1}^{10} \\frac{1}{k(k+1)}", True),
+        ("1 + \\sqrt{2} + \\sqrt{3}", "\\sum_{k=1}^{3} \\sqrt{k}", True),
+        ("6x", "\\sum_{k=1}^{3} kx", True),
+        ("55", "\\sum\\limits^{10}_{k=1} k", True),
+        ("\\sum_{i=1}^{n} i^2", "\\sum_{j=1}^{n} j^2", True),
+        ("\\sum_{i=1}^{n} \\sum_{j=1}^{i} ij", "\\sum_{a=1}^{n} \\sum_{b=1}^{a} ab", True),
+        ("\\sum_{k=1}^{5000} k", "\\sum_{j=1}^{5000} j", True),
+        ("56", "\\sum_{k=1}^{10} k", False),
+        ("\\sum_{i=1}^{n} i^2", "\\sum_{j=1}^{n} j^3", False),
+        ("\\sum_{i=1}^{n} i^2", "\\sum_{j=0}^{n} j^2", False),
+        ("\\sum_{i=1}^{n} \\sum_{j=1}^{i} ij", "\\sum_{a=1}^{n} \\sum_{b=1}^{a} a", False),
+        ("55", "\\sum_{k=1}^{10}", False),
+        ("1", "\\sum_{k=0}^{3} \\frac{1}{k}", False),
+        # Past a few thousand terms a sum is not expanded: its value is not compared, only its tree.
+        ("12502500", "\\sum_{k=1}^{5000} k", False),
+    ],
     "spaced thousands braces": [
         ("12345", "12{, }345", True),
         ("1000", "1{ ,}000", True),
@@ -481,6 +501,11 @@ def test_gold_parse_is_cached_across_samples() -> None:
 
 # Each adversarial pair must come back well inside the worker's 5 s deadline and be "not equivalent".
 ROBUSTNESS = {
+    "sum of a billion terms": ("1", "\\sum_{k=1}^{10^{9}} k"),
+    "nested long sums": ("1", "\\sum_{i=1}^{2000} \\sum_{j=1}^{2000} ij"),
+    "long sum of growing fractions": ("1", "\\sum_{k=1}^{2000} \\frac{1}{3^{k}+1}"),
+    "long product": ("1", "\\prod_{k=1}^{2000} k^{k}"),
+    "sum of towers": ("1", "\\sum_{k=1}^{3} x^{9^{9^{k}}}"),
     "chain of matrix products": ("0", "\\begin{pmatrix}1&1\\\\1&1\\end{pmatrix}" * 60),
     "large matrix product": (
         "0",
