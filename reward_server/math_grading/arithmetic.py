@@ -7,6 +7,8 @@ There is no float anywhere, so there is no tolerance to abuse.
 Guards: a result is never allowed past `MAX_BITS` bits (about 12,000 decimal digits). `9^{9^{9^9}}`,
 `10000!` or `2^{10^{9}}` raise `TooLarge` before any big multiplication starts, and the caller falls back
 to structural comparison. `size_guard` applies the same limits to a tree that is about to go to sympy.
+`\\sum`/`\\prod` with integer limits are expanded term by term up to `MAX_SUM_TERMS` terms; longer ones
+raise `TooLarge` too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from reward_server.math_grading.parse import Node
+from reward_server.math_grading.parse import Node, replace_leaf
 
 Complex = tuple[Fraction, Fraction]
 
@@ -22,6 +24,10 @@ MAX_BITS = 40_000
 MAX_FACTORIAL = 3_000
 MAX_SYMBOLIC_EXPONENT = 1_000
 MAX_NODES = 300
+# `\sum`/`\prod` with integer limits are expanded term by term, up to this many terms and this much work
+# (terms times the nodes of the body, nested sums multiplying). Past that, `TooLarge`: compared as trees.
+MAX_SUM_TERMS = 2_000
+MAX_SUM_WORK = 20_000
 _ZERO = Fraction(0)
 _ONE = Fraction(1)
 
@@ -157,6 +163,8 @@ def exact_value(node: Node) -> Complex | None:
         return (_ZERO, _ONE) if node.value == "i" else None
     if kind == "sym":
         return None
+    if kind in ("sum", "prod"):
+        return _big_operator(node)
     # Children are evaluated even when the result cannot be exact, so that a division by zero or an
     # oversized power anywhere in the tree is always reported ("x + \frac{1}{0}" is undefined too).
     values = [exact_value(arg) for arg in args] if kind != "pow" else []
@@ -231,6 +239,75 @@ def _pow(base_node: Node, exponent_node: Node) -> Complex | None:
         return None
     root = _real_root(base[0], power.denominator)
     return None if root is None else _checked(_int_pow((root, _ZERO), power.numerator))
+
+
+def expand_big_operator(node: Node, max_work: int) -> list[Node] | None:
+    """The terms of a `sum`/`prod` node with integer limits: its body at each index value.
+
+    Args:
+        node: a `sum` or `prod` node (see `parse.bind`).
+        max_work: the most terms times body size (nested sums multiplying) to build.
+
+    Returns:
+        One tree per index value, lowest first (empty when the high limit is below the low one), or None
+        when a limit is not an integer literal's value (`n`, `2.5`).
+
+    Raises:
+        TooLarge: more than `MAX_SUM_TERMS` terms, or more work than `max_work`.
+        Undefined: a limit divides by zero.
+
+    Example:
+        >>> len(expand_big_operator(parse_expression("\\\\sum_{k=1}^{10} k"), MAX_SUM_WORK))
+        10
+    """
+    body, low_node, high_node = node.args
+    low, high = _as_integer(exact_value(low_node)), _as_integer(exact_value(high_node))
+    if low is None or high is None:
+        return None
+    count = max(0, high - low + 1)
+    if count > MAX_SUM_TERMS or count * _work(body, max_work) > max_work:
+        raise TooLarge("sum too long to expand")
+    index = Node("sym", (), node.value)
+    return [replace_leaf(body, index, Node("num", (), Fraction(value))) for value in range(low, high + 1)]
+
+
+def _work(node: Node, cap: int) -> int:
+    """Nodes of a tree, a nested sum counting its body once per term (at most `MAX_SUM_TERMS` when its
+    limits depend on an outer index); capped just above `cap`."""
+    total = 0
+    stack = [node]
+    while stack and total <= cap:
+        current = stack.pop()
+        total += 1
+        if current.kind in ("sum", "prod"):
+            body, low, high = current.args
+            try:
+                bounds = _as_integer(exact_value(low)), _as_integer(exact_value(high))
+            except (TooLarge, Undefined):
+                bounds = (None, None)
+            first, last = bounds
+            terms = MAX_SUM_TERMS if first is None or last is None else max(0, last - first + 1)
+            total += terms * _work(body, cap)
+            stack.extend((low, high))
+        else:
+            stack.extend(current.args)
+    return total
+
+
+def _big_operator(node: Node) -> Complex | None:
+    terms = expand_big_operator(node, MAX_SUM_WORK)
+    if terms is None:
+        return None
+    total: Complex = (_ZERO, _ZERO) if node.kind == "sum" else (_ONE, _ZERO)
+    for term in terms:
+        value = exact_value(term)
+        if value is None:
+            return None
+        # Checked at every step: a long sum of distinct denominators grows its own denominator.
+        total = _checked(
+            (total[0] + value[0], total[1] + value[1]) if node.kind == "sum" else _mul(total, value)
+        )
+    return total
 
 
 def size_guard(node: Node) -> None:

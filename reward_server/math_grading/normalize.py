@@ -3,8 +3,9 @@
 This is the cheap first stage of grading: it turns notation-only differences (CONVENTIONS §4, §7-§9)
 into identical strings, so most equivalent pairs are decided by plain string equality. It removes
 math delimiters, `\\left`/`\\right`, style wrappers (`\\mathbf`, `\\displaystyle`, `\\boxed`), maps
-`\\dfrac`/`\\tfrac` to `\\frac`, strips percent signs, degree marks, currency and trailing unit words,
-joins thousands separators (`2,220`, `12{,}345`, `12\\,345`, `10,\\!080`) and squeezes spaces.
+`\\dfrac`/`\\tfrac` to `\\frac` and `>=`/`<=`/`!=` to `\\ge`/`\\le`/`\\ne`, strips percent signs, degree
+marks, currency and trailing unit words, joins thousands separators (`2,220`, `12{,}345`, `12\\,345`,
+`10,\\!080`) and squeezes spaces.
 
 Every regex here is linear: no nested quantifiers over overlapping classes.
 """
@@ -56,13 +57,25 @@ _DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 
 # Thousands separators. Only well-formed groups of exactly three digits are joined, because commas
 # also separate list elements and tuple components (CONVENTIONS §9).
-EXPLICIT_THOUSANDS = re.compile(r"(?<=\d)(?:,\\!\s*|\{,\}|\\[,;:]|,\\,)(?=\d{3}(?!\d))", re.ASCII)
+EXPLICIT_THOUSANDS = re.compile(r"(?<=\d)(?:,\\!\s*|\{\s*,\s*\}|\\[,;:]|,\\,)(?=\d{3}(?!\d))", re.ASCII)
 _PLAIN_THOUSANDS = re.compile(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?!\d|,\d)", re.ASCII)
 
 _SUBSTITUTIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.ASCII), replacement)
     for pattern, replacement in (
         (r"\\\$", " "),
+        # Programmers' relations. `5!=120` is a factorial and an equation, so `!=` right after a digit or
+        # a closing bracket stays; `<=>` (iff) is not a relation of one value.
+        (r"<=(?!>)", r" \\le "),
+        (r"(?<!<)>=", r" \\ge "),
+        (r"(?<![\d)}\]!])!=", r" \\ne "),
+        # Bold text around words, or a number and words, is a unit label or a word answer, as `\text{}`
+        # is ("5 \textbf{ cm}", "\textbf{5 cm}"); bold around a number, a letter or math (`\textbf{10}`,
+        # `\textbf{x}`) is only notation, and its wrapper goes below.
+        (
+            r"\\textbf\s*\{((?=[^{}\d\\]*?[A-Za-z]{2})[^{}\d\\]*|\s*\d[\d.,]*\s+[A-Za-z]{2}[^{}\\]*)\}",
+            r"\\text{\1}",
+        ),
         (r"\$", " "),
         (r"\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])\s*\.?", ""),
         (

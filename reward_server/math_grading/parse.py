@@ -46,7 +46,8 @@ class Node:
 
     `kind` is one of: num (value: Fraction), sym (value: name), const (value: pi|e|i|oo), add, neg,
     mul, div, pow, fact, sqrt, root (args: index, radicand), binom, func (value: name), abs, floor,
-    ceil, pm (a +- b, or unary +- b).
+    ceil, pm (a +- b, or unary +- b), sum and prod (args: body, low, high; value: the bound variable's
+    canonical name, see `bind`).
     """
 
     kind: str
@@ -85,8 +86,25 @@ _PM_OPS = frozenset({r"\pm", r"\mp"})
 # Tokens after which a juxtaposed factor means multiplication ("2x", "x(y+1)", "2\sqrt3").
 _IMPLICIT_STARTS = frozenset({"(", "{"})
 _VALUE_COMMANDS = frozenset(
-    {r"\frac", r"\sqrt", r"\binom", r"\pi", r"\infty", r"\lfloor", r"\lceil", r"\lvert", r"\vert"}
+    {
+        r"\frac",
+        r"\sqrt",
+        r"\binom",
+        r"\pi",
+        r"\infty",
+        r"\lfloor",
+        r"\lceil",
+        r"\lvert",
+        r"\vert",
+        r"\sum",
+        r"\prod",
+    }
 )
+_BIG_OPERATORS = frozenset({"sum", "prod"})
+# The bound variable of `\sum`/`\prod` is renamed to `_b<height>`, one more than the binders inside its
+# body: alpha-equivalent sums (`\sum_{i=1}^{n} i^2`, `\sum_{j=1}^{n} j^2`) become equal trees. No
+# written symbol can start with "_".
+BOUND_PREFIX = "_b"
 # Integer literals longer than this are converted chunk by chunk (Python refuses int(str) > 4300 digits).
 _INT_CHUNK = 4000
 
@@ -466,6 +484,32 @@ class _Parser:
         node = Node("func", (arg,) if base is None else (arg, base), name)
         return node if power is None else Node("pow", (node, power))
 
+    def big_operator(self, kind: str) -> Node:
+        """`\\sum_{k=1}^{10} k^2` (limits in either order); the body runs over a product, like `\\sin`'s."""
+        variable: str | None = None
+        low = high = None
+        for _ in range(2):
+            token = self.peek()
+            if token is not None and token[1] == "_" and variable is None:
+                self.pos += 1
+                self.expect("{")
+                token_kind, name = self.next()
+                if token_kind == "cmd" and name[1:] in _GREEK:
+                    name = name[1:]
+                elif token_kind != "word" or len(name) != 1:
+                    raise ParseError("bad summation index")
+                variable = name
+                self.expect("=")
+                low = self.expr(0)
+                self.expect("}")
+            elif token is not None and token[1] == "^" and high is None:
+                self.pos += 1
+                high = self.script()
+        if variable is None or low is None or high is None:
+            raise ParseError("sum without limits")
+        body = self.expr(19)
+        return bind(kind, variable, body, low, high)
+
     def command(self, text: str) -> Node:
         name = text[1:]
         if name == "frac":
@@ -481,6 +525,8 @@ class _Parser:
             if token is not None and token[1] == "(":
                 return Node("sqrt", (self.atom(),))
             return Node("sqrt", (self.argument(),))
+        if name in _BIG_OPERATORS:
+            return self.big_operator(name)
         if name == "binom":
             top = self.argument()
             return Node("binom", (top, self.argument()))
@@ -511,6 +557,79 @@ class _Parser:
                 return _num(number_value(value))
             raise ParseError("text inside expression")
         raise ParseError(f"unknown command {text}")
+
+
+def replace_leaf(node: Node, leaf: Node, replacement: Node) -> Node:
+    """`node` with every occurrence of the leaf `leaf` (a symbol or a constant) replaced.
+
+    Args:
+        node: an expression tree.
+        leaf: the leaf to replace, e.g. `Node("sym", (), "k")`.
+        replacement: the tree to put in its place.
+
+    Returns:
+        The new tree; unchanged subtrees are shared, and an unchanged tree is `node` itself.
+
+    Example:
+        >>> replace_leaf(parse_expression("k"), Node("sym", (), "k"), Node("num", (), Fraction(3)))
+        Node(kind='num', args=(), value=Fraction(3, 1))
+    """
+    if node == leaf:
+        return replacement
+    if not node.args:
+        return node
+    args = tuple(replace_leaf(arg, leaf, replacement) for arg in node.args)
+    if all(new is old for new, old in zip(args, node.args, strict=True)):
+        return node
+    return Node(node.kind, args, node.value)
+
+
+def bind(kind: str, variable: str, body: Node, low: Node, high: Node) -> Node:
+    """A `sum`/`prod` node whose bound variable is renamed canonically (see `BOUND_PREFIX`).
+
+    Args:
+        kind: "sum" or "prod".
+        variable: the index as written: a letter ("k", "i") or a Greek name ("alpha").
+        body: the summand, with the index as a leaf.
+        low: the lower limit (outside the binder's scope).
+        high: the upper limit.
+
+    Returns:
+        Node(kind, (body, low, high), "_b<height>").
+
+    Example:
+        >>> bind("sum", "k", parse_expression("k"), parse_expression("1"), parse_expression("n")).value
+        '_b1'
+    """
+    inner = [
+        int(str(node.value)[len(BOUND_PREFIX) :])
+        for node in walk(body)
+        if node.kind in _BIG_OPERATORS and isinstance(node.value, str)
+    ]
+    name = f"{BOUND_PREFIX}{max(inner, default=0) + 1}"
+    leaf = _letter_node(variable) if len(variable) == 1 else Node("sym", (), variable)
+    return Node(kind, (replace_leaf(body, leaf, Node("sym", (), name)), low, high), name)
+
+
+def walk(node: Node) -> list[Node]:
+    """Every node of a tree, the root first (iterative: deep trees cannot overflow the stack).
+
+    Args:
+        node: an expression tree.
+
+    Returns:
+        The nodes, each once per occurrence.
+
+    Example:
+        >>> [n.kind for n in walk(parse_expression("-x"))]
+        ['neg', 'sym']
+    """
+    stack, seen = [node], []
+    while stack:
+        current = stack.pop()
+        seen.append(current)
+        stack.extend(current.args)
+    return seen
 
 
 def parse_tokens(tokens: list[Token]) -> Node:

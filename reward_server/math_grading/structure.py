@@ -10,9 +10,10 @@
 | `1011_2`, `4210_{5}`                      | BaseNumber (digits compared exactly, §16)  |
 | `(1,2)`, `(3, \\frac{5\\pi}{4}, 0)`         | Bracketed (ordered, §11; a pair may be an open interval) |
 | `[2,5)`, `x \\in [2,5)`, `-1 \\le x \\le 4`, `x > 1`, `A \\cup B`, `\\mathbb{R}` | Intervals (§10) |
-| `a, b`, `\\{a,b\\}`, `a \\text{ or } b`, `\\pm 2` | Solutions (unordered, complete, §12)  |
+| `-2x \\le 6` (solved for x), `0 < f(x) < 1` (the interval of f(x)) | Intervals (§10)             |
+| `a, b`, `\\{a,b\\}`, `{a, b}`, `a \\text{ or } b`, `\\pm 2` | Solutions (unordered, complete, §12) |
 | `y = 2x + 3`, `x = 3`                     | Equation (§13)                             |
-| `\\begin{pmatrix}...`, `\\frac{8}{49}\\begin{pmatrix}...` | Matrix (a factor is multiplied in) |
+| `\\begin{pmatrix}...`, `\\frac{8}{49}\\begin{pmatrix}...`, `A + B`, `A B` | Matrix (evaluated by cell) |
 | anything else                            | Unparsed (only exact string equality)      |
 
 `a \\approx b` is read as `a` (the approximation is a comment), or as `a = b` when `a` only names the
@@ -28,9 +29,10 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from reward_server.math_grading.arithmetic import TooLarge, exact_value
+from reward_server.math_grading.arithmetic import TooLarge, Undefined, exact_value
 from reward_server.math_grading.normalize import text_key
 from reward_server.math_grading.parse import (
+    BOUND_PREFIX,
     MAX_DEPTH,
     Node,
     ParseError,
@@ -38,6 +40,7 @@ from reward_server.math_grading.parse import (
     nesting_depth,
     parse_tokens,
     tokenize,
+    walk,
 )
 from reward_server.math_grading.render import format_complex, render
 
@@ -127,6 +130,7 @@ _NEG_INFINITY = Node("neg", (_INFINITY,))
 _OPEN = ("(", "[", "{", r"\{")
 _CLOSE = (")", "]", "}", r"\}")
 _SEPARATORS = frozenset({",", ";", "or", "and"})
+_LIST_SEPARATORS = frozenset({",", ";"})
 _RELATIONS = {
     "=": "=",
     "<": "<",
@@ -217,19 +221,10 @@ def _scalar(tokens: list[Token]) -> Answer:
     node = parse_tokens(tokens)
     leaves = _expand_pm(node)
     if len(leaves) == 1:
-        if any(n.kind == "pm" for n in _walk(leaves[0])):
+        if any(n.kind == "pm" for n in walk(leaves[0])):
             raise ParseError("too many plus-minus signs")
         return Scalar(leaves[0])
     return Solutions(tuple(Scalar(leaf) for leaf in leaves))
-
-
-def _walk(node: Node) -> list[Node]:
-    stack, seen = [node], []
-    while stack:
-        current = stack.pop()
-        seen.append(current)
-        stack.extend(current.args)
-    return seen
 
 
 def intervals_of(answer: Answer) -> tuple[Interval, ...] | None:
@@ -305,80 +300,274 @@ def _equation(parts: list[list[Token]]) -> Answer:
     return Solutions(tuple(Equation((*sides, item.node)) for item in last.items if isinstance(item, Scalar)))
 
 
+# One side of an inequality as `coefficient * variable + constant`: (variable name or None for a constant,
+# the exact rational coefficient, the constant part or None for zero).
+_Linear = tuple[str | None, Fraction, Node | None]
+_FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "!=": "!="}
+
+
 def _relation(parts: list[list[Token]], ops: list[str]) -> Answer:
     if all(op == "=" for op in ops):
         return _equation(parts)
     if "=" in ops:
         raise ParseError("mixed relation")
-    nodes = [parse_tokens(part) for part in parts]
+    nodes = [_relation_side(part) for part in parts]
     if len(nodes) == 2:
-        left, right = nodes
-        op = ops[0]
-        if right.kind == "sym" and left.kind != "sym":
-            left, right = right, left
-            op = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "!=": "!="}[op]
-        if left.kind != "sym":
-            raise ParseError("no variable in inequality")
-        if op == "!=":
-            below = Interval(_NEG_INFINITY, right, False, False)
-            return Intervals((below, Interval(right, _INFINITY, False, False)))
-        if op in ("<", "<="):
-            return Intervals((Interval(_NEG_INFINITY, right, False, op == "<="),))
-        return Intervals((Interval(right, _INFINITY, op == ">=", False),))
-    if len(nodes) == 3 and nodes[1].kind == "sym":
-        low, high = nodes[0], nodes[2]
-        first, second = ops
-        if first in ("<", "<=") and second in ("<", "<="):
-            return Intervals((Interval(low, high, first == "<=", second == "<="),))
-        if first in (">", ">=") and second in (">", ">="):
-            return Intervals((Interval(high, low, second == ">=", first == ">="),))
+        return _one_sided(nodes[0], ops[0], nodes[1])
+    if len(nodes) == 3:
+        return _chained(nodes, ops)
     raise ParseError("unsupported relation")
 
 
-def _scaled_matrix(tokens: list[Token], start: int) -> Answer | None:
-    """`c \\begin{pmatrix}...\\end{pmatrix}`: a scalar factor times a matrix, multiplied into every cell.
+def _relation_side(tokens: list[Token]) -> Node:
+    # "0 < f(x) < 1": a function value names a quantity, as on the left of an equation.
+    if _is_function_name(tokens):
+        return Node("sym", (), _text(tokens))
+    return parse_tokens(tokens)
 
-    `\\frac{8}{49}\\begin{pmatrix} 2 \\\\ 6 \\\\ 3 \\end{pmatrix}` is the vector (16/49, 48/49, 24/49);
-    `-M` negates. Anything in front that is not a plain scalar ("v =", a relation) gives None: the caller
-    reads it otherwise.
+
+def _ray(op: str, endpoint: Node) -> Intervals:
+    if op == "!=":
+        below = Interval(_NEG_INFINITY, endpoint, False, False)
+        return Intervals((below, Interval(endpoint, _INFINITY, False, False)))
+    if op in ("<", "<="):
+        return Intervals((Interval(_NEG_INFINITY, endpoint, False, op == "<="),))
+    return Intervals((Interval(endpoint, _INFINITY, op == ">=", False),))
+
+
+def _one_sided(left: Node, op: str, right: Node) -> Answer:
+    """`x > 1`, `2 < x`, `-y > -4`, `-2x \\le 6`, `f(x) \\ge 0`: the set of the one variable (§10).
+
+    Sides linear in one variable, `a x + b` against `c x + d` with `a != c` rational, are solved: the
+    inequality describes the same set as `x` against `(d - b) / (a - c)`, the relation flipped when
+    `a - c` is negative.
     """
-    prefix, rest = tokens[:start], tokens[start:]
-    if prefix[-1][1] == "(" and rest[-1][1] == ")":
-        prefix, rest = prefix[:-1], rest[:-1]
-    if prefix and prefix[-1][1] in _MUL_TOKENS:
-        prefix = prefix[:-1]
-    if not prefix or any(text in _RELATION_TOKENS or text in _SEPARATORS for _, text in prefix):
-        return None
+    first, second = _linear(left), _linear(right)
+    if first is not None and second is not None:
+        relation = op
+        if first[0] is None:
+            # "2 < x", "-4 < -y": read with the variable on the left.
+            first, second, relation = second, first, _FLIPPED[op]
+        (name, coefficient, constant), (other, other_coefficient, bound) = first, second
+        coefficient -= other_coefficient
+        if name is not None and other in (None, name) and coefficient != 0:
+            solved = _bound(bound or Node("num", (), Fraction(0)), constant, coefficient)
+            return _ray(relation if coefficient > 0 else _FLIPPED[relation], solved)
+    if right.kind == "sym" and left.kind != "sym":
+        left, right = right, left
+        op = _FLIPPED[op]
+    if left.kind != "sym":
+        raise ParseError("no variable in inequality")
+    return _ray(op, right)
+
+
+def _bound(bound: Node, constant: Node | None, coefficient: Fraction) -> Node:
+    """`(bound - constant) / coefficient`, folded to a number when it is rational."""
+    if constant is None:
+        numerator = bound
+    elif bound.kind == "num" and bound.value == 0:
+        numerator = _negate(constant)
+    else:
+        numerator = Node("add", (bound, _negate(constant)))
+    if coefficient == 1:
+        solved = numerator
+    elif coefficient == -1:
+        solved = _negate(numerator)
+    else:
+        solved = Node("div", (numerator, Node("num", (), coefficient)))
+    if solved is bound:
+        return bound
+    value = _rational(solved)
+    return solved if value is None else Node("num", (), value)
+
+
+def _negate(node: Node) -> Node:
+    return node.args[0] if node.kind == "neg" else Node("neg", (node,))
+
+
+def _rational(node: Node) -> Fraction | None:
     try:
-        factor = Node("num", (), Fraction(-1)) if _text(prefix) == "-" else parse_tokens(prefix)
-        matrix = _matrix(rest)
-    except ParseError:
+        value = exact_value(node)
+    except (TooLarge, Undefined):
         return None
-    if not isinstance(matrix, Matrix):
-        return None
-    rows: list[tuple[Answer, ...]] = []
-    for row in matrix.rows:
-        cells: list[Answer] = []
-        for cell in row:
-            if not isinstance(cell, Scalar):
+    return value[0] if value is not None and value[1] == 0 else None
+
+
+def _linear(node: Node) -> _Linear | None:
+    """`node` as `coefficient * variable + constant` in at most one variable; None when it is not that."""
+    kind = node.kind
+    if kind == "sym":
+        return str(node.value), Fraction(1), None
+    if kind in ("neg", "add", "mul", "div"):
+        terms: list[_Linear] = []
+        for arg in node.args:
+            term = _linear(arg)
+            if term is None:
                 return None
-            cells.append(Scalar(Node("mul", (factor, cell.node))))
-        rows.append(tuple(cells))
-    return Matrix(tuple(rows))
+            terms.append(term)
+        if all(term[0] is None for term in terms):
+            return None, Fraction(0), node
+        return _LINEAR_COMBINATIONS[kind](node, terms)
+    if any(inner.kind == "sym" and not str(inner.value).startswith(BOUND_PREFIX) for inner in walk(node)):
+        return None
+    return None, Fraction(0), node
+
+
+def _linear_negation(node: Node, terms: list[_Linear]) -> _Linear | None:
+    name, coefficient, constant = terms[0]
+    return name, -coefficient, None if constant is None else _negate(constant)
+
+
+def _linear_sum(node: Node, terms: list[_Linear]) -> _Linear | None:
+    names = {term[0] for term in terms if term[0] is not None}
+    if len(names) > 1:
+        return None
+    constants = tuple(term[2] for term in terms if term[2] is not None)
+    constant = None if not constants else constants[0] if len(constants) == 1 else Node("add", constants)
+    return names.pop(), sum((term[1] for term in terms), Fraction(0)), constant
+
+
+def _linear_product(node: Node, terms: list[_Linear]) -> _Linear | None:
+    # One factor holds the variable; every other factor must be a rational number (`\\sqrt2 x` is refused:
+    # the sign of an irrational coefficient is not worth proving here).
+    variable = [index for index, term in enumerate(terms) if term[0] is not None]
+    if len(variable) > 1:
+        return None
+    scale = Fraction(1)
+    for index, factor in enumerate(node.args):
+        if index != variable[0]:
+            value = _rational(factor)
+            if value is None:
+                return None
+            scale *= value
+    name, coefficient, constant = terms[variable[0]]
+    scaled = None if constant is None else Node("mul", (Node("num", (), scale), constant))
+    return name, coefficient * scale, scaled
+
+
+def _linear_quotient(node: Node, terms: list[_Linear]) -> _Linear | None:
+    divisor = _rational(node.args[1]) if terms[1][0] is None else None
+    if not divisor:
+        return None
+    name, coefficient, constant = terms[0]
+    return name, coefficient / divisor, None if constant is None else Node("div", (constant, node.args[1]))
+
+
+_LINEAR_COMBINATIONS = {
+    "neg": _linear_negation,
+    "add": _linear_sum,
+    "mul": _linear_product,
+    "div": _linear_quotient,
+}
+
+
+def _chained(nodes: list[Node], ops: list[str]) -> Answer:
+    """`-1 \\le x \\le 4`, `4 \\ge x > 3`, `-4 < -y < 2`, `0 < f(x) < 1`: one interval.
+
+    The middle is a name (a variable, `f(x)`), a linear expression of one variable (solved, as in
+    `_one_sided`), or another expression of variables between constant bounds (`0 < f(x)^2 < 1`,
+    `-1 \\le \\sin x \\le 1`), which states the interval of that expression's values.
+    """
+    if all(op in (">", ">=") for op in ops):
+        nodes, ops = nodes[::-1], [_FLIPPED[op] for op in ops[::-1]]
+    if not all(op in ("<", "<=") for op in ops):
+        raise ParseError("unsupported relation")
+    low, middle, high = nodes
+    closed = (ops[0] == "<=", ops[1] == "<=")
+    if middle.kind == "sym":
+        return Intervals((Interval(low, high, *closed),))
+    ends = _linear(low), _linear(high)
+    if ends[0] is None or ends[1] is None or ends[0][0] is not None or ends[1][0] is not None:
+        raise ParseError("variable bounds around an expression")
+    solved = _linear(middle)
+    if solved is None:
+        return Intervals((Interval(low, high, *closed),))
+    name, coefficient, constant = solved
+    if name is None or coefficient == 0:
+        raise ParseError("no variable in inequality")
+    low, high = _bound(low, constant, coefficient), _bound(high, constant, coefficient)
+    if coefficient < 0:
+        return Intervals((Interval(high, low, closed[1], closed[0]),))
+    return Intervals((Interval(low, high, *closed),))
+
+
+# A matrix expression is read as a list of pieces: the tokens between literals, and each literal read.
+_Piece = Token | Matrix
+_PLUS_MINUS = frozenset({"+", "-"})
+_DELIMITER_PAIRS = {"(": ")", "[": "]"}
+# Products of literal matrices build at most this many cell products (a 64-cell result of 64-term sums).
+_MAX_MATRIX_PRODUCTS = 4096
 
 
 def _matrix(tokens: list[Token]) -> Answer | None:
-    start = next((index for index, token in enumerate(tokens) if token[1] == r"\begin"), -1)
-    if start < 0:
+    """A matrix literal, or literals combined by sums, scalar factors and matrix products.
+
+    `\\frac{8}{49}\\begin{pmatrix} 2 \\\\ 6 \\\\ 3 \\end{pmatrix}` is the vector (16/49, 48/49, 24/49), `-M`
+    negates, `A + B` and `A - B` add cell by cell and `A B` (or `A \\cdot B`) is the matrix product of
+    conforming literals. Anything else around the literals (`v =`, a relation, `^T`, a cross product of
+    two column vectors) gives None: the caller reads it otherwise.
+    """
+    if not any(text == r"\begin" for _, text in tokens):
         return None
-    if start > 0 and not (start == 1 and tokens[0][1] == "("):
-        return _scaled_matrix(tokens, start)
-    if len(tokens) > 2 and tokens[0][1] == "(" and tokens[-1][1] == ")" and tokens[1][1] == r"\begin":
-        tokens = tokens[1:-1]
-    if len(tokens) < 8 or tokens[0][1] != r"\begin" or tokens[-4][1] != r"\end":
+    if tokens[0][1] == "(" and _closing_index(tokens, 0) == len(tokens) - 1:
+        tokens = tokens[1:-1]  # `\\left( A + B \\right)`
+    pieces = _matrix_pieces(tokens)
+    if pieces is None:
         return None
+    total: Matrix | None = None
+    for negative, term in _signed_terms(pieces):
+        product = _matrix_product(term)
+        if product is not None and negative:
+            product = _scaled(product, Node("num", (), Fraction(-1)))
+        if product is None:
+            return None
+        total = product if total is None else _added(total, product)
+        if total is None:
+            return None
+    return total
+
+
+def _matrix_pieces(tokens: list[Token]) -> list[_Piece] | None:
+    pieces: list[_Piece] = []
+    index = 0
+    while index < len(tokens):
+        if tokens[index][1] != r"\begin":
+            pieces.append(tokens[index])
+            index += 1
+            continue
+        end = _environment_end(tokens, index)
+        matrix = _matrix_literal(tokens[index:end]) if end > 0 else None
+        if matrix is None:
+            return None
+        # `\\left[\\begin{array}...\\end{array}\\right]`: brackets around one literal are its delimiters.
+        before = pieces[-1] if pieces else None
+        if (
+            isinstance(before, tuple)
+            and end < len(tokens)
+            and _DELIMITER_PAIRS.get(before[1]) == tokens[end][1]
+        ):
+            pieces.pop()
+            end += 1
+        pieces.append(matrix)
+        index = end
+    return pieces
+
+
+def _environment_end(tokens: list[Token], start: int) -> int:
+    """Index just past the `\\end{env}` that closes the `\\begin{env}` at `start`; -1 when there is none."""
+    env = _text(tokens[start + 1 : start + 4])
+    for index in range(start + 4, len(tokens)):
+        text = tokens[index][1]
+        if text == r"\begin":
+            return -1  # nested environments are not matrix literals
+        if text == r"\end":
+            return index + 4 if _text(tokens[index + 1 : index + 4]) == env else -1
+    return -1
+
+
+def _matrix_literal(tokens: list[Token]) -> Matrix | None:
     env = _text(tokens[1:4])
-    if env != _text(tokens[-3:]) or not env.endswith("matrix}") and env != "{array}":
+    if not env.endswith("matrix}") and env != "{array}":
         return None
     body = tokens[4:-4]
     if env == "{array}" and body and body[0][1] == "{":
@@ -392,6 +581,97 @@ def _matrix(tokens: list[Token]) -> Answer | None:
     if not rows or len({len(row) for row in rows}) != 1:
         raise ParseError("ragged matrix")
     return Matrix(tuple(rows))
+
+
+def _signed_terms(pieces: list[_Piece]) -> list[tuple[bool, list[_Piece]]]:
+    """Split at top-level `+`/`-`: (negated, pieces) per term; an empty term (`A + + B`) stays empty."""
+    terms: list[tuple[bool, list[_Piece]]] = [(False, [])]
+    depth = 0
+    for piece in pieces:
+        text = piece[1] if isinstance(piece, tuple) else ""
+        depth += (text in _OPEN) - (text in _CLOSE)
+        if depth == 0 and text in _PLUS_MINUS:
+            if terms[-1][1] or len(terms) > 1:
+                terms.append((text == "-", []))
+            else:
+                terms[-1] = (text == "-", [])  # a leading sign
+        else:
+            terms[-1][1].append(piece)
+    return terms
+
+
+def _matrix_product(term: list[_Piece]) -> Matrix | None:
+    """Scalar factors and one or two literals, juxtaposed or joined by `\\cdot`/`\\times`/`*`; else None."""
+    factors: list[Node | Matrix] = []
+    run: list[Token] = []
+    depth = 0
+    for piece in [*term, ("op", "*")]:
+        if isinstance(piece, Matrix) or (depth == 0 and piece[1] in _MUL_TOKENS):
+            if run:
+                try:
+                    factors.append(parse_tokens(run))
+                except ParseError:
+                    return None
+                run = []
+            if isinstance(piece, Matrix):
+                factors.append(piece)
+            continue
+        depth += (piece[1] in _OPEN) - (piece[1] in _CLOSE)
+        run.append(piece)
+    matrices = [factor for factor in factors if isinstance(factor, Matrix)]
+    if not 1 <= len(matrices) <= 2:
+        # A chain `A B C` would nest products in every cell: its tree grows as a power of the chain length.
+        return None
+    result = matrices[0] if len(matrices) == 1 else _multiplied(*matrices)
+    for factor in factors:
+        if isinstance(factor, Node) and result is not None:
+            result = _scaled(result, factor)
+    return result
+
+
+def _cells(matrix: Matrix) -> tuple[tuple[Node, ...], ...] | None:
+    """The cell trees, or None when a cell is not a value (a tuple or a list inside a matrix)."""
+    if not all(isinstance(cell, Scalar) for row in matrix.rows for cell in row):
+        return None
+    return tuple(tuple(cell.node for cell in row if isinstance(cell, Scalar)) for row in matrix.rows)
+
+
+def _from_cells(rows: list[list[Node]]) -> Matrix:
+    return Matrix(tuple(tuple(Scalar(cell) for cell in row) for row in rows))
+
+
+def _scaled(matrix: Matrix, factor: Node) -> Matrix | None:
+    cells = _cells(matrix)
+    if cells is None:
+        return None
+    return _from_cells([[Node("mul", (factor, cell)) for cell in row] for row in cells])
+
+
+def _added(left: Matrix, right: Matrix) -> Matrix | None:
+    first, second = _cells(left), _cells(right)
+    if first is None or second is None or [len(row) for row in first] != [len(row) for row in second]:
+        return None
+    return _from_cells(
+        [
+            [Node("add", (a, b)) for a, b in zip(row, other, strict=True)]
+            for row, other in zip(first, second, strict=True)
+        ]
+    )
+
+
+def _multiplied(left: Matrix, right: Matrix) -> Matrix | None:
+    first, second = _cells(left), _cells(right)
+    if first is None or second is None or len(first[0]) != len(second):
+        return None  # not conforming: `\\times` of two column vectors is a cross product, not read here
+    if len(first) * len(second[0]) * len(second) > _MAX_MATRIX_PRODUCTS:
+        return None
+    columns = list(zip(*second, strict=True))
+    return _from_cells([[_dot(row, column) for column in columns] for row in first])
+
+
+def _dot(row: tuple[Node, ...], column: tuple[Node, ...]) -> Node:
+    products = tuple(Node("mul", (a, b)) for a, b in zip(row, column, strict=True))
+    return products[0] if len(products) == 1 else Node("add", products)
 
 
 def _approximation(tokens: list[Token]) -> Answer | None:
@@ -417,6 +697,29 @@ def _approximation(tokens: list[Token]) -> Answer | None:
     if named:
         return _item([*head, ("op", "="), *parts[1]])
     return _item(head)
+
+
+def _braced_set(tokens: list[Token]) -> Answer | None:
+    """`\\{a, b\\}` and set-builder `\\{x | 2 \\le x < 5\\}`; also `{1, 4, 9}` in bare braces.
+
+    Bare braces are TeX grouping, notation only as in `{4}`; around a list they are the list itself
+    (a model that forgets the backslash of `\\{1, 4, 9\\}` still means the set). A bare group without a
+    list separator gives None and is read as a grouped expression.
+    """
+    opening = tokens[0][1]
+    if opening not in (r"\{", "{") or _closing_index(tokens, 0) != len(tokens) - 1:
+        return None
+    inner = tokens[1:-1]
+    elements = _split(inner, _LIST_SEPARATORS)
+    if opening == "{":
+        if len(elements) == 1 or tokens[-1][1] != "}":
+            return None
+        return Solutions(_flatten([_item(part) for part in elements]))
+    builder = _split(inner, _SUCH_THAT)
+    if len(builder) == 2:
+        # Set-builder notation {x | 2 <= x < 5}: the set is what the condition describes.
+        return _item(builder[1])
+    return Solutions(_flatten([_item(part) for part in elements]))
 
 
 def _item(tokens: list[Token]) -> Answer:
@@ -448,13 +751,9 @@ def _item(tokens: list[Token]) -> Answer:
     matrix = _matrix(tokens)
     if matrix is not None:
         return matrix
-    if texts[0] == r"\{" and _closing_index(tokens, 0) == len(tokens) - 1:
-        inner = tokens[1:-1]
-        builder = _split(inner, _SUCH_THAT)
-        if len(builder) == 2:
-            # Set-builder notation {x | 2 <= x < 5}: the set is what the condition describes.
-            return _item(builder[1])
-        return Solutions(_flatten([_item(part) for part in _split(inner, frozenset({",", ";"}))]))
+    braced = _braced_set(tokens)
+    if braced is not None:
+        return braced
     relation_parts, relations = _split_found(tokens, _RELATION_TOKENS)
     if relations:
         return _relation(relation_parts, [_RELATIONS[text] for text in relations])

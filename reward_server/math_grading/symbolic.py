@@ -28,7 +28,7 @@ import sympy
 import sympy.physics.units  # noqa: F401  (imported for its side effect only)
 import sympy.sets.setexpr  # noqa: F401
 
-from reward_server.math_grading.arithmetic import size_guard
+from reward_server.math_grading.arithmetic import MAX_NODES, expand_big_operator, size_guard
 from reward_server.math_grading.parse import Node
 
 _MAX_SIMPLIFY_OPS = 60
@@ -80,6 +80,8 @@ def _convert(node: Node) -> Any:
         return sympy.Symbol(str(node.value))
     if kind == "const":
         return _CONSTANTS[str(node.value)]
+    if kind in ("sum", "prod"):
+        return _big_operator(node)
     converted = [_convert(arg) for arg in args]
     if kind == "add":
         return sympy.Add(*converted)
@@ -115,6 +117,19 @@ def _convert(node: Node) -> Any:
             return sympy.log(*converted)
         return _FUNCTIONS[name](converted[0])
     raise Unsupported(kind)
+
+
+def _big_operator(node: Node) -> Any:
+    """A sum or product with integer limits, term by term; each term passes the size guard on its own.
+
+    Symbolic limits (`\\sum_{k=1}^{n}`) are not summed: sympy's `Sum.doit` has no time bound, so such
+    sums are only compared as trees (`equivalence.values_equal`).
+    """
+    terms = expand_big_operator(node, MAX_NODES)
+    if terms is None:
+        raise Unsupported(node.kind)
+    parts = [to_sympy(term) for term in terms]
+    return sympy.Add(*parts) if node.kind == "sum" else sympy.Mul(*parts)
 
 
 @lru_cache(maxsize=4096)
