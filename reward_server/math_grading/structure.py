@@ -464,9 +464,8 @@ _LINEAR_COMBINATIONS = {
 def _chained(nodes: list[Node], ops: list[str]) -> Answer:
     """`-1 \\le x \\le 4`, `4 \\ge x > 3`, `-4 < -y < 2`, `0 < f(x) < 1`: one interval.
 
-    The middle is a name (a variable, `f(x)`), a linear expression of one variable (solved, as in
-    `_one_sided`), or another expression of variables between constant bounds (`0 < f(x)^2 < 1`,
-    `-1 \\le \\sin x \\le 1`), which states the interval of that expression's values.
+    The middle is a name (a variable, a function value `f(x)`), whose values the interval states, or a
+    linear expression of one variable (solved, as in `_one_sided`).
     """
     if all(op in (">", ">=") for op in ops):
         nodes, ops = nodes[::-1], [_FLIPPED[op] for op in ops[::-1]]
@@ -481,7 +480,9 @@ def _chained(nodes: list[Node], ops: list[str]) -> Answer:
         raise ParseError("variable bounds around an expression")
     solved = _linear(middle)
     if solved is None:
-        return Intervals((Interval(low, high, *closed),))
+        # "0 < x^2 < 1" is not the interval (0, 1) of x (it is (-1, 0) and (0, 1)): refused, where a named
+        # value ("0 < f(x) < 1", a "sym" above) states its own interval.
+        raise ParseError("a nonlinear expression between bounds")
     name, coefficient, constant = solved
     if name is None or coefficient == 0:
         raise ParseError("no variable in inequality")

@@ -303,7 +303,9 @@ RULES: dict[str, list[tuple[str, str, bool]]] = {
         ("(0,1)", "0 < f(x) < 1", True),
         ("(0,1)", "1 > f(x) > 0", True),
         ("[0,\\infty)", "f(x) \\ge 0", True),
-        ("[-1,1]", "-1 \\le \\sin x \\le 1", True),
+        # Of x, "0 < x^2 < 1" is (-1, 0) and (0, 1): a nonlinear middle is not read as an interval.
+        ("(0,1)", "0 < x^2 < 1", False),
+        ("[-1,1]", "-1 \\le \\sin x \\le 1", False),
         ("[0,1)", "0 < f(x) < 1", False),
         ("(0,1)", "0 < f(x) \\le 1", False),
         ("(0,1)", "0 < 5 < 1", False),
