@@ -1,6 +1,6 @@
 """Exact arithmetic on expression trees: values in Q(i) as pairs of Fractions, with size guards.
 
-This is the numeric fast path of grading (CONVENTIONS §5, §6, §9): `0.75` and `\\frac34` are the same
+This is the numeric fast path of grading (conventions §5, §6, §9): `0.75` and `\\frac34` are the same
 rational, `0.6667` and `\\frac23` are not, `2^{64}` is an exact integer, `6-5i` is a Gaussian rational.
 There is no float anywhere, so there is no tolerance to abuse.
 

@@ -1,4 +1,4 @@
-"""`judge(gold, answer)`: is an extracted answer the same answer as the gold? (CONVENTIONS.md)
+"""`judge(gold, answer)`: is an extracted answer the same answer as the gold? (docs/math-conventions.md)
 
 Stages, cheapest first; each pair stops at the first stage that decides it:
 
@@ -389,7 +389,7 @@ def _equation_matches(gold: Equation, answer: Answer) -> bool:
             and values_equal(gold.sides[1], answer.sides[1])
         )
     # "x = 5" as gold accepts the bare value 5, and "y = 2x + 3" accepts "2x + 3": the left side only
-    # names the quantity (CONVENTIONS §13 gives that reason for the mirror case; the rule is silent here).
+    # names the quantity (conventions §13 gives that reason for the mirror case; the rule is silent here).
     if isinstance(answer, Scalar) and _names_quantity(gold):
         return values_equal(gold.sides[1], answer.node)
     return False

@@ -206,7 +206,7 @@ def _boxes(text: str, starts: list[re.Match[str]]) -> list[tuple[int, int, str |
 
 
 def _from_boxes(text: str, starts: list[re.Match[str]]) -> tuple[str | None, int]:
-    """The boxed answer (CONVENTIONS §1) and where its last box ends."""
+    """The boxed answer (conventions §1) and where its last box ends."""
     top: list[tuple[int, int, str | None]] = []
     for box in _boxes(text, starts):
         # A box nested in a complete box belongs to it (`\boxed{\boxed{3}}`).

@@ -14,7 +14,7 @@ def grade_completion(gold: str, completion: str) -> bool:
         completion: the model's full response.
 
     Returns:
-        False when no valid answer can be extracted (CONVENTIONS §2), else `judge(...).equivalent`.
+        False when no valid answer can be extracted (conventions §2), else `judge(...).equivalent`.
 
     Example:
         >>> grade_completion("\\\\frac{14}{3}", "Thus, the answer is $\\\\boxed{\\\\dfrac{14}{3}}$.")

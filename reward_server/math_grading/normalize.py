@@ -1,6 +1,6 @@
 """String-level normalization of a MATH answer, before any parsing.
 
-This is the cheap first stage of grading: it turns notation-only differences (CONVENTIONS §4, §7-§9)
+This is the cheap first stage of grading: it turns notation-only differences (conventions §4, §7-§9)
 into identical strings, so most equivalent pairs are decided by plain string equality. It removes
 math delimiters, `\\left`/`\\right`, style wrappers (`\\mathbf`, `\\displaystyle`, `\\boxed`), maps
 `\\dfrac`/`\\tfrac` to `\\frac` and `>=`/`<=`/`!=` to `\\ge`/`\\le`/`\\ne`, strips percent signs, degree
@@ -56,7 +56,7 @@ _UNICODE_TABLE = str.maketrans(
 _DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 
 # Thousands separators. Only well-formed groups of exactly three digits are joined, because commas
-# also separate list elements and tuple components (CONVENTIONS §9).
+# also separate list elements and tuple components (conventions §9).
 EXPLICIT_THOUSANDS = re.compile(r"(?<=\d)(?:,\\!\s*|\{\s*,\s*\}|\\[,;:]|,\\,)(?=\d{3}(?!\d))", re.ASCII)
 _PLAIN_THOUSANDS = re.compile(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?!\d|,\d)", re.ASCII)
 
@@ -109,9 +109,9 @@ _SUBSTITUTIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\\langle(?![A-Za-z])", "("),
         (r"\\rangle(?![A-Za-z])", ")"),
         (r"^\s*(?:\\text\s*\{\s*)?(?i:all real(?: numbers|s)?)\s*\}?\s*$", r"\\mathbb{R}"),
-        # Percent is a unit label, stripped without any factor of 100 (CONVENTIONS §7).
+        # Percent is a unit label, stripped without any factor of 100 (conventions §7).
         (r"\\?%", " "),
-        # Degree marks are unit labels too (CONVENTIONS §8); no conversion to radians.
+        # Degree marks are unit labels too (conventions §8); no conversion to radians.
         # "30^o" is a common plain-text degree mark; only after a number or a closing brace.
         (
             r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![A-Za-z])|\\degree(?![A-Za-z])"
@@ -142,7 +142,7 @@ _TEXT_NUMBER = re.compile(r"\\text\s*\{\s*([-+]?\d[^{}]*)\}", re.ASCII)
 # "10 080": digit groups split by plain spaces, only when that is the whole answer ("12 13" stays a hedge
 # because 13 is not a group of three digits).
 _SPACED_THOUSANDS = re.compile(r"[-+]?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?", re.ASCII)
-# "2 1/4" in plain text is the mixed number 2 + 1/4 (CONVENTIONS §14), when that is the whole answer.
+# "2 1/4" in plain text is the mixed number 2 + 1/4 (conventions §14), when that is the whole answer.
 _PLAIN_MIXED = re.compile(r"^([-+]?\d+) (\d+)/([1-9]\d*)$", re.ASCII)
 # A whole answer written as a number word ("eight") is that number; a careful human grader accepts it.
 _NUMBER_WORDS = {
@@ -245,7 +245,7 @@ def normalize(answer: str) -> str:
 
 
 def text_key(normalized: str) -> str:
-    """Case-insensitive key of a text answer: `\\text{}` and braces removed (CONVENTIONS §15).
+    """Case-insensitive key of a text answer: `\\text{}` and braces removed (conventions §15).
 
     A lone multiple-choice letter loses its parentheses, so `\\text{(C)}`, `(C)` and `c` share a key.
 

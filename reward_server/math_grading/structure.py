@@ -6,7 +6,7 @@
 | written                                  | typed as                                   |
 |------------------------------------------|--------------------------------------------|
 | `\\frac{14}{3}`, `3\\sqrt{13}`, `6-5i`     | Scalar                                     |
-| `\\text{Evelyn}`, `Tuesday`               | Text (case-insensitive, CONVENTIONS §15)   |
+| `\\text{Evelyn}`, `Tuesday`               | Text (case-insensitive, conventions §15)   |
 | `1011_2`, `4210_{5}`                      | BaseNumber (digits compared exactly, §16)  |
 | `(1,2)`, `(3, \\frac{5\\pi}{4}, 0)`         | Bracketed (ordered, §11; a pair may be an open interval) |
 | `[2,5)`, `x \\in [2,5)`, `-1 \\le x \\le 4`, `x > 1`, `A \\cup B`, `\\mathbb{R}` | Intervals (§10) |
@@ -681,7 +681,7 @@ def _approximation(tokens: list[Token]) -> Answer | None:
     `\\frac{14}{3} \\approx 4.67` is the exact 14/3 (a careful grader reads the exact value first; the
     conventions are silent). When the left side only names the quantity (`x \\approx 4.67`, or nothing,
     `\\approx 6`), the approximation is all that is stated, and it is compared as that value (so a decimal
-    still fails against an exact gold, CONVENTIONS §5).
+    still fails against an exact gold, conventions §5).
     """
     parts = _split(tokens, frozenset({r"\approx"}))
     if len(parts) == 1:

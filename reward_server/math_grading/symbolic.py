@@ -6,7 +6,7 @@ polynomials, complex exponentials). The order, cheapest first:
 1. structural equality of the sympy objects (sympy already folds `\\sqrt{117}` into `3\\sqrt{13}`);
 2. a numeric *rejection* test: the difference is evaluated at fixed rational points to 30 digits and a
    clearly non-zero value proves the answers differ. A small value never proves equality: acceptance
-   always needs step 3, so there is no float tolerance (CONVENTIONS §5, §6);
+   always needs step 3, so there is no float tolerance (conventions §5, §6);
 3. exact proofs that the difference is zero: `expand`, `cancel`, `expand_complex`, then `simplify` for
    small expressions only.
 

@@ -1,4 +1,4 @@
-"""Equivalence of MATH answers: every numbered rule of CONVENTIONS.md, the dev pairs, and guards."""
+"""Equivalence of MATH answers: every numbered rule of docs/math-conventions.md, the dev pairs, and guards."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from reward_server.math_grading import Judgement, display_form, grade_completion
 
 DEV_PAIRS = Path(__file__).parents[3] / "data/math/dev_pairs.jsonl"
 
-# (gold, answer, equivalent) per numbered rule of CONVENTIONS.md; §1-§2 are in test_math_extract.py.
+# (gold, answer, equivalent) per numbered rule of docs/math-conventions.md; §1-§2 are in test_math_extract.py.
 RULES: dict[str, list[tuple[str, str, bool]]] = {
     "3 hedging": [
         ("12", "12 \\text{ or } 13", False),

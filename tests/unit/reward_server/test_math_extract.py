@@ -1,4 +1,4 @@
-"""Final-answer extraction (CONVENTIONS §1-§3): table-driven cases plus linear-time guards."""
+"""Final-answer extraction (conventions §1-§3): table-driven cases plus linear-time guards."""
 
 from __future__ import annotations
 

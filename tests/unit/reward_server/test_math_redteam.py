@@ -1,4 +1,4 @@
-"""Red-team cases for the MATH grader: new cases per numbered rule of CONVENTIONS.md, every MATH-500 gold,
+"""Red-team cases for the MATH grader: new cases per numbered rule of docs/math-conventions.md, every MATH-500 gold,
 and a fuzz test of `grade_completion` on random LaTeX-ish text.
 
 The cases here were written against the conventions, not against the implementation. Where the conventions
