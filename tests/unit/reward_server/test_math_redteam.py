@@ -1,5 +1,5 @@
-"""Red-team cases for the MATH grader: new cases per numbered rule of docs/math-conventions.md, every MATH-500 gold,
-and a fuzz test of `grade_completion` on random LaTeX-ish text.
+"""Red-team cases for the MATH grader: new cases per numbered rule of docs/math-conventions.md, every MATH-500
+gold, and a fuzz test of `grade_completion` on random LaTeX-ish text.
 
 The cases here were written against the conventions, not against the implementation. Where the conventions
 are silent, the label is the reading a careful human grader of MATH would use, and the grader's code says
