@@ -1,7 +1,8 @@
 """Result cache: an in-memory LRU by default, Redis when REWARD_CACHE_REDIS_URL or REWARD_REDIS_URL is set.
 
 Keys hash (backend, backend version, canonical reference, completion), so a retried request is answered
-from the cache and cannot count twice; a new backend version never reads old verdicts. The cache is an
+from the cache and cannot count twice; a new backend version never reads old verdicts, and the built-in
+backends derive their versions from their rules (`backends.rules_version`). The cache is an
 optimisation: if Redis fails, grading goes on uncached and the failure is counted, nothing is lost.
 
 Memory: verdicts accumulate (millions per week of training), so the cache belongs in a Redis that evicts

@@ -4,6 +4,11 @@ A backend grades the completions of one group against that group's reference and
 equivalent (the classes majority voting needs). It is created once per server from the settings, started
 in the app's lifespan and closed on shutdown. Third-party packages add backends through the entry-point
 group `reward_server.backends`, whose value is a factory `(RewardSettings) -> RewardBackend`.
+
+Versions: verdicts are cached for a week under a key that holds the backend's `version`, so a version must
+change whenever the backend's verdicts may (a rule, a convention, a setting that changes them). The built-ins
+derive theirs from the source of their rules with `backends.rules_version.rules_version`; a plug-in keeps
+its own `version` attribute, and may use that helper too.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ class Verdict:
 @runtime_checkable
 class RewardBackend(Protocol):
     name: str
-    version: str
+    version: str  # changes whenever verdicts may (see the module docstring); part of every cache key
     description: str
 
     @property

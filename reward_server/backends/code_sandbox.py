@@ -27,6 +27,7 @@ from reward_server.backends.base import Memo, Verdict
 from reward_server.backends.code_local import LocalExecutor, build_sandbox
 from reward_server.backends.program_extractor import ProgramExtractor
 from reward_server.backends.registry import register_backend
+from reward_server.backends.rules_version import rules_version
 from reward_server.code_grading import (
     CodeProblem,
     CodeReference,
@@ -38,9 +39,20 @@ from reward_server.code_grading import (
 from reward_server.settings import RewardSettings
 from sandbox.runners.base import Sandbox
 
-__all__ = ["CodeBackend", "ProgramExecutor", "build_sandbox"]
+__all__ = ["CodeBackend", "ProgramExecutor", "build_sandbox", "code_rules_version"]
 
 log = logging.getLogger(__name__)
+# What decides a code verdict, hashed into the backend's version (see `code_rules_version`).
+HUMAN_VERSION = "0.1.0"
+RULES_MODULES = (
+    "reward_server.code_grading",  # extraction, references, output comparison, one test's verdict
+    __name__,
+    "reward_server.backends.code_local",  # a program's verdict from its tests' runs (reruns, first failure)
+    "reward_server.backends.program_extractor",  # `no_answer` for a completion whose extraction fails
+    "sandbox.runner",  # a test's outcome (timeout, memory, runtime_error, ...) and whether it is certain
+    "sandbox.runners.session",  # the protocol: a runner's reply read as a TestRun
+    "sandbox.schemas",  # the per-test limits a reference does not set (processes, output, files)
+)
 
 
 class ProgramExecutor(Protocol):
@@ -74,6 +86,22 @@ def limit_policy(settings: RewardSettings) -> LimitPolicy:
     )
 
 
+def code_rules_version(settings: RewardSettings) -> str:
+    """The code backend's version under `settings`; each queue worker stamps its verdicts with its own.
+
+    Settings not hashed, because the cache key holds them already or they decide no cached verdict: the
+    limit policy (REWARD_CODE_TIME_LIMIT_FACTOR, REWARD_CODE_MEMORY_HEADROOM_MB, the defaults and caps)
+    makes the limits of the normalized reference, which the key hashes; REWARD_CODE_WALL_TIME_FACTOR and
+    REWARD_CODE_MAX_RUN_S only end runs as uncertain timeouts, which are never cached.
+    """
+    return rules_version(
+        HUMAN_VERSION,
+        RULES_MODULES,
+        # A failing program's test summary (tests passed) depends on whether it stopped at its first failure.
+        {"stop_on_first_failure": settings.code_stop_on_first_failure},
+    )
+
+
 def build_executor(settings: RewardSettings, sandbox: Sandbox | None = None) -> ProgramExecutor:
     """The queue when Redis is configured (or asked for), else a sandbox in this process."""
     if settings.use_queue and sandbox is None:
@@ -86,7 +114,6 @@ def build_executor(settings: RewardSettings, sandbox: Sandbox | None = None) -> 
 @register_backend("code")
 class CodeBackend:
     name = "code"
-    version = "0.1.0"
     description = (
         "Python solutions (CodeContests/TACO) run in a sandbox: last fenced Python block, stdin/stdout "
         "tests compared by the CodeContests token rule (1e-5), call tests by JSON return value; "
@@ -102,6 +129,7 @@ class CodeBackend:
     ) -> None:
         """`sandbox` or `executor` are for tests and benches; by default both come from the settings."""
         self.settings = settings
+        self.version = code_rules_version(settings)
         self.policy = limit_policy(settings)
         self.executor = executor or build_executor(settings, sandbox)
         self.problems = (

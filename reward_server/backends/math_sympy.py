@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from reward_server.backends.base import Memo, Verdict
 from reward_server.backends.registry import register_backend
+from reward_server.backends.rules_version import rules_version
 from reward_server.concurrency import gather_bounded
 from reward_server.errors import BadRequest
 from reward_server.math_grading import extract_answer, gold_answer, judge
@@ -42,6 +43,11 @@ MAX_GOLD_CHARS = 10_000
 EXTRACT_BATCH_SIZE = 64
 EXTRACT_BATCH_CHARS = 1024 * 1024
 JOBS_IN_FLIGHT_PER_WORKER = 4
+# What decides a math verdict, hashed into the backend's version: the rules (every module of math_grading)
+# and this module (which failures become which status). A problem file needs no place here: a `problem_id`
+# is resolved to its gold answer before the reference is hashed into the cache key.
+HUMAN_VERSION = "0.1.0"
+RULES_MODULES = ("reward_server.math_grading", __name__)
 
 
 class MathReference(BaseModel):
@@ -105,13 +111,19 @@ def load_problems(path: Path) -> dict[str, str]:
 @register_backend("math")
 class MathBackend:
     name = "math"
-    version = "0.1.0"
     description = "MATH final answers: boxed/final-answer extraction, exact, numeric then sympy equivalence."
     reference_model = MathReference
 
     def __init__(self, settings: RewardSettings) -> None:
         self.timeout_s = settings.math_timeout_s
         self.timeout_status = Status(settings.math_timeout_status)
+        # A timeout is the answer's doing, so its verdict is cached: the deadline and the status it gets
+        # are conventions of the verdict, like the rules.
+        self.version = rules_version(
+            HUMAN_VERSION,
+            RULES_MODULES,
+            {"timeout_s": self.timeout_s, "timeout_status": self.timeout_status.value},
+        )
         self.pool = DeadlinePool(settings.math_workers, preload=[__name__])
         self.problems = load_problems(settings.math_problems_path) if settings.math_problems_path else {}
 

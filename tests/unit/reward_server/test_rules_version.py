@@ -1,5 +1,5 @@
-"""Rules versions: editing one byte of a rule changes the version (so the cache keys); the same source gives
-the same version wherever it is installed; an unreadable module never stops a server."""
+"""Rules versions: editing one byte of a rule changes a backend's version (so its cache keys); the same source
+gives the same version wherever it is installed; an unreadable module never stops a server."""
 
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ from pathlib import Path
 import pytest
 
 import reward_server.math_grading
+from reward_server.backends.code_sandbox import code_rules_version, limit_policy
+from reward_server.backends.math_sympy import MathBackend
 from reward_server.backends.rules_version import rules_version
 from reward_server.cache import MemoryCache, cache_key
+from reward_server.code_grading import normalize_reference
+from reward_server.settings import RewardSettings
 
 MATH_GRADING = Path(reward_server.math_grading.__file__).parent
 VERSION = re.compile(r"^0\.1\.0\+rules\.[0-9a-f]{8}$")
@@ -123,3 +127,24 @@ def test_a_module_it_cannot_read_counts_by_name_and_is_logged(
     messages = [record.getMessage() for record in caplog.records]
     assert any("cannot read the source of sys" in message for message in messages), messages
     assert any("no_such_module_here" in message for message in messages), messages
+
+
+def test_math_version_follows_its_rules_and_its_timeout_conventions() -> None:
+    base = MathBackend(RewardSettings(math_workers=1))
+    assert VERSION.match(base.version), base.version
+    assert MathBackend(RewardSettings(math_workers=2)).version == base.version  # not a rule
+    assert MathBackend(RewardSettings(math_workers=1, math_timeout_status="error")).version != base.version
+    assert MathBackend(RewardSettings(math_workers=1, math_timeout_s=9.0)).version != base.version
+
+
+def test_code_version_counts_what_the_cache_key_does_not() -> None:
+    base = RewardSettings()
+    version = code_rules_version(base)
+    assert VERSION.match(version), version
+    assert code_rules_version(RewardSettings(code_stop_on_first_failure=False)) != version
+    # A limit policy changes the normalized reference, which the cache key holds already: not counted twice.
+    slower = RewardSettings(code_time_limit_factor=2.0)
+    assert code_rules_version(slower) == version
+    reference = {"tests": [{"input": "1\n", "output": "1\n"}], "time_limit_s": 1}
+    default, scaled = (normalize_reference(reference, limit_policy(s), {}) for s in (base, slower))
+    assert default.model_dump_json() != scaled.model_dump_json()
