@@ -155,7 +155,7 @@ class GradingService:
             classes = [None] * len(verdicts)
         # Linear in the completions (up to 100,000 results): in a thread.
         result, statuses = await asyncio.to_thread(
-            _group_result, prepared.group.group_id, verdicts, classes, reward
+            _group_result, prepared.group.group_id, backend.version, verdicts, classes, reward
         )
         for status, count in statuses.items():
             self.metrics.completions.labels(backend.name, status).inc(count)
@@ -240,10 +240,15 @@ def _merge(
 
 
 def _group_result(
-    group_id: str, verdicts: Sequence[Verdict], classes: Sequence[int | None], reward: RewardSpec
+    group_id: str,
+    backend_version: str,
+    verdicts: Sequence[Verdict],
+    classes: Sequence[int | None],
+    reward: RewardSpec,
 ) -> tuple[GroupResult, Counter[str]]:
     result = GroupResult(
         group_id=group_id,
+        backend_version=backend_version,
         results=[
             CompletionResult(
                 status=verdict.status,

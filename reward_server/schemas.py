@@ -149,6 +149,12 @@ class GroupResult(BaseModel):
     group_id: str
     results: list[CompletionResult]
     answer_classes: list[AnswerClass]
+    # Optional: a server from before versioned rules does not send it.
+    backend_version: str | None = Field(
+        None,
+        description="Version of the backend that graded the group, e.g. `0.1.0+rules.3f9a2c1b`: its human "
+        "version and a hash of its rules, which changes whenever its verdicts may.",
+    )
 
 
 class GradeResponse(BaseModel):

@@ -131,3 +131,22 @@ async def test_a_broken_backend_yields_errors_not_wrong_answers() -> None:
     results = (await service.grade(request(["a", "b"]))).groups[0].results
     assert [(r.status, r.reward) for r in results] == [("error", None), ("error", None)]
     assert results[0].detail == "backend failed: RuntimeError"
+
+
+async def test_each_group_says_which_backend_version_graded_it(service: GradingService) -> None:
+    response = await service.grade(request(["a"]))
+    assert response.groups[0].backend_version == "1"
+    assert response.backends == {"echo": "1"}
+
+
+async def test_verdicts_of_old_rules_are_not_served_once_the_version_changes(
+    service: GradingService, backend: ScriptedBackend
+) -> None:
+    await service.grade(request(["a", "b"]))
+    backend.version = "2"  # the rules changed (a restart on new code, over the same Redis)
+    response = await service.grade(request(["a", "b"]))
+    assert backend.graded == ["a", "b", "a", "b"]
+    assert response.groups[0].backend_version == "2"
+    backend.version = "1"  # a server still on the old rules keeps its verdicts
+    await service.grade(request(["a", "b"]))
+    assert backend.graded == ["a", "b", "a", "b"]

@@ -76,3 +76,15 @@ def test_a_non_finite_reward_is_never_sent_nor_accepted() -> None:
     for literal in ("NaN", "Infinity"):
         with pytest.raises(ValidationError, match="reward"):
             GradeResponse.model_validate_json(answer % literal)
+
+
+def test_a_group_names_the_backend_version_that_graded_it_and_may_leave_it_out() -> None:
+    """`backend_version` is optional: the answers of a server from before it still parse (the trainer's)."""
+    group = {"group_id": "g", "results": [{"status": "correct", "reward": 1.0}], "answer_classes": []}
+    old = GradeResponse.model_validate({"groups": [group], "backends": {"math": "0.1.0"}})
+    assert old.groups[0].backend_version is None
+    new = GradeResponse.model_validate(
+        {"groups": [{**group, "backend_version": "0.1.0+rules.3f9a2c1b"}], "backends": {}}
+    )
+    assert new.groups[0].backend_version == "0.1.0+rules.3f9a2c1b"
+    assert json.loads(new.model_dump_json())["groups"][0]["backend_version"] == "0.1.0+rules.3f9a2c1b"
