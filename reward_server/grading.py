@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +102,7 @@ class GradingService:
         self.metrics.watch_backends(backends)
         self.max_completions = max_completions
         self.max_groups = max_groups
+        self._foreign_versions: set[str] = set()  # rules versions of queue workers that differ from ours
 
     async def grade(self, request: GradeRequest) -> GradeResponse:
         """Grade every group of `request`; raise BadRequest (naming the field) before any grading."""
@@ -168,12 +169,11 @@ class GradingService:
         megabytes; lists of up to 100,000 verdicts); the event loop only awaits the cache and the backend.
         """
         backend, reference, completions = prepared.backend, prepared.reference, prepared.group.completions
-        keys = await asyncio.to_thread(
-            lambda: [
-                cache_key(backend.name, backend.version, prepared.ref_hash, digest(text))
-                for text in completions
-            ]
-        )
+
+        def key_of(version: str, text: str) -> str:
+            return cache_key(backend.name, version, prepared.ref_hash, digest(text))
+
+        keys = await asyncio.to_thread(lambda: [key_of(backend.version, text) for text in completions])
         cached = await self.cache.get_many(keys)
         missing = await asyncio.to_thread(
             lambda: list(
@@ -184,9 +184,27 @@ class GradingService:
         self.metrics.cache_lookups.labels("hit").inc(len(completions) - misses)
         self.metrics.cache_lookups.labels("miss").inc(misses)
         fresh = dict(zip(missing, await self._grade_missing(backend, reference, missing), strict=True))
-        verdicts, to_store = await asyncio.to_thread(_merge, keys, completions, cached, fresh)
+        verdicts, to_store, foreign = await asyncio.to_thread(
+            _merge, keys, completions, cached, fresh, backend.version, key_of
+        )
         await self.cache.set_many(to_store)
+        self._note_foreign_versions(backend, foreign)
         return verdicts
+
+    def _note_foreign_versions(self, backend: RewardBackend, versions: Iterable[str]) -> None:
+        """Say once per version when verdicts come graded under other rules than this server's backend."""
+        for version in versions:
+            if version in self._foreign_versions:
+                continue
+            self._foreign_versions.add(version)
+            log.warning(
+                "backend %r: verdicts graded under rules %s (a queue worker's), this server's are %s: "
+                "they are cached under theirs and never served here from the cache (workers and server "
+                "on different code or settings?)",
+                backend.name,
+                version,
+                backend.version,
+            )
 
     async def _grade_missing(
         self, backend: RewardBackend, reference: BaseModel, completions: list[str]
@@ -223,20 +241,32 @@ class GradingService:
 
 
 def _merge(
-    keys: Sequence[str], completions: Sequence[str], cached: Sequence[Any | None], fresh: dict[str, Verdict]
-) -> tuple[list[Verdict], dict[str, Any]]:
-    """Every completion's verdict (cached or fresh), and the fresh ones to cache (never an `error` or an
-    uncertain one)."""
+    keys: Sequence[str],
+    completions: Sequence[str],
+    cached: Sequence[Any | None],
+    fresh: dict[str, Verdict],
+    version: str,
+    key_of: Callable[[str, str], str],
+) -> tuple[list[Verdict], dict[str, Any], set[str]]:
+    """Every completion's verdict (cached or fresh), the fresh ones to cache (never an `error` or an
+    uncertain one), and the other rules versions that fresh verdicts were graded under.
+
+    `keys` are the completions' keys under the backend's `version`; a verdict graded under other rules (a
+    queue worker's, mid-upgrade) is stored under its own version instead (`key_of(version, completion)`), so
+    that a server on other rules can never read it as its own."""
     verdicts = [
         Verdict.from_json(hit) if hit is not None else fresh[text]
         for text, hit in zip(completions, cached, strict=True)
     ]
-    to_store = {
-        key: verdict.to_json()
-        for key, text in zip(keys, completions, strict=True)
-        if (verdict := fresh.get(text)) is not None and verdict.cacheable
-    }
-    return verdicts, to_store
+    foreign = {v.backend_version for v in fresh.values() if v.backend_version not in (None, version)}
+    to_store = {}
+    for key, text in zip(keys, completions, strict=True):
+        verdict = fresh.get(text)
+        if verdict is None or not verdict.cacheable:
+            continue
+        graded_by = verdict.backend_version or version
+        to_store[key if graded_by == version else key_of(graded_by, text)] = verdict.to_json()
+    return verdicts, to_store, foreign
 
 
 def _group_result(

@@ -33,7 +33,9 @@ class Verdict:
     `answer` is the canonical form shown to users; `answer_key` is what the backend compares to decide
     classes (for math, the raw extracted LaTeX). `certain` is False when something outside the completion
     may have decided the verdict (for code: a timeout or kill under others' load). `error` verdicts and
-    uncertain ones are never cached.
+    uncertain ones are never cached. `backend_version` is set when another process graded under its own
+    rules (a queue worker, which may run other rules than the server during an upgrade): the verdict is
+    cached under that version, never under the server's; None means the grading backend's own version.
     """
 
     status: Status
@@ -42,13 +44,17 @@ class Verdict:
     detail: str | None = None
     tests: dict[str, Any] | None = None
     certain: bool = True
+    backend_version: str | None = None
 
     @property
     def cacheable(self) -> bool:
         return self.certain and self.status is not Status.ERROR
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["backend_version"] is None:
+            del data["backend_version"]  # the usual case: not stored in each of millions of cache entries
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Verdict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -95,11 +95,18 @@ def encode_taken(job_id: str, worker: str, delivery: int) -> dict[str, str]:
 
 
 def decode_reply(fields: dict[Any, Any]) -> tuple[str, Verdict | None]:
-    """(job id, verdict) of a reply; (job id, None) for a notice that a worker took the job."""
+    """(job id, verdict) of a reply; (job id, None) for a notice that a worker took the job.
+
+    The verdict carries the worker's rules version (`Verdict.backend_version`), under which it is cached."""
     decoded = {as_text(name): as_text(value) for name, value in fields.items()}
     if "taken" in decoded:
         return decoded["job_id"], None
-    return decoded["job_id"], Verdict.from_json(json.loads(decoded["verdict"]))
+    verdict = Verdict.from_json(json.loads(decoded["verdict"]))
+    if verdict.backend_version is None:
+        # A worker from before versioned verdicts: its rules are unknown, so its verdict is served but not
+        # cached (under the server's version it could outlive a rule change by a week).
+        verdict = replace(verdict, certain=False)
+    return decoded["job_id"], verdict
 
 
 def problem_key(problem: CodeProblem) -> tuple[str, str]:

@@ -11,6 +11,7 @@ metrics (its jobs, its sandbox's test outcomes) on that port.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -26,6 +27,7 @@ from redis.exceptions import ResponseError
 
 from reward_server.backends.base import Verdict
 from reward_server.backends.code_local import LocalExecutor
+from reward_server.backends.code_sandbox import code_rules_version
 from reward_server.code_grading import CodeProblem
 from reward_server.metrics import WorkerMetrics, metrics_port
 from reward_server.queue.protocol import (
@@ -59,6 +61,8 @@ class SandboxWorker:
         self.keys = QueueKeys(settings.queue_prefix)
         self.name = settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
         self.executor = executor or LocalExecutor(settings)
+        # Its verdicts' rules: this worker's code and settings, not those of the server that queued the job.
+        self.rules_version = code_rules_version(settings)
         self.slots = settings.code_max_parallel
         url = settings.redis_url.get_secret_value()
         self.redis = connect(url)
@@ -76,7 +80,13 @@ class SandboxWorker:
 
     async def run(self) -> None:
         await self.executor.start()
-        log.info("worker %s: %s; queue %s", self.name, self.executor.description, self.keys.jobs)
+        log.info(
+            "worker %s: %s; queue %s; code rules %s",
+            self.name,
+            self.executor.description,
+            self.keys.jobs,
+            self.rules_version,
+        )
         heartbeat = asyncio.create_task(self._heartbeat(), name="worker-heartbeat")
         try:
             with metrics_port(self.settings.metrics_port, self.settings.host, self.metrics.registry):
@@ -195,7 +205,8 @@ class SandboxWorker:
         until = max(taken + job.run_budget_s + 2 * self.settings.queue_claim_after_s, time.time() + 30)
         self.metrics.running.inc()
         try:
-            verdict = await self._grade(job, give_up, until)
+            graded = await self._grade(job, give_up, until)
+            verdict = dataclasses.replace(graded, backend_version=self.rules_version)
         except Exception:  # e.g. Redis gone for good: leave the job pending for another try
             log.exception("worker %s: job %s failed", self.name, entry_id)
             return

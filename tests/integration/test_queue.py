@@ -5,6 +5,7 @@ a full queue.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -21,6 +22,11 @@ import httpx
 import pytest
 import redis
 
+from reward_server.backends.code_sandbox import code_rules_version, limit_policy
+from reward_server.cache import cache_key
+from reward_server.code_grading import normalize_reference
+from reward_server.grading import digest
+from reward_server.settings import RewardSettings
 from tests.conftest import REPO, ServerProcess, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -133,8 +139,10 @@ class Stack:
         self.server = ServerProcess(self.env)
         return self.server
 
-    def start_worker(self, name: str, preexec_fn: Callable[[], object] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(self.env, name, preexec_fn)
+    def start_worker(
+        self, name: str, preexec_fn: Callable[[], object] | None = None, **settings: str
+    ) -> WorkerProcess:
+        worker = WorkerProcess({**self.env, **settings}, name, preexec_fn)
         self.workers.append(worker)
         wait_for(lambda: self.alive_workers() >= len(self.workers), 30, f"worker {name} to register")
         return worker
@@ -208,6 +216,10 @@ def test_workers_grade_code_like_the_embedded_server(stack: Stack) -> None:
     client = stack.redis.client()
     assert client.xlen(stack.key("jobs")) == 0
     assert client.xpending(stack.key("jobs"), stack.key("workers"))["pending"] == 0
+    # Workers on the server's rules: their verdicts are cached under the server's version.
+    version = response.json()["groups"][0]["backend_version"]
+    assert version == backend_versions(stack)["code"]
+    assert client.exists(verdict_key(version, completions[0]))
     # Math does not go through the queue.
     assert stack.server is not None
     math = httpx.post(
@@ -225,6 +237,36 @@ def test_workers_grade_code_like_the_embedded_server(stack: Stack) -> None:
         timeout=30,
     )
     assert math.json()["groups"][0]["results"][0]["status"] == "correct"
+
+
+def backend_versions(stack: Stack) -> dict[str, str]:
+    assert stack.server is not None
+    listed = httpx.get(stack.server.url + "/v1/backends", timeout=10).json()["backends"]
+    return {backend["name"]: backend["version"] for backend in listed}
+
+
+def verdict_key(version: str, completion: str, reference: dict[str, Any] = REFERENCE) -> str:
+    """The cache key of a code verdict on `completion` under the rules `version` (default limit policy)."""
+    problem = normalize_reference(reference, limit_policy(RewardSettings()), {})
+    ref_hash = hashlib.sha256(problem.model_dump_json().encode()).hexdigest()
+    return cache_key("code", version, ref_hash, digest(completion))
+
+
+def test_a_worker_on_other_rules_is_served_but_never_cached_as_the_servers(stack: Stack) -> None:
+    """A rolling upgrade: a worker whose rules differ (here its settings) grades under its own version."""
+    stack.start_server()
+    worker = stack.start_worker("w1", REWARD_CODE_STOP_ON_FIRST_FAILURE="false")
+    completions = [fenced(ADD), fenced(WRONG)]
+    response = stack.grade(completions)
+    assert statuses(response) == ["correct", "incorrect"]
+    ours = backend_versions(stack)["code"]
+    theirs = code_rules_version(RewardSettings(code_stop_on_first_failure=False))
+    assert response.json()["groups"][0]["backend_version"] == ours != theirs
+    client = stack.redis.client()
+    for completion in completions:
+        assert client.exists(verdict_key(theirs, completion))
+        assert not client.exists(verdict_key(ours, completion))
+    assert any(theirs in line for line in worker.log), "".join(worker.log)
 
 
 def test_a_job_of_a_worker_killed_mid_run_completes_on_another(stack: Stack) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -150,3 +152,42 @@ async def test_verdicts_of_old_rules_are_not_served_once_the_version_changes(
     backend.version = "1"  # a server still on the old rules keeps its verdicts
     await service.grade(request(["a", "b"]))
     assert backend.graded == ["a", "b", "a", "b"]
+
+
+class WorkerOnOtherRules(ScriptedBackend):
+    """Its verdicts come from elsewhere (a queue worker), with the rules version they were graded under."""
+
+    def __init__(self, graded_under: str | None) -> None:
+        super().__init__()
+        self.graded_under = graded_under
+
+    async def grade(self, reference: BaseModel, completions: Sequence[str]) -> list[Verdict]:
+        verdicts = await super().grade(reference, completions)
+        return [replace(verdict, backend_version=self.graded_under) for verdict in verdicts]
+
+
+async def test_a_verdict_of_other_rules_is_cached_under_its_own_version(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cache = MemoryCache(100)
+    backend = WorkerOnOtherRules(graded_under="old")
+    service = GradingService({"echo": backend}, cache, RewardSpec())
+    with caplog.at_level(logging.WARNING, logger="reward_server.grading"):
+        first = await service.grade(request(["a"]))
+        await service.grade(request(["a"]))
+    assert first.groups[0].results[0].status == "correct"  # served to the caller...
+    assert backend.graded == ["a", "a"]  # ...but never from this server's cache
+    assert sum("graded under rules old" in record.getMessage() for record in caplog.records) == 1
+    # A server on the worker's rules finds it.
+    old_rules = ScriptedBackend()
+    old_rules.version = "old"
+    await GradingService({"echo": old_rules}, cache, RewardSpec()).grade(request(["a"]))
+    assert old_rules.graded == []
+
+
+async def test_a_verdict_graded_under_this_servers_rules_is_cached_as_usual() -> None:
+    backend = WorkerOnOtherRules(graded_under="1")  # a worker on the server's own rules
+    service = GradingService({"echo": backend}, MemoryCache(100), RewardSpec())
+    await service.grade(request(["a"]))
+    await service.grade(request(["a"]))
+    assert backend.graded == ["a"]

@@ -40,9 +40,29 @@ def test_malformed_job_is_rejected() -> None:
 
 
 def test_reply_round_trip_keeps_the_whole_verdict() -> None:
-    verdict = Verdict(Status.INCORRECT, detail="test 2 of 5: wrong answer", tests={"passed": 2, "total": 5})
+    verdict = Verdict(
+        Status.INCORRECT,
+        detail="test 2 of 5: wrong answer",
+        tests={"passed": 2, "total": 5},
+        backend_version="0.1.0+rules.0123abcd",  # the worker's rules
+    )
     fields = {k.encode(): v.encode() for k, v in encode_reply("j9", verdict, "w1").items()}
     assert decode_reply(fields) == ("j9", verdict)
+
+
+def test_a_verdict_names_its_rules_only_when_another_process_graded_it() -> None:
+    """Cache entries of the server's own verdicts stay as small as before: no `backend_version: null`."""
+    assert "backend_version" not in Verdict(Status.CORRECT).to_json()
+    stamped = Verdict(Status.CORRECT, backend_version="v")
+    assert Verdict.from_json(stamped.to_json()) == stamped
+
+
+def test_a_verdict_of_a_worker_that_names_no_rules_is_not_cached() -> None:
+    """A worker from before versioned verdicts: its rules are unknown, so the server must not cache it."""
+    verdict = Verdict(Status.CORRECT, tests={"passed": 5, "total": 5})
+    fields = {k.encode(): v.encode() for k, v in encode_reply("j9", verdict, "w1").items()}
+    _job_id, decoded = decode_reply(fields)
+    assert decoded is not None and decoded.status is Status.CORRECT and not decoded.cacheable
 
 
 def test_equal_problems_share_one_key_and_different_ones_do_not() -> None:
