@@ -7,6 +7,7 @@ verdicts to agree with all the labels (`pass` -> correct, `fail` -> incorrect).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,9 @@ def test_stdin_group_verdicts_and_summaries(code_server: ServerProcess) -> None:
     response = post(code_server, [code_group(ADD, completions)])
     assert response.status_code == 200, response.text
     data = response.json()
-    assert data["backends"] == {"code": "0.1.0"}
+    assert set(data["backends"]) == {"code"}
+    assert re.fullmatch(r"0\.1\.0\+rules\.[0-9a-f]{8}", data["backends"]["code"]), data["backends"]
+    assert data["groups"][0]["backend_version"] == data["backends"]["code"]
     results = data["groups"][0]["results"]
     assert [r["status"] for r in results] == [
         "correct",

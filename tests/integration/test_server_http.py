@@ -38,8 +38,10 @@ def test_example_request_follows_the_wire_contract(server: ServerProcess) -> Non
     assert response.status_code == 200, response.text
     data = response.json()
     assert data["request_id"] == "example-1"
-    assert data["backends"] == {"math": "0.1.0"}
+    assert set(data["backends"]) == {"math"}
+    assert re.fullmatch(r"0\.1\.0\+rules\.[0-9a-f]{8}", data["backends"]["math"]), data["backends"]
     first, polar = data["groups"]
+    assert first["backend_version"] == polar["backend_version"] == data["backends"]["math"]
     assert first["group_id"] == "math-17"
     assert [r["status"] for r in first["results"]] == ["correct", "correct", "incorrect", "no_answer"]
     assert [r["reward"] for r in first["results"]] == [1.0, 1.0, -1.0, -1.0]
