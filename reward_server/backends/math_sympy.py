@@ -25,6 +25,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import sympy
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reward_server.backends.base import Memo, Verdict
@@ -118,11 +119,16 @@ class MathBackend:
         self.timeout_s = settings.math_timeout_s
         self.timeout_status = Status(settings.math_timeout_status)
         # A timeout is the answer's doing, so its verdict is cached: the deadline and the status it gets
-        # are conventions of the verdict, like the rules.
+        # are conventions of the verdict, like the rules. So is sympy's release (pyproject allows a range),
+        # whose parsing and simplification decide equivalences.
         self.version = rules_version(
             HUMAN_VERSION,
             RULES_MODULES,
-            {"timeout_s": self.timeout_s, "timeout_status": self.timeout_status.value},
+            {
+                "timeout_s": self.timeout_s,
+                "timeout_status": self.timeout_status.value,
+                "sympy": sympy.__version__,
+            },
         )
         self.pool = DeadlinePool(settings.math_workers, preload=[__name__])
         self.problems = load_problems(settings.math_problems_path) if settings.math_problems_path else {}

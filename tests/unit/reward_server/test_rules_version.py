@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sympy
 
 import reward_server.math_grading
 from reward_server.backends.code_sandbox import code_rules_version, limit_policy
@@ -129,12 +130,16 @@ def test_a_module_it_cannot_read_counts_by_name_and_is_logged(
     assert any("no_such_module_here" in message for message in messages), messages
 
 
-def test_math_version_follows_its_rules_and_its_timeout_conventions() -> None:
+def test_math_version_follows_its_rules_its_timeout_conventions_and_sympy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     base = MathBackend(RewardSettings(math_workers=1))
     assert VERSION.match(base.version), base.version
     assert MathBackend(RewardSettings(math_workers=2)).version == base.version  # not a rule
     assert MathBackend(RewardSettings(math_workers=1, math_timeout_status="error")).version != base.version
     assert MathBackend(RewardSettings(math_workers=1, math_timeout_s=9.0)).version != base.version
+    monkeypatch.setattr(sympy, "__version__", "1.99")
+    assert MathBackend(RewardSettings(math_workers=1)).version != base.version
 
 
 def test_code_version_counts_what_the_cache_key_does_not() -> None:
