@@ -147,6 +147,7 @@ _BARE_VALUE_START = re.compile(r"[-+(\[{$\\\d.]|[A-Za-z]\s*=|\(?[A-Ea-e]\)?\.?$"
 _WORD = re.compile(r"(?<!\\)\b[A-Za-z]{2,}\b", re.ASCII)
 _LATEX_COMMAND = re.compile(r"\\[A-Za-z]+(?:\{[^{}]*\})?")
 _MAX_BARE_VALUE = 100
+_ONE_WORD = re.compile(r"[\s*]*[A-Za-z][A-Za-z'-]*[\s*]*", re.ASCII)
 # "Result: $x = 5$": a label of a few words, a colon, and one math span that ends the sentence.
 _LABEL = re.compile(r"[\s*#]*[A-Za-z][A-Za-z ]{0,30}[*]*:[*]*\s*")
 
@@ -364,15 +365,15 @@ def _labelled_math(sentence: str) -> str | None:
 
 
 def _bare_value(text: str) -> str | None:
-    """A completion that is nothing but a value (see `_BARE_VALUE_START`) or a word or two ("Evelyn"), or
-    None."""
+    """A completion that is nothing but a value (see `_BARE_VALUE_START`) or one word ("Evelyn"; a few words,
+    "no idea", state nothing), or None."""
     value = text.strip()
     if len(value) > _MAX_BARE_VALUE or "\n" in value:
         return None
     if _REFUSAL.search(value):
         return None
     if _BARE_VALUE_START.match(value) is None:
-        return _clean(value) if _FEW_WORDS.fullmatch(value.rstrip(".!")) else None
+        return _clean(value) if _ONE_WORD.fullmatch(value.rstrip(".!")) else None
     words = _WORD.findall(_LATEX_COMMAND.sub(" ", value))
     if len(words) > 2 or _PREDICATE_CUE.search(" ".join(words)):
         return None

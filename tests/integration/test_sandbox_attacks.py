@@ -921,7 +921,12 @@ async def test_a_huge_program_is_compiled_once_within_its_limits(sandbox_factory
         run = await run_program(box, source, wall_time_s=1.5 * compile_s + 0.2, memory_mb=1024)
     finally:
         await box.close()
-    assert run.outcome is Outcome.OK and run.stdout == "ran\n", (compile_s, run)
+    # On a loaded machine the wall-clock backstop may end it first: an uncertain timeout, never a certain
+    # one (graded again, never cached), with no more CPU time than one compile and run.
+    if run.outcome is Outcome.TIMEOUT and not run.certain:
+        assert run.cpu_time_s < 1.5 * compile_s + 0.2, (compile_s, run)
+    else:
+        assert run.outcome is Outcome.OK and run.stdout == "ran\n", (compile_s, run)
 
 
 async def test_tests_are_the_oom_killers_first_choice_and_the_host_its_last(sandbox: Sandbox) -> None:

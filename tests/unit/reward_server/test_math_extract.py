@@ -154,6 +154,8 @@ INVALID = [
     ("We factor 196 first.", "prose without a value"),
     ("We compute the sum.\nI hope it is correct.", "a closing remark is no answer"),
     ("Step 1: compute 3 times 4", "truncated step"),
+    ("no idea", "a few words are no value"),
+    ("no answer here", "a few words are no value either"),
 ]
 
 
