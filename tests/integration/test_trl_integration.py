@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 pytest.importorskip("trl")
@@ -98,10 +99,14 @@ class Recorder:
 
 
 def train_one_step(
-    server: ServerProcess, tmp_path: Path, estimator: str, **estimator_args: Any
+    server: ServerProcess,
+    tmp_path: Path,
+    estimator: str,
+    transport: httpx.BaseTransport | None = None,
+    **estimator_args: Any,
 ) -> tuple[InferenceAwareGRPOTrainer, Recorder, ServerRewardFunc]:
     model, tokenizer = build_tiny_model(seed=0)
-    reward = make_reward_func(server.url, timeout_s=60)
+    reward = make_reward_func(server.url, timeout_s=60, transport=transport)
     trainer = InferenceAwareGRPOTrainer(
         model=model,
         processing_class=tokenizer,
@@ -176,6 +181,36 @@ def test_one_step_uses_our_advantages_of_trls_combined_reward(
     assert len(seen.loss_advantages) == 1
     assert sorted(seen.loss_advantages[0].tolist()) == pytest.approx(sorted(expected.tolist()), abs=1e-6)
     assert list(trainer._logs["advantages"]) == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+def test_a_sample_the_server_failed_to_grade_is_dropped(server: ServerProcess, tmp_path: Path) -> None:
+    """TRL turns our None into NaN; we drop the sample (advantage 0, left out of its group) rather than
+    let TRL's weighted sum count the server's failure as 0."""
+
+    def one_error(request: httpx.Request) -> httpx.Response:
+        # The live server's verdicts, except that it "failed" on the second completion.
+        live = httpx.post(
+            server.url + "/v1/grade", content=request.content, headers=dict(request.headers), timeout=60
+        )
+        body = live.json()
+        body["groups"][0]["results"][1] = {"status": "error", "reward": None, "detail": "injected failure"}
+        return httpx.Response(200, json=body)
+
+    trainer, seen, reward = train_one_step(
+        server, tmp_path, "mean_loo", transport=httpx.MockTransport(one_error)
+    )
+
+    assert seen.rewards_per_func is not None and seen.advantages is not None
+    assert reward.last is not None and reward.last.rewards[1] is None
+    assert math.isnan(seen.rewards_per_func[1, 0].item())
+    assert seen.rewards_per_func[1, 1].item() == pytest.approx(0.01)  # the local function still answered
+    rewards = weighted_sum(seen.rewards_per_func)
+    rewards[1] = math.nan
+    expected = compute_advantages(rewards.view(-1, G), "mean_loo").reshape(-1)
+    assert expected[1] == 0 and expected[[0, 2, 3]].abs().sum() > 0
+    torch.testing.assert_close(seen.advantages.double(), expected, rtol=0, atol=1e-6)
+    assert trainer.state.log_history[0]["inference_aware/dropped_frac"] == 1 / (2 * G)
+    assert trainer.state.log_history[0]["math_reward/error_frac"] == 1 / (2 * G)
 
 
 def test_majority_voting_refuses_a_reward_function_that_is_not_ours(
