@@ -1,4 +1,4 @@
-"""Reading the body of `POST /v1/grade` without holding up the event loop.
+"""Reading request bodies (`POST /v1/grade`, and the compat routes) without holding up the event loop.
 
 Why not FastAPI's own body parsing: it runs `json.loads` and the pydantic validation on the event loop, and
 each is one C call that holds the GIL from start to end, so even a thread would not help. Measured on the
@@ -25,9 +25,9 @@ import gc
 import json
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 INLINE_MAX_BYTES = 1024 * 1024  # parsed in a thread up to this size: at worst ~0.1 s holding the GIL
 PARSE_TIMEOUT_S = 60.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,15 @@ class RequestRules:
     references: Mapping[str, tuple[type[BaseModel], dict[str, Any] | None]]
 
 
+# Turns a body into what a route needs, or returns (never raises) the BadRequest that refuses it: it may run
+# in a worker process, whose exceptions would cross back as mere text (`workers.JobFailed`).
+BodyParser = Callable[[bytes, RequestRules], T | BadRequest]
+
+
 def read_grade_request(body: bytes, rules: RequestRules) -> GradeRequest | BadRequest:
     """The validated request, or the BadRequest that refuses it (returned: it crosses a process boundary)."""
     try:
-        request = _validate(_parse_json(body), rules)
+        request = _validate(parse_json(body), rules)
     except BadRequest as exc:
         return exc
     except MemoryError:
@@ -69,13 +75,13 @@ def read_grade_request(body: bytes, rules: RequestRules) -> GradeRequest | BadRe
     return request
 
 
-def read_in_worker(body: bytes, rules: RequestRules) -> GradeRequest | BadRequest:
-    """`read_grade_request` in a worker process, without the cyclic garbage collector: JSON holds no cycles,
+def read_in_worker(reader: BodyParser[T], body: bytes, rules: RequestRules) -> T | BadRequest:
+    """`reader(body, rules)` in a worker process, without the cyclic garbage collector: JSON holds no cycles,
     and collecting while tens of millions of containers are built took longer than building them (13 s
     instead of 5 s for 64 MiB of `[{},{},...]`). Never in the server's own process: the switch is global."""
     gc.disable()
     try:
-        return read_grade_request(body, rules)
+        return reader(body, rules)
     finally:
         gc.enable()
 
@@ -87,7 +93,8 @@ class _Unreadable:
         self.why = why
 
 
-def _parse_json(body: bytes) -> Any:
+def parse_json(body: bytes) -> Any:
+    """The JSON value of `body`; raises BadRequest naming where it is malformed or unreadable."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -214,11 +221,19 @@ class RequestBodyReader:
 
     async def read(self, body: bytes) -> GradeRequest:
         """The validated request; raises BadRequest (4xx, naming the field) otherwise."""
+        return await self.read_as(read_grade_request, body)
+
+    async def read_as(self, reader: BodyParser[T], body: bytes) -> T:
+        """`reader(body, self.rules)` in a thread (small bodies) or a worker process; raises the BadRequest
+        it returns. `reader` must be importable (a module-level function) and never raise: like
+        `read_grade_request`, it returns its BadRequest (4xx, naming the field)."""
         if len(body) <= INLINE_MAX_BYTES:
-            result = await asyncio.to_thread(read_grade_request, body, self.rules)
+            result = await asyncio.to_thread(reader, body, self.rules)
         else:
             try:
-                result = await self.pool.run(read_in_worker, body, self.rules, timeout_s=PARSE_TIMEOUT_S)
+                result = await self.pool.run(
+                    read_in_worker, reader, body, self.rules, timeout_s=PARSE_TIMEOUT_S
+                )
             except JobTimeout:
                 raise BodyTooLarge(
                     f"the body could not be read within {PARSE_TIMEOUT_S:g} s",
