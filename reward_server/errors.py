@@ -5,6 +5,7 @@
     │   ├── BackendNotFound   the group names a backend that is not registered (HTTP 422)
     │   └── BodyTooLarge      the body is too big or too complex to read (HTTP 413)
     ├── DuplicateBackend      two backends claim one name (start-up)
+    ├── GradingFailed         a compat route whose trainer cannot drop a sample got an `error` verdict (503)
     └── Overloaded            too much work in flight (HTTP 503 with Retry-After)
         ├── QueueUnavailable  the code job queue (Redis) is unreachable (HTTP 503 with Retry-After)
         │   └── QueueStorageFull  the queue's Redis is out of memory and refuses writes (HTTP 503)
@@ -50,6 +51,19 @@ class BodyTooLarge(BadRequest):
 
 class DuplicateBackend(RewardError):
     kind = "duplicate_backend"
+
+
+class GradingFailed(RewardError):
+    """Some completions could not be graded (status `error`) and the caller's protocol has no way to drop
+    them (OpenRLHF's remote reward model): the whole request fails, naming them, rather than invent a
+    reward. Nothing wrong was cached: a retry grades them again."""
+
+    http_status = 503
+    kind = "grading_failed"
+
+    def __init__(self, message: str, fields: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or []
 
 
 class Overloaded(RewardError):

@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect
 from reward_server.api.auth import BearerAuth
 from reward_server.api.body_limit import BodySizeLimit
 from reward_server.api.request_body import RequestBodyReader, body_rules
-from reward_server.api.routes import grade, health
+from reward_server.api.routes import compat_openrlhf, grade, health
 from reward_server.backends.registry import create_backends
 from reward_server.cache import build_cache
 from reward_server.errors import Overloaded, RewardError
@@ -89,6 +89,7 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(grade.router)
     app.include_router(health.router)
+    app.include_router(compat_openrlhf.router)
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(RewardError, _reward_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
