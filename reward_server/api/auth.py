@@ -6,12 +6,19 @@ Bearer` and the project's JSON error body, before its body is read. The token is
 in constant time: `hmac.compare_digest` of SHA-256 digests (equal lengths, so not even a key's length
 leaks), and never stops at the first match. No key is ever logged.
 
+Routes under /compat/ serve trainers that are given a URL and nothing else (OpenRLHF's remote reward model
+sends no header of its own). There the key may also come as the password of HTTP Basic auth, which HTTP
+clients send for a URL with credentials: `http://<any user>:<key>@host:8000/compat/...` (a `/` or `+` in the
+key percent-encoded). Such a URL holds the key: whatever records the trainer's arguments records it too.
+
 `check_exposure`: `reward-server serve` refuses to bind beyond loopback without a key, unless the operator
 sets `REWARD_ALLOW_UNAUTHENTICATED=true` (then a loud warning).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
@@ -27,6 +34,7 @@ from reward_server.settings import RewardSettings
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/healthz"})  # liveness probes carry no key
+BASIC_AUTH_PREFIX = "/compat/"  # routes whose clients may send the key as a Basic-auth password
 
 
 class BearerAuth:
@@ -42,16 +50,14 @@ class BearerAuth:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._accepts(scope):
             await self.app(scope, receive, send)
             return
-        given = _bearer_token(scope) is not None
+        given = _token(scope) is not None
         service = getattr(scope["app"].state, "service", None) if "app" in scope else None
         if service is not None:
             service.metrics.rejected.labels("unauthorized").inc()
         body = json.dumps(
             {
                 "error": "unauthorized",
-                "message": "invalid API key"
-                if given
-                else "missing API key: send `Authorization: Bearer <key>`",
+                "message": "invalid API key" if given else _missing_key_message(scope["path"]),
                 "fields": [{"loc": ["header", "authorization"], "msg": "invalid" if given else "missing"}],
             }
         ).encode()
@@ -65,7 +71,7 @@ class BearerAuth:
         await send({"type": "http.response.body", "body": body})
 
     def _accepts(self, scope: Scope) -> bool:
-        token = _bearer_token(scope)
+        token = _token(scope)
         if token is None:
             return False
         digest = _digest(token)
@@ -79,12 +85,36 @@ def _digest(token: bytes) -> bytes:
     return hashlib.sha256(token).digest()
 
 
-def _bearer_token(scope: Scope) -> bytes | None:
+def _token(scope: Scope) -> bytes | None:
+    """The key the request offers: its bearer token, or on /compat/ routes its Basic-auth password."""
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.strip().partition(b" ")
-            return token.strip() if scheme.lower() == b"bearer" and token.strip() else None
+            scheme, _, given = value.strip().partition(b" ")
+            token: bytes = given.strip()
+            if not token:
+                return None
+            if scheme.lower() == b"bearer":
+                return token
+            if scheme.lower() == b"basic" and scope["path"].startswith(BASIC_AUTH_PREFIX):
+                return _basic_password(token)
+            return None
     return None
+
+
+def _basic_password(credentials: bytes) -> bytes | None:
+    """The password of Basic-auth `credentials` (base64 of `user:password`); None if unreadable or empty."""
+    try:
+        _, colon, password = base64.b64decode(credentials, validate=True).partition(b":")
+    except binascii.Error:
+        return None
+    return password if colon and password else None
+
+
+def _missing_key_message(path: str) -> str:
+    message = "missing API key: send `Authorization: Bearer <key>`"
+    if path.startswith(BASIC_AUTH_PREFIX):
+        message += " (a client that only takes a URL: http://user:<key>@host/...)"
+    return message
 
 
 def is_loopback(host: str) -> bool:

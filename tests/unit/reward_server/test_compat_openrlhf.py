@@ -3,6 +3,7 @@ remote reward-model format over the real math backend and the code backend on a 
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections.abc import AsyncIterator, Sequence
@@ -24,6 +25,7 @@ from reward_server.schemas import GradeRequest, GradeResponse, Status
 from reward_server.settings import RewardSettings
 
 URL = "/compat/openrlhf/v1/reward"
+KEY = "compat-key-" + "7" * 24
 EXTRA_LOGS = {"ia_accuracy", "ia_error_rate", "ia_no_answer_rate"}
 
 
@@ -300,6 +302,27 @@ async def test_a_large_body_is_read_in_a_worker_process(server: Server) -> None:
     response = await post(server, sample(prompt, "\\boxed{4}", "4"))
     assert response.status_code == 200, response.text
     assert response.json()["rewards"] == [1.0]
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+async def test_api_keys_apply_and_a_url_can_carry_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = RewardSettings(math_workers=1, api_keys=[KEY])
+    async for server in start(monkeypatch, settings):
+        payload = sample(PROMPT, "\\boxed{4}", "4")
+        refused = await post(server, payload)
+        assert refused.status_code == 401
+        assert "http://user:<key>@host" in refused.json()["message"]
+        assert (await post(server, payload, headers=basic("openrlhf", "wrong-key"))).status_code == 401
+        assert (await post(server, payload, headers={"authorization": f"Bearer {KEY}"})).status_code == 200
+        # What aiohttp sends for http://openrlhf:<key>@host/...: accepted on /compat/ only.
+        assert (await post(server, payload, headers=basic("openrlhf", KEY))).status_code == 200
+        grade = {
+            "groups": [{"group_id": "g", "backend": "math", "reference": {"answer": "4"}, "completions": []}]
+        }
+        assert (await server.http.post("/v1/grade", json=grade, headers=basic("u", KEY))).status_code == 401
 
 
 def test_label_reference_forms() -> None:
