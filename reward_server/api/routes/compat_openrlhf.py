@@ -22,7 +22,9 @@ and `_fetch_rewards_via_http`; `openrlhf/trainer/ppo_utils/samples_generator.py`
 What this route does:
 
 - Completion: the query minus its prompt. A query that does not start with its prompt is refused (422
-  naming `query.<i>`): grading the whole query could grade a `\\boxed{}` of a few-shot prompt.
+  naming `query.<i>`): grading the whole query could grade a `\\boxed{}` of a few-shot prompt. The
+  end-of-sequence token the query ends with (OpenRLHF keeps special tokens) is cut off: after a closing code
+  fence, "```<|im_end|>" hid the program (`strip_end_tokens`).
 - Label: `backend=math`: the gold answer (a string or a number); `backend=code`: JSON tests
   (`label_reference`); another backend: its reference, a JSON object. A label that is a JSON object is the
   reference as it is, for any backend (e.g. `{"problem_id": ...}`).
@@ -50,6 +52,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -72,6 +75,10 @@ from reward_server.schemas import (
 )
 
 log = logging.getLogger(__name__)
+# The end-of-sequence texts of common tokenizers: <|...|> (Qwen, Llama 3, Phi, GPT), <｜...｜> (DeepSeek),
+# </s> (Llama 2, Mistral), <eos> and <end_of_turn> (Gemma).
+END_TOKEN = re.compile(r"(?:<\|[^<>|\s]{1,64}\|>|<｜[^<>｜\s]{1,64}｜>|</s>|<eos>|<end_of_turn>)\Z")
+MAX_END_TOKENS = 4  # vLLM stops at the first end-of-sequence token: one, in practice
 router = APIRouter(prefix="/compat/openrlhf/v1", tags=["compat"])
 
 OnError = Literal["fail", "nan", "incorrect"]
@@ -135,6 +142,23 @@ class Converted:
             return field
         group = int(loc[2])
         return {**field, "loc": ["body", "labels", self.first[group], *_unwrap(loc[4:], self.wrapped[group])]}
+
+
+def strip_end_tokens(completion: str) -> str:
+    """`completion` without the end-of-sequence tokens it ends with (and whitespace after them).
+
+    Example:
+        >>> strip_end_tokens("```python\\nprint(1)\\n```<|im_end|>")
+        '```python\\nprint(1)\\n```'
+    """
+    text = completion
+    for _ in range(MAX_END_TOKENS):
+        trimmed = text.rstrip()
+        match = END_TOKEN.search(trimmed, max(0, len(trimmed) - 80))  # only the end is searched
+        if match is None:
+            break
+        text = trimmed[: match.start()]
+    return text
 
 
 def label_reference(backend: str, label: Any) -> tuple[dict[str, Any], str | None]:
@@ -250,7 +274,7 @@ def _convert(payload: OpenRLHFRewardRequest, backend: str, rules: RequestRules) 
             first.append(i)
             completions.append([])
         slots.append((group, len(completions[group])))
-        completions[group].append(query[len(prompt) :])
+        completions[group].append(strip_end_tokens(query[len(prompt) :]))
     if len(first) > rules.max_groups:
         message = (
             f"{len(first)} distinct prompt and label pairs in one request; the limit is {rules.max_groups} "
@@ -321,9 +345,9 @@ def openrlhf_answer(
     if failed and on_error == "fail":
         index, detail = failed[0]
         raise GradingFailed(
-            f"{len(failed)} of {samples} samples could not be graded (an infrastructure error, not the "
-            f"answer's; first: body.query.{index}: {detail}). OpenRLHF cannot drop a sample, so nothing is "
-            "returned (on_error=fail): retry the request; on_error=nan or on_error=incorrect answer instead",
+            f"{len(failed)} of {samples} samples could not be graded (status error; first: "
+            f"body.query.{index}: {detail}). OpenRLHF cannot drop a sample, so nothing is returned "
+            "(on_error=fail): retry the request; on_error=nan or on_error=incorrect answer instead",
             [{"loc": ["body", "query", i], "msg": why} for i, why in failed[:MAX_FIELDS]],
         )
     return {

@@ -15,7 +15,7 @@ import pytest
 
 from reward_server.api import app as app_module
 from reward_server.api.request_body import INLINE_MAX_BYTES
-from reward_server.api.routes.compat_openrlhf import label_reference
+from reward_server.api.routes.compat_openrlhf import label_reference, strip_end_tokens
 from reward_server.backends.base import RewardBackend, Verdict
 from reward_server.backends.code_sandbox import CodeBackend
 from reward_server.backends.math_sympy import MathBackend
@@ -221,6 +221,32 @@ async def test_a_taco_call_label_keeps_its_function(server: Server) -> None:
 async def test_a_bad_code_label_is_refused_naming_it(server: Server, label: str, loc: list[Any]) -> None:
     assert_refused(await post(server, sample(CODE_PROMPT, PROGRAM, label), "backend=code"), loc)
     assert server.executor.calls == []
+
+
+@pytest.mark.parametrize(
+    "end", ["<|im_end|>", "<|eot_id|>", "</s>", "<eos>", "<｜end▁of▁sentence｜>", "\n<end_of_turn>"]
+)
+async def test_the_end_of_sequence_token_is_not_part_of_the_program(server: Server, end: str) -> None:
+    """OpenRLHF decodes with special tokens: "```<|im_end|>" would leave the fence open (a syntax error)."""
+    response = await post(server, sample(CODE_PROMPT, PROGRAM + end, TACO), "backend=code")
+    assert response.status_code == 200, response.text
+    assert [text.rstrip() for text in server.requests[0].groups[0].completions] == [PROGRAM]
+    assert server.executor.calls[0][1] == ["print(input())\n"]
+
+
+@pytest.mark.parametrize(
+    ("completion", "stripped"),
+    [
+        ("\\boxed{4}<|im_end|>", "\\boxed{4}"),
+        ("\\boxed{4}\n</s>\n", "\\boxed{4}\n"),
+        ("ends with a tag <b>", "ends with a tag <b>"),
+        ('print("</s>")', 'print("</s>")'),
+        ("trailing space  ", "trailing space  "),
+        ("<eos>" * 6, "<eos>" * 2),  # at most 4 are cut: vLLM stops at the first
+    ],
+)
+def test_strip_end_tokens(completion: str, stripped: str) -> None:
+    assert strip_end_tokens(completion) == stripped
 
 
 def two_samples_one_failing() -> dict[str, Any]:
