@@ -1,4 +1,4 @@
-"""Command line: `trainer-client train`, `trainer-client eval` and `trainer-client bandit`."""
+"""Command line: `trainer-client train`, `eval`, `bandit` and `doctor`."""
 
 from __future__ import annotations
 
@@ -103,3 +103,45 @@ def bandit(
             f"pass@{k} {curves['pass_at_k'][-1]:.3f}  KL {curves['kl'][-1]:.3f}"
         )
     typer.echo(f"wrote {out / 'bandit.json'}")
+
+
+@app.command()
+def doctor(
+    frameworks: Annotated[
+        list[str] | None, typer.Argument(help="Trainers to check: verl, trl, openrlhf (default: all three).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="A reward server to check, e.g. http://host:8000: /healthz must answer."),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds allowed for `import verl` and for the server.")
+    ] = 60.0,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 when a check fails (not installed, unsupported version, ...).")
+    ] = False,
+) -> None:
+    """Check verl, TRL and OpenRLHF (installed, supported version, verl's ia_* estimators) and a server."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from trainer_client.doctor import FRAMEWORKS, run_checks
+
+    chosen = [name.lower() for name in frameworks or FRAMEWORKS]
+    unknown = sorted(set(chosen) - set(FRAMEWORKS))
+    if unknown:
+        raise typer.BadParameter(f"unknown: {', '.join(unknown)}; choose from {', '.join(FRAMEWORKS)}")
+    checks = run_checks(list(dict.fromkeys(chosen)), url, timeout)
+    table = Table(title="trainer-client doctor")
+    for column in ("check", "status", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    status = {True: Text("ok", "green"), False: Text("FAIL", "bold red"), None: Text("-", "dim")}
+    for check in checks:
+        table.add_row(check.subject, status[check.ok], Text(check.result), Text(check.detail))
+    Console().print(table)
+    failed = [check.subject for check in checks if check.ok is False]
+    if failed:
+        typer.echo(f"{len(failed)} check(s) failed: {', '.join(failed)}", err=True)
+        if strict:
+            raise typer.Exit(1)
