@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +32,7 @@ pytestmark = [pytest.mark.integrations, pytest.mark.slow]
 
 KEY = "openrlhf-key-" + "5" * 24
 PROMPT = "<bos>Question: what is 2+2?\nAnswer:"
-HARD_PROMPT = "<bos>Simplify sqrt(8)/2.\nAnswer:"  # graded by sympy, not by a string match
+FAILING_LABEL = '{"answer": "4"}'  # a backend other than math and code takes its reference as the label
 N_SAMPLES = 4
 
 
@@ -53,12 +54,55 @@ def server() -> Iterator[ServerProcess]:
     process.stop()
 
 
+FAILING_BACKEND = """
+from pydantic import BaseModel
+
+from reward_server.backends.base import Verdict
+from reward_server.schemas import Status
+
+
+class Reference(BaseModel):
+    answer: str
+
+
+class FailingBackend:
+    name = "failing"
+    version = "1"
+    description = "every completion fails to grade (a test double)"
+    reference_model = Reference
+    ready = True
+
+    async def start(self): ...
+
+    async def close(self): ...
+
+    def parse_reference(self, raw):
+        return Reference.model_validate(raw)
+
+    async def grade(self, reference, completions):
+        return [Verdict(Status.ERROR, detail="sandbox down") for _ in completions]
+
+    async def answer_classes(self, reference, verdicts, memo):
+        return [None] * len(verdicts)
+
+
+def make(settings):
+    return FailingBackend()
+"""
+
+
 @pytest.fixture(scope="module")
-def failing_server() -> Iterator[ServerProcess]:
-    """A server whose math grading cannot finish: every answer that needs sympy is an `error` verdict."""
-    process = ServerProcess(
-        {"REWARD_MATH_WORKERS": "1", "REWARD_MATH_TIMEOUT_S": "0.0001", "REWARD_MATH_TIMEOUT_STATUS": "error"}
-    )
+def failing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with a backend `failing` whose every verdict is `error`, installed as third-party backends
+    are: an entry point of the group `reward_server.backends` (a dist-info folder on the server's path)."""
+    plugin = tmp_path_factory.mktemp("plugin")
+    (plugin / "failing_backend.py").write_text(FAILING_BACKEND)
+    info = plugin / "failing_backend-0.0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: failing-backend\nVersion: 0.0.0\n")
+    (info / "entry_points.txt").write_text("[reward_server.backends]\nfailing = failing_backend:make\n")
+    path = os.pathsep.join(filter(None, [str(plugin), os.environ.get("PYTHONPATH")]))
+    process = ServerProcess({"REWARD_MATH_WORKERS": "1", "PYTHONPATH": path})
     yield process
     process.stop()
 
@@ -168,8 +212,8 @@ def test_code_labels_from_openrlhf(openrlhf: ModuleType, server: ServerProcess) 
 
 
 def test_on_error_nan_reaches_openrlhf_as_nan(openrlhf: ModuleType, failing_server: ServerProcess) -> None:
-    url = url_of(failing_server, "backend=math&on_error=nan")
-    (output,) = rollout(openrlhf, url, HARD_PROMPT, "\\sqrt{2}", [" \\boxed{\\frac{\\sqrt{8}}{2}}"])
+    url = url_of(failing_server, "backend=failing&on_error=nan")
+    (output,) = rollout(openrlhf, url, PROMPT, FAILING_LABEL, [" \\boxed{4}"])
     assert math.isnan(output["reward"][0]) and math.isnan(output["scores"][0])
     assert output["extra_logs"]["ia_error_rate"] == 1.0
     experience = to_experience(openrlhf)(output)
@@ -177,10 +221,10 @@ def test_on_error_nan_reaches_openrlhf_as_nan(openrlhf: ModuleType, failing_serv
 
 
 def test_on_error_incorrect_and_fail(openrlhf: ModuleType, failing_server: ServerProcess) -> None:
-    answer = [" \\boxed{\\frac{\\sqrt{8}}{2}}"]
-    url = url_of(failing_server, "backend=math&on_error=incorrect")
-    (output,) = rollout(openrlhf, url, HARD_PROMPT, "\\sqrt{2}", answer)
+    url = url_of(failing_server, "backend=failing&on_error=incorrect")
+    (output,) = rollout(openrlhf, url, PROMPT, FAILING_LABEL, [" \\boxed{4}"])
     assert output["reward"] == [-1.0] and output["scores"] == [0.0]
     # fail: 503 on each of OpenRLHF's 5 tries (1 s apart); it gives up with no reward, and the run stops.
-    (output,) = rollout(openrlhf, url_of(failing_server, "backend=math"), HARD_PROMPT, "\\sqrt{2}", answer)
+    url = url_of(failing_server, "backend=failing")
+    (output,) = rollout(openrlhf, url, PROMPT, FAILING_LABEL, [" \\boxed{4}"])
     assert output["reward"] is None
