@@ -1,20 +1,29 @@
-"""The verl adapter without verl: grouping by uid and the estimator wrapper. The same code inside real
-verl is tested in tests/integration/test_verl_integration.py."""
+"""The verl adapter without verl: grouping by uid, the estimator wrapper, the reward function and its
+coalescer (against `httpx.MockTransport`), backends and references. The same code inside real verl is
+tested in tests/integration/test_verl_integration.py."""
 
 from __future__ import annotations
 
+import asyncio
 import doctest
+import json
 import math
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import torch
 
+from reward_server.schemas import CompletionResult, Status
+from trainer_client.errors import RewardRequestError, RewardServerUnavailable
 from trainer_client.estimators import available_estimators, compute_advantages
-from trainer_client.integrations import verl_estimators
+from trainer_client.integrations import verl_estimators, verl_reward
 from trainer_client.integrations.verl_estimators import (
     MissingAnswerClasses,
     answer_classes,
@@ -24,7 +33,19 @@ from trainer_client.integrations.verl_estimators import (
     make_estimator,
     verl_names,
 )
+from trainer_client.integrations.verl_reward import (
+    RESULT_KEYS,
+    GradeCoalescer,
+    SampleGradingError,
+    compute_score,
+    compute_score_sync,
+    group_answer_classes,
+    infer_backend,
+    to_reference,
+    to_result,
+)
 
+URL = "http://reward.test"
 NAN = math.nan
 
 # Parameters that make every estimator run on groups of up to 4 valid samples.
@@ -197,7 +218,7 @@ def test_majority_vote_takes_classes_from_the_context_or_the_call() -> None:
 def test_the_estimators_and_reward_modules_never_import_verl() -> None:
     code = (
         "import sys\n"
-        "import trainer_client.integrations.verl_estimators\n"
+        "import trainer_client.integrations.verl_estimators, trainer_client.integrations.verl_reward\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('verl', 'ray', 'transfer_queue')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -214,3 +235,310 @@ def test_plugin_without_verl_logs_a_warning_instead_of_failing() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "WARNING inference-aware verl plugin: verl could not be imported" in done.stderr
     assert "not registered" in done.stderr
+
+
+# --------------------------------------------------------------------------------------------------------
+# Backends, references, results
+
+
+@pytest.mark.parametrize(
+    ("source", "backend"),
+    [
+        ("lighteval/MATH", "math"),
+        ("DigitalLearningGmbH/MATH-lighteval", "math"),
+        ("HuggingFaceH4/MATH-500", "math"),
+        ("math", "math"),
+        ("gsm8k", "math"),
+        ("openai/gsm8k", "math"),
+        ("math_dapo", "math"),
+        ("aime_2024", "math"),
+        ("numina_olympiads", "math"),
+        ("codecontests", "code"),
+        ("taco", "code"),
+        ("apps", "code"),
+        ("code", "code"),
+        ("codeforces", "code"),
+    ],
+)
+def test_infer_backend(source: str, backend: str) -> None:
+    assert infer_backend(source) == backend
+
+
+def test_infer_backend_unknown_or_overridden() -> None:
+    assert infer_backend("my/dataset", "math") == "math"
+    assert infer_backend("lighteval/MATH", "code") == "code"
+    with pytest.raises(ValueError, match="reward_kwargs.backend"):
+        infer_backend("my/dataset")
+
+
+def test_to_reference() -> None:
+    tests = {"inputs": ["1\n"], "outputs": ["2\n"], "fn_name": None}
+    assert to_reference("math", "\\frac{1}{2}") == {"answer": "\\frac{1}{2}"}
+    assert to_reference("math", 72) == {"answer": "72"}
+    assert to_reference("code", json.dumps(tests)) == {"input_output": json.dumps(tests)}
+    assert to_reference("code", tests) == {"input_output": tests}
+    # numpy values from a parquet row become JSON types; our own references pass through.
+    parquet = {"inputs": np.array(["1\n"], dtype=object), "outputs": np.array(["2\n"], dtype=object)}
+    assert to_reference("code", parquet) == {"input_output": {"inputs": ["1\n"], "outputs": ["2\n"]}}
+    assert to_reference("math", {"problem_id": "p1"}) == {"problem_id": "p1"}
+    with pytest.raises(ValueError, match="expected one of"):
+        to_reference("math", {"gold": "1"})
+    with pytest.raises(ValueError, match="must be a string"):
+        to_reference("math", ["1"])
+
+
+@pytest.mark.parametrize(
+    ("status", "reward", "answer", "answer_class", "expected"),
+    [
+        ("correct", 1.0, "2", 0, {"score": 1.0, "acc": 1.0, "pred": "2", "answer_class": 0}),
+        ("incorrect", -1.0, "3", 1, {"score": -1.0, "acc": 0.0, "pred": "3", "answer_class": 1}),
+        ("no_answer", -1.0, None, None, {"score": -1.0, "acc": 0.0, "pred": "", "answer_class": -1}),
+    ],
+)
+def test_to_result_has_one_key_set(
+    status: str, reward: float, answer: str | None, answer_class: int | None, expected: dict[str, Any]
+) -> None:
+    result = CompletionResult(status=Status(status), reward=reward, answer=answer, answer_class=answer_class)
+    for on_error in ("raise", "nan"):
+        out = to_result(result, on_error)  # type: ignore[arg-type]
+        assert tuple(out) == RESULT_KEYS
+        assert out == {**expected, "status": status}
+
+
+def test_to_result_of_an_error_raises_or_is_nan() -> None:
+    error = CompletionResult(status=Status.ERROR, reward=None, detail="grading failed: worker died")
+    with pytest.raises(SampleGradingError, match="worker died"):
+        to_result(error, "raise")
+    out = to_result(error, "nan")
+    assert tuple(out) == RESULT_KEYS
+    assert math.isnan(out["score"]) and math.isnan(out["acc"])
+    assert out["status"] == "error" and out["pred"] == "" and out["answer_class"] == -1
+
+
+# --------------------------------------------------------------------------------------------------------
+# The coalescer and the reward functions, against a mock server
+
+
+class MockServer:
+    """A grading server: `2` is the right answer, an `X` completion fails to grade, reference `bad` is a 422.
+
+    Records every request body. Classes are per group, in order of first appearance, like the server's.
+    """
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        with self.lock:
+            self.bodies.append(body)
+        if any(group["reference"].get("answer") == "bad" for group in body["groups"]):
+            return httpx.Response(
+                422, json={"error": "invalid_request", "message": "bad reference", "fields": []}
+            )
+        groups = []
+        for group in body["groups"]:
+            gold = group["reference"].get("answer")
+            results, classes = [], []
+            for text in group["completions"]:
+                if text == "X":
+                    results.append({"status": "error", "reward": None, "detail": "worker died"})
+                    continue
+                if text not in classes:
+                    classes.append(text)
+                status = "correct" if text == gold else "incorrect"
+                reward = 1.0 if status == "correct" else -1.0
+                results.append(
+                    {"status": status, "reward": reward, "answer": text, "answer_class": classes.index(text)}
+                )
+            summary = [{"answer": a, "count": 1, "correct": a == gold} for a in classes]
+            groups.append({"group_id": group["group_id"], "results": results, "answer_classes": summary})
+        return httpx.Response(
+            200, json={"request_id": body["request_id"], "groups": groups, "backends": {"math": "0"}}
+        )
+
+    @property
+    def samples_per_request(self) -> list[int]:
+        return [sum(len(g["completions"]) for g in body["groups"]) for body in self.bodies]
+
+
+@pytest.fixture
+def server() -> MockServer:
+    return MockServer()
+
+
+@pytest.fixture
+def coalescer_factory(server: MockServer) -> Iterator[Callable[..., GradeCoalescer]]:
+    made: list[GradeCoalescer] = []
+
+    def make(**kwargs: Any) -> GradeCoalescer:
+        kwargs.setdefault("transport", httpx.MockTransport(server))
+        kwargs.setdefault("max_retries", 0)
+        made.append(GradeCoalescer(URL, **kwargs))
+        return made[-1]
+
+    yield make
+    for coalescer in made:
+        coalescer.close()
+
+
+@pytest.fixture
+def use_coalescer(
+    monkeypatch: pytest.MonkeyPatch, coalescer_factory: Callable[..., GradeCoalescer]
+) -> Callable[..., GradeCoalescer]:
+    """compute_score / compute_score_sync go through a coalescer on the mock server."""
+
+    def install(**kwargs: Any) -> GradeCoalescer:
+        coalescer = coalescer_factory(**kwargs)
+        monkeypatch.setattr(verl_reward, "get_coalescer", lambda url, **_: coalescer)
+        return coalescer
+
+    return install
+
+
+async def test_concurrent_calls_become_one_request_grouped_by_reference(
+    server: MockServer, use_coalescer: Callable[..., GradeCoalescer]
+) -> None:
+    coalescer = use_coalescer(window_ms=200)
+    calls = [
+        compute_score("lighteval/MATH", answer, gold, {"index": i}, url=URL)
+        for i, (answer, gold) in enumerate([("2", "2"), ("3", "2"), ("2", "2"), ("5", "5"), ("3", "2")] * 10)
+    ]
+    results = await asyncio.gather(*calls)
+    assert coalescer.requests_sent == 1 and server.samples_per_request == [50]
+    (body,) = server.bodies
+    assert [(g["reference"], len(g["completions"])) for g in body["groups"]] == [
+        ({"answer": "2"}, 40),
+        ({"answer": "5"}, 10),
+    ]
+    assert {tuple(result) for result in results} == {RESULT_KEYS}
+    assert [r["score"] for r in results[:5]] == [1.0, -1.0, 1.0, 1.0, -1.0]
+    # Samples of one prompt graded together share the group's classes.
+    assert [r["answer_class"] for r in results[:3]] == [0, 1, 0]
+
+
+async def test_a_full_batch_goes_out_without_waiting(
+    server: MockServer, use_coalescer: Callable[..., GradeCoalescer]
+) -> None:
+    use_coalescer(window_ms=60_000, max_batch=4)
+    results = await asyncio.wait_for(
+        asyncio.gather(*(compute_score("math", "2", "2", url=URL) for _ in range(8))), timeout=10
+    )
+    assert server.samples_per_request == [4, 4]
+    assert all(r["acc"] == 1.0 for r in results)
+
+
+def test_sync_calls_from_threads_are_batched_too(
+    server: MockServer, use_coalescer: Callable[..., GradeCoalescer]
+) -> None:
+    use_coalescer(window_ms=200)
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda i: compute_score_sync("gsm8k", str(i % 3), "2", url=URL), range(32)))
+    assert sum(server.samples_per_request) == 32 and len(server.bodies) <= 2
+    assert [r["acc"] for r in results[:3]] == [0.0, 0.0, 1.0]
+
+
+async def test_calls_from_different_event_loops_share_the_coalescer(
+    server: MockServer, use_coalescer: Callable[..., GradeCoalescer]
+) -> None:
+    use_coalescer(window_ms=0)
+
+    def other_loop() -> dict[str, Any]:
+        return asyncio.run(compute_score("math", "2", "2", url=URL))
+
+    assert (await asyncio.to_thread(other_loop))["score"] == 1.0
+    assert (await compute_score("math", "3", "2", url=URL))["score"] == -1.0
+
+
+async def test_an_error_sample_raises_with_the_servers_detail_or_is_nan(
+    use_coalescer: Callable[..., GradeCoalescer],
+) -> None:
+    use_coalescer(window_ms=50)
+    good, bad = await asyncio.gather(
+        compute_score("math", "2", "2", url=URL),
+        compute_score("math", "X", "2", url=URL),
+        return_exceptions=True,
+    )
+    assert isinstance(good, dict) and good["score"] == 1.0
+    assert isinstance(bad, SampleGradingError) and "worker died" in str(bad)
+    nan = await compute_score("math", "X", "2", url=URL, on_error="nan")
+    assert tuple(nan) == RESULT_KEYS and math.isnan(nan["score"]) and nan["status"] == "error"
+
+
+async def test_a_refused_reference_fails_only_its_own_samples(
+    server: MockServer, use_coalescer: Callable[..., GradeCoalescer]
+) -> None:
+    use_coalescer(window_ms=100)
+    results = await asyncio.gather(
+        compute_score("math", "2", "2", url=URL),
+        compute_score("math", "2", "bad", url=URL),
+        compute_score("math", "5", "5", url=URL),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], RewardRequestError) and results[1].status_code == 422
+    assert [r["score"] for r in (results[0], results[2])] == [1.0, 1.0]  # type: ignore[index]
+    # One request with all three groups, refused, then each group alone.
+    assert [len(body["groups"]) for body in server.bodies] == [3, 1, 1, 1]
+
+
+async def test_an_unreachable_server_raises_even_with_nan(
+    use_coalescer: Callable[..., GradeCoalescer],
+) -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    use_coalescer(transport=httpx.MockTransport(down), window_ms=0)
+    with pytest.raises(RewardServerUnavailable):
+        await compute_score("math", "2", "2", url=URL, on_error="nan")
+
+
+async def test_reward_kwargs_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(TypeError, match=r"unknown reward_kwargs \['ulr'\]"):
+        await compute_score("math", "2", "2", ulr=URL)
+    with pytest.raises(ValueError, match="REWARD_SERVER_URL"):
+        await compute_score("math", "2", "2")
+    with pytest.raises(ValueError, match="on_error"):
+        await compute_score("math", "2", "2", url=URL, on_error="zero")
+    # verl's own extra keywords are accepted (and unused).
+    monkeypatch.setenv("REWARD_SERVER_URL", "http://from.env")
+    seen = {}
+
+    def fake(url: str, **kwargs: Any) -> Any:
+        seen["url"] = url
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(verl_reward, "get_coalescer", fake)
+    with pytest.raises(RuntimeError, match="stop here"):
+        await compute_score("math", "2", "2", reward_router_address=None, reward_model_tokenizer=None)
+    assert seen["url"] == "http://from.env"
+
+
+def test_get_coalescer_is_one_per_process_and_settings() -> None:
+    first = verl_reward.get_coalescer("http://a.test:1")
+    try:
+        assert verl_reward.get_coalescer("http://a.test:1") is first
+        other = verl_reward.get_coalescer("http://a.test:1", window_ms=1)
+        assert other is not first
+        other.close()
+    finally:
+        first.close()
+        verl_reward._COALESCERS.clear()
+
+
+def test_group_answer_classes_grades_each_uid_as_one_group(server: MockServer) -> None:
+    uids = ["q1", "q2", "q1", "q1", "q2"]
+    completions = ["7", "5", "2", "7", "X"]
+    classes = group_answer_classes(
+        uids,
+        completions,
+        ["math"] * 5,
+        ["2", "5", "2", "2", "5"],
+        url=URL,
+        transport=httpx.MockTransport(server),
+    )
+    assert classes == [0, 0, 1, 0, -1]
+    (body,) = server.bodies
+    assert [g["completions"] for g in body["groups"]] == [["7", "2", "7"], ["5", "X"]]
+    with pytest.raises(ValueError, match="one entry per row"):
+        group_answer_classes(["a"], [], [], [], url=URL)
