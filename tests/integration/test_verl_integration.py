@@ -1,5 +1,5 @@
 """The verl adapter inside real verl 0.9.1 (the .venv-integrations venv): the plugin loaded by installation
-alone, advantages through verl's own `compute_advantage`, and rewards through
+alone, advantages through verl's own `compute_advantage` and V1 `_compute_advantage`, and rewards through
 verl's `naive` reward manager against a live reward server over HTTP.
 
 The plugin test needs our package installed with its entry points (`pip install --no-deps -e .`): entry
@@ -111,6 +111,24 @@ def test_a_failing_registration_is_logged_at_warning() -> None:
     done = run_python(code, VERL_USE_EXTERNAL_PLUGINS="none")
     assert done.stdout.strip() == "raised", done.stderr
     assert "registering the ia_* advantage estimators failed" in done.stderr
+
+
+def test_the_trainer_modes_register_through_verl_use_external_modules() -> None:
+    code = (
+        "import verl\n"
+        "from verl.trainer.ppo.v1 import get_trainer_cls\n"
+        "modes = ('ia_sync', 'ia_colocate_async', 'ia_separate_async')\n"
+        "print([get_trainer_cls(m).__name__ for m in modes])\n"
+    )
+    done = run_python(code, VERL_USE_EXTERNAL_MODULES="trainer_client.integrations.verl_trainer")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(
+        [
+            "AnswerClassesPPOTrainerSync",
+            "AnswerClassesPPOTrainerColocateAsync",
+            "AnswerClassesPPOTrainerSeparateAsync",
+        ]
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -363,3 +381,123 @@ def test_group_answer_classes_against_the_live_server(live_server: ServerProcess
     )
     # Group a: 3 opens class 0, 0.5 is correct (class 1), 3.0 joins 3, 1/2 joins the correct class.
     assert classes == [0, 0, 1, 0, -1, 1]
+
+
+# --------------------------------------------------------------------------------------------------------
+# The V1 trainer's own _compute_advantage with majority voting
+
+
+class FakeTransferQueue:
+    """The two calls of `transfer_queue` that `_compute_advantage` makes, over a dict of per-sample rows
+    stored as verl's agent loop stores them (`list_of_dict_to_tensordict` of per-sample dicts)."""
+
+    def __init__(self, rows: dict[str, dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def kv_batch_get(self, keys: list[str], partition_id: str, select_fields: list[str]) -> Any:
+        from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+        return list_of_dict_to_tensordict(
+            [{f: self.rows[key][f] for f in select_fields if f in self.rows[key]} for key in keys]
+        )
+
+    def kv_batch_put(self, keys: list[str], partition_id: str, fields: Any) -> Any:
+        from transfer_queue import KVBatchMeta
+
+        for i, key in enumerate(keys):
+            for field in fields.keys():
+                self.rows[key][field] = fields[field][i]
+        return KVBatchMeta(partition_id=partition_id, keys=list(keys), tags=[{}] * len(keys))
+
+
+def test_ia_sync_trainer_gives_majority_vote_the_servers_group_classes(
+    live_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("transfer_queue")
+    from transfer_queue import KVBatchMeta
+    from verl.trainer.ppo.v1 import trainer_base
+
+    from trainer_client.integrations import verl_trainer
+
+    tokenizer = CharTokenizer()
+    # Two prompts, rows interleaved as the replay buffer may hand them over; rewards as the reward
+    # function gave them (+1 correct, -1 otherwise).
+    samples = [
+        ("q1", "$\\boxed{3}$", "\\frac{1}{2}", -1.0),
+        ("q2", "$\\boxed{7}$", "7", 1.0),
+        ("q1", "$\\boxed{0.5}$", "\\frac{1}{2}", 1.0),
+        ("q1", "$\\boxed{3.0}$", "\\frac{1}{2}", -1.0),
+        ("q2", "no idea", "7", -1.0),
+        ("q1", "$\\boxed{1/2}$", "\\frac{1}{2}", 1.0),
+        ("q2", "$\\boxed{7}$", "7", 1.0),
+        ("q1", "$\\boxed{3}$", "\\frac{1}{2}", -1.0),
+    ]
+    rows, keys = {}, []
+    for i, (uid, text, gold, score) in enumerate(samples):
+        ids = torch.tensor(tokenizer.encode(text))
+        rm_scores = torch.zeros(len(ids))
+        rm_scores[-1] = score
+        keys.append(f"{uid}_{i}_0")
+        rows[keys[-1]] = {
+            "uid": uid,
+            "responses": ids,
+            "response_mask": torch.ones(len(ids), dtype=torch.int64),
+            "rm_scores": rm_scores,
+            "data_source": "lighteval/MATH",
+            "reward_model": {"ground_truth": gold, "style": "rule"},
+        }
+    fake = FakeTransferQueue(rows)
+    monkeypatch.setattr(trainer_base, "tq", fake)
+    monkeypatch.setattr(verl_trainer, "tq", fake)
+    trainer = object.__new__(verl_trainer.TRAINER_MODES["ia_sync"])
+    trainer.tokenizer = tokenizer
+    trainer.config = OmegaConf.create(
+        {
+            "algorithm": {
+                "adv_estimator": "ia_maj_loo",
+                "gamma": 1.0,
+                "lam": 1.0,
+                "use_kl_in_reward": False,
+                "norm_adv_by_std_in_grpo": True,
+            },
+            "actor_rollout_ref": {"rollout": {"n": 4}},
+            "reward": {"custom_reward_function": {"reward_kwargs": {"url": live_server.url}}},
+        }
+    )
+    trainer._compute_advantage(KVBatchMeta(partition_id="train", keys=keys, tags=[{}] * len(keys)), {})
+    got = torch.stack([rows[key]["advantages"][-1] for key in keys]).double()
+
+    # The same through compute_advantages, with the classes of each prompt graded as one group.
+    groups = {"q1": [0, 2, 3, 5, 7], "q2": [1, 4, 6]}
+    classes = torch.tensor(
+        group_answer_classes(
+            [s[0] for s in samples], [s[1] for s in samples], ["math"] * 8, [s[2] for s in samples],
+            url=live_server.url,
+        )
+    )  # fmt: skip
+    assert classes[groups["q1"]].tolist() == [0, 1, 0, 1, 0]  # 3, 0.5, 3.0, 1/2, 3: wrong majority
+    scores = torch.tensor([s[3] for s in samples])
+    expected = expected_advantages(scores, list(groups.values()), "maj_loo", classes, {})
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    assert got.abs().sum() > 0
+    # Advantages are broadcast over each response.
+    for key in keys:
+        assert torch.equal(
+            rows[key]["advantages"], rows[key]["advantages"][-1].expand_as(rows[key]["advantages"])
+        )
+
+
+def test_ia_sync_trainer_leaves_other_estimators_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("transfer_queue")
+    from verl.trainer.ppo.v1 import trainer_base
+
+    from trainer_client.integrations import verl_trainer
+
+    calls = []
+    monkeypatch.setattr(
+        trainer_base.PPOTrainer, "_compute_advantage", lambda self, b, m: calls.append(b) or b
+    )
+    monkeypatch.setattr(verl_trainer, "group_answer_classes", lambda *a, **k: pytest.fail("graded"))
+    trainer = object.__new__(verl_trainer.TRAINER_MODES["ia_sync"])
+    trainer.config = OmegaConf.create({"algorithm": {"adv_estimator": "ia_passk_loo"}})
+    assert trainer._compute_advantage("batch", {}) == "batch" and calls == ["batch"]
