@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from importlib import metadata
 from typing import Any
 
@@ -253,13 +253,11 @@ def live_server() -> Iterator[ServerProcess]:
     process.stop()
 
 
-@pytest.fixture(autouse=True)
-def fresh_coalescers() -> Iterator[None]:
-    """Each test gets its own coalescers (they are per process and settings)."""
-    yield
-    for coalescer in verl_reward._COALESCERS.values():
-        coalescer.close()
-    verl_reward._COALESCERS.clear()
+@pytest.fixture
+async def coalescers() -> AsyncIterator[dict[Any, Any]]:
+    """The test loop's coalescers (one per settings), closed after the test."""
+    yield verl_reward._COALESCERS.setdefault(asyncio.get_running_loop(), {})
+    await verl_reward.aclose_coalescers()
 
 
 class CharTokenizer:
@@ -330,7 +328,9 @@ SAMPLES = [
 ]
 
 
-async def test_naive_reward_manager_grades_through_the_live_server(live_server: ServerProcess) -> None:
+async def test_naive_reward_manager_grades_through_the_live_server(
+    live_server: ServerProcess, coalescers: dict[Any, Any]
+) -> None:
     config = reward_config(live_server.url)
     compute_score = get_custom_reward_fn(config)  # verl's own loading: pkg:// path, reward_kwargs merged
     assert compute_score is not None
@@ -347,12 +347,12 @@ async def test_naive_reward_manager_grades_through_the_live_server(live_server: 
         assert extra["status"] == status and extra["acc"] == (1.0 if status == "correct" else 0.0)
     assert outputs[0]["reward_extra_info"]["pred"] and outputs[3]["reward_extra_info"]["pred"] == ""
     # Concurrent calls went out together: the math and code samples in one or two requests, not seven.
-    (coalescer,) = verl_reward._COALESCERS.values()
+    (coalescer,) = coalescers.values()
     assert coalescer.requests_sent <= 2
 
 
 async def test_the_reward_lands_on_the_last_response_token_and_nan_survives(
-    live_server: ServerProcess,
+    live_server: ServerProcess, coalescers: dict[Any, Any]
 ) -> None:
     config = reward_config(live_server.url, on_error="nan")
     tokenizer = CharTokenizer()
@@ -365,7 +365,9 @@ async def test_the_reward_lands_on_the_last_response_token_and_nan_survives(
     assert math.isnan(scores[1, 10])
 
 
-async def test_a_refused_request_raises_the_servers_message(live_server: ServerProcess) -> None:
+async def test_a_refused_request_raises_the_servers_message(
+    live_server: ServerProcess, coalescers: dict[Any, Any]
+) -> None:
     """An unknown backend is refused with a 4xx: the call raises it (the run fails loudly)."""
     compute_score = get_custom_reward_fn(reward_config(live_server.url, backend="nope"))
     assert compute_score is not None

@@ -11,7 +11,7 @@ import math
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -369,43 +369,39 @@ def server() -> MockServer:
 
 
 @pytest.fixture
-def coalescer_factory(server: MockServer) -> Iterator[Callable[..., GradeCoalescer]]:
-    made: list[GradeCoalescer] = []
+def use_coalescer(
+    monkeypatch: pytest.MonkeyPatch, server: MockServer
+) -> Callable[..., dict[Any, GradeCoalescer]]:
+    """compute_score / compute_score_sync get coalescers (one per event loop, as from get_coalescer) that
+    talk to the mock server; returns the dict of those made so far."""
 
-    def make(**kwargs: Any) -> GradeCoalescer:
+    def install(**kwargs: Any) -> dict[Any, GradeCoalescer]:
         kwargs.setdefault("transport", httpx.MockTransport(server))
         kwargs.setdefault("max_retries", 0)
-        made.append(GradeCoalescer(URL, **kwargs))
-        return made[-1]
+        made: dict[Any, GradeCoalescer] = {}
 
-    yield make
-    for coalescer in made:
-        coalescer.close()
+        def per_loop(url: str, **_: Any) -> GradeCoalescer:
+            loop = asyncio.get_running_loop()
+            if loop not in made:
+                made[loop] = GradeCoalescer(url, **kwargs)
+            return made[loop]
 
-
-@pytest.fixture
-def use_coalescer(
-    monkeypatch: pytest.MonkeyPatch, coalescer_factory: Callable[..., GradeCoalescer]
-) -> Callable[..., GradeCoalescer]:
-    """compute_score / compute_score_sync go through a coalescer on the mock server."""
-
-    def install(**kwargs: Any) -> GradeCoalescer:
-        coalescer = coalescer_factory(**kwargs)
-        monkeypatch.setattr(verl_reward, "get_coalescer", lambda url, **_: coalescer)
-        return coalescer
+        monkeypatch.setattr(verl_reward, "get_coalescer", per_loop)
+        return made
 
     return install
 
 
 async def test_concurrent_calls_become_one_request_grouped_by_reference(
-    server: MockServer, use_coalescer: Callable[..., GradeCoalescer]
+    server: MockServer, use_coalescer: Callable[..., dict[Any, GradeCoalescer]]
 ) -> None:
-    coalescer = use_coalescer(window_ms=200)
+    made = use_coalescer(window_ms=200)
     calls = [
         compute_score("lighteval/MATH", answer, gold, {"index": i}, url=URL)
         for i, (answer, gold) in enumerate([("2", "2"), ("3", "2"), ("2", "2"), ("5", "5"), ("3", "2")] * 10)
     ]
     results = await asyncio.gather(*calls)
+    (coalescer,) = made.values()
     assert coalescer.requests_sent == 1 and server.samples_per_request == [50]
     (body,) = server.bodies
     assert [(g["reference"], len(g["completions"])) for g in body["groups"]] == [
@@ -419,7 +415,7 @@ async def test_concurrent_calls_become_one_request_grouped_by_reference(
 
 
 async def test_a_full_batch_goes_out_without_waiting(
-    server: MockServer, use_coalescer: Callable[..., GradeCoalescer]
+    server: MockServer, use_coalescer: Callable[..., dict[Any, GradeCoalescer]]
 ) -> None:
     use_coalescer(window_ms=60_000, max_batch=4)
     results = await asyncio.wait_for(
@@ -430,7 +426,7 @@ async def test_a_full_batch_goes_out_without_waiting(
 
 
 def test_sync_calls_from_threads_are_batched_too(
-    server: MockServer, use_coalescer: Callable[..., GradeCoalescer]
+    server: MockServer, use_coalescer: Callable[..., dict[Any, GradeCoalescer]]
 ) -> None:
     use_coalescer(window_ms=200)
     with ThreadPoolExecutor(16) as pool:
@@ -439,20 +435,34 @@ def test_sync_calls_from_threads_are_batched_too(
     assert [r["acc"] for r in results[:3]] == [0.0, 0.0, 1.0]
 
 
-async def test_calls_from_different_event_loops_share_the_coalescer(
-    server: MockServer, use_coalescer: Callable[..., GradeCoalescer]
-) -> None:
-    use_coalescer(window_ms=0)
+async def test_each_event_loop_gets_its_own_coalescer() -> None:
+    first = verl_reward.get_coalescer("http://a.test:1")
+    assert verl_reward.get_coalescer("http://a.test:1") is first
+    assert verl_reward.get_coalescer("http://a.test:1", window_ms=1) is not first
 
-    def other_loop() -> dict[str, Any]:
-        return asyncio.run(compute_score("math", "2", "2", url=URL))
+    async def elsewhere() -> GradeCoalescer:
+        return verl_reward.get_coalescer("http://a.test:1")
 
-    assert (await asyncio.to_thread(other_loop))["score"] == 1.0
-    assert (await compute_score("math", "3", "2", url=URL))["score"] == -1.0
+    assert await asyncio.to_thread(asyncio.run, elsewhere()) is not first
+    await verl_reward.aclose_coalescers()
+    assert verl_reward.get_coalescer("http://a.test:1") is not first
+    await verl_reward.aclose_coalescers()
+
+
+async def test_a_coalescer_refuses_a_second_event_loop(server: MockServer) -> None:
+    coalescer = GradeCoalescer(URL, transport=httpx.MockTransport(server), window_ms=0)
+    assert (await coalescer.grade("math", {"answer": "2"}, "2")).status is Status.CORRECT
+
+    async def elsewhere() -> CompletionResult:
+        return await coalescer.grade("math", {"answer": "2"}, "2")
+
+    with pytest.raises(RuntimeError, match="one event loop"):
+        await asyncio.to_thread(asyncio.run, elsewhere())
+    await coalescer.aclose()
 
 
 async def test_an_error_sample_raises_with_the_servers_detail_or_is_nan(
-    use_coalescer: Callable[..., GradeCoalescer],
+    use_coalescer: Callable[..., dict[Any, GradeCoalescer]],
 ) -> None:
     use_coalescer(window_ms=50)
     good, bad = await asyncio.gather(
@@ -467,7 +477,7 @@ async def test_an_error_sample_raises_with_the_servers_detail_or_is_nan(
 
 
 async def test_a_refused_reference_fails_only_its_own_samples(
-    server: MockServer, use_coalescer: Callable[..., GradeCoalescer]
+    server: MockServer, use_coalescer: Callable[..., dict[Any, GradeCoalescer]]
 ) -> None:
     use_coalescer(window_ms=100)
     results = await asyncio.gather(
@@ -483,7 +493,7 @@ async def test_a_refused_reference_fails_only_its_own_samples(
 
 
 async def test_an_unreachable_server_raises_even_with_nan(
-    use_coalescer: Callable[..., GradeCoalescer],
+    use_coalescer: Callable[..., dict[Any, GradeCoalescer]],
 ) -> None:
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
@@ -512,18 +522,6 @@ async def test_reward_kwargs_are_checked(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(RuntimeError, match="stop here"):
         await compute_score("math", "2", "2", reward_router_address=None, reward_model_tokenizer=None)
     assert seen["url"] == "http://from.env"
-
-
-def test_get_coalescer_is_one_per_process_and_settings() -> None:
-    first = verl_reward.get_coalescer("http://a.test:1")
-    try:
-        assert verl_reward.get_coalescer("http://a.test:1") is first
-        other = verl_reward.get_coalescer("http://a.test:1", window_ms=1)
-        assert other is not first
-        other.close()
-    finally:
-        first.close()
-        verl_reward._COALESCERS.clear()
 
 
 def test_group_answer_classes_grades_each_uid_as_one_group(server: MockServer) -> None:
