@@ -215,7 +215,7 @@ def main() -> None:
         "bench": "integrations",
         "timestamp": timestamp(),
         "machine": machine_info(),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "url"}
+        "config": {k: v for k, v in vars(args).items() if k not in {"url", "out"}}
         | {"window_ms": verl_reward.DEFAULT_WINDOW_MS, "max_batch": verl_reward.DEFAULT_MAX_BATCH},
         "verl": summary,
     }
