@@ -12,18 +12,20 @@ import asyncio
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import ServerProcess
+from tests.conftest import DATA, REPO, ServerProcess
 
 # verl and Ray warn about their own imports (Ray's moved state API, engines that are not installed).
 with warnings.catch_warnings():
@@ -32,6 +34,7 @@ with warnings.catch_warnings():
     from omegaconf import OmegaConf
     from verl import DataProto
     from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
+    from verl.trainer.ppo import core_algos
     from verl.trainer.ppo.ray_trainer import compute_advantage
     from verl.trainer.ppo.reward import get_custom_reward_fn
 
@@ -503,3 +506,61 @@ def test_ia_sync_trainer_leaves_other_estimators_alone(monkeypatch: pytest.Monke
     trainer = object.__new__(verl_trainer.TRAINER_MODES["ia_sync"])
     trainer.config = OmegaConf.create({"algorithm": {"adv_estimator": "ia_passk_loo"}})
     assert trainer._compute_advantage("batch", {}) == "batch" and calls == ["batch"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# examples/verl
+
+
+EXAMPLES = REPO / "examples" / "verl"
+
+
+def script_overrides(script: Path) -> list[str]:
+    """The Hydra overrides of an example script's `python -m verl.trainer.main_ppo` command."""
+    lines = script.read_text().split("python -m verl.trainer.main_ppo \\\n", 1)[1].split('"$@"', 1)[0]
+    env = {"DATA": "/data", "MODEL": "Qwen/Qwen2.5-1.5B", "REWARD_URL": "http://rs:8000", "N_GPUS": "8"}
+    text = " ".join(line.rstrip(" \\") for line in lines.splitlines())
+    for name, value in env.items():
+        text = text.replace(f"${name}", value)
+    return shlex.split(text)
+
+
+@pytest.mark.parametrize("script", ["math_passk.sh", "code_passk.sh", "math_majority.sh"])
+def test_example_commands_compose_with_verls_own_config(script: str) -> None:
+    from hydra import compose, initialize_config_dir
+
+    overrides = script_overrides(EXAMPLES / script)
+    config_dir = str(Path(verl.__file__).parent / "trainer" / "config")
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        config = compose(config_name="ppo_trainer", overrides=overrides)  # an unknown key raises here
+    assert config.algorithm.adv_estimator in core_algos.ADV_ESTIMATOR_REGISTRY
+    assert config.trainer.use_v1
+    function = config.reward.custom_reward_function
+    assert get_custom_reward_fn(config) is not None and function.reward_kwargs.url == "http://rs:8000"
+    if "majority" in script:
+        assert config.trainer.v1.trainer_mode == "ia_sync"
+        text = (EXAMPLES / script).read_text()
+        assert "VERL_USE_EXTERNAL_MODULES=trainer_client.integrations.verl_trainer" in text
+
+
+async def test_prepared_code_data_is_graded_through_verl(
+    live_server: ServerProcess, coalescers: dict[Any, Any], tmp_path: Path
+) -> None:
+    """prepare_data.py's parquet row, as verl's dataset hands it on, through the naive manager."""
+    import pandas as pd
+
+    out, problems = tmp_path / "code.parquet", DATA / "code/dev_problems.jsonl"
+    prepare = [sys.executable, str(EXAMPLES / "prepare_data.py"), "code", str(problems), str(out)]
+    subprocess.run(prepare, check=True, capture_output=True)
+    row = pd.read_parquet(out).iloc[0]
+    solutions = json.loads(problems.read_text().splitlines()[0])["solutions"]
+    right, wrong = (next(s["code"] for s in solutions if s["expected"] == want) for want in ("pass", "fail"))
+    config = reward_config(live_server.url)
+    tokenizer = CharTokenizer()
+    manager = get_reward_manager_cls("naive")(config, tokenizer, get_custom_reward_fn(config))
+    ground_truth = row.reward_model["ground_truth"]
+    results = []
+    for code in (right, wrong):
+        sample = verl_sample(tokenizer, f"```python\n{code}\n```", ground_truth, row.data_source, 4000)
+        results.append(await manager.run_single(sample))
+    assert [r["reward_extra_info"]["status"] for r in results] == ["correct", "incorrect"]
