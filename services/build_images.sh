@@ -12,8 +12,8 @@
 # Idempotent: the base and Redis images are skipped while they exist, the others reuse Docker's layer cache;
 # FORCE=1 rebuilds the base and Redis images too. Needs root (debootstrap, chroot), debootstrap, a Docker
 # engine, Debian mirrors and PyPI (or the host's pip configuration), and Python 3.11 (PYTHON) for the wheels.
-# With a registry at hand, none of this is needed: `docker compose build` builds the server image on the
-# official python:3.11-slim, and compose pulls redis:7-alpine.
+# With a registry at hand, none of this is needed: `docker compose up --build` builds the same server image
+# (services/server.Dockerfile) on the official python:3.11-slim-bookworm, and compose pulls redis:7-alpine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -5,7 +5,7 @@
 #   bash services/build_sandbox_image.sh [TAG]
 #
 # Environment: SANDBOX_IMAGE_TAG (default iarl/sandbox:latest); BASE_IMAGE (default: the Dockerfile's,
-# python:3.11-slim; CI uses iarl/python-base:bookworm from services/build_base_image.sh).
+# python:3.11-slim-bookworm; CI uses iarl/python-base:bookworm from services/build_base_image.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -15,7 +15,7 @@
 # gives every session its own user, pid, mount, ipc, net and uts namespaces inside the container. A program
 # then cannot signal its runner or its session (the init of its pid namespace), and nothing of one session
 # outlives it. The tests themselves get those calls refused again by the runner's own seccomp filter.
-ARG BASE_IMAGE=python:3.11-slim
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 
 # The default user; the backend runs each pool slot under its own uid (the user need not exist in
