@@ -246,3 +246,34 @@ def test_dashboard_shows_what_operations_need() -> None:
         "reward_redis_memory_max_bytes",
     }  # fmt: skip
     assert needed <= queried, needed - queried
+
+
+def test_server_and_worker_build_one_image_that_a_prebuilt_one_replaces(compose: dict[str, Any]) -> None:
+    """`image:` and `build:` together: `up` uses SERVER_IMAGE when it exists (CI, air-gapped hosts: built
+    by services/build_server_image.sh, never pulled) and builds it when not; `up --build` rebuilds it."""
+    services = compose["services"]
+    server, worker = services["reward-server"], services["sandbox-worker"]
+    assert server["image"] == worker["image"] == "${SERVER_IMAGE:-iarl/reward-server:latest}"
+    assert server["build"] == worker["build"]
+    build = server["build"]
+    assert build["context"] == "." and (REPO / build["dockerfile"]).is_file()
+    assert build["args"] == {"BASE_IMAGE": "${BASE_IMAGE:-python:3.11-slim-bookworm}"}
+    for name in ("redis", "redis-cache"):
+        assert "build" not in services[name]
+
+
+def test_dockerfiles_copy_only_what_the_docker_context_keeps() -> None:
+    """The context is the repository root cut down by .dockerignore (an allow-list): every COPY source of
+    the two Dockerfiles is in it, and the offline wheelhouse folder exists in a clean clone."""
+    rules = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and line[0] != "#"]
+    assert rules[0] == "*"
+    kept = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    for dockerfile in ("server.Dockerfile", "sandbox.Dockerfile"):
+        text = (REPO / "services" / dockerfile).read_text()
+        assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", text, re.MULTILINE), dockerfile
+        for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.MULTILINE):
+            for source in line.split()[:-1]:
+                source = source.rstrip("/")
+                assert (REPO / source).exists(), (dockerfile, source)
+                assert any(source == path or source.startswith(path + "/") for path in kept), source
+    assert (REPO / "services" / "wheelhouse" / "README.md").is_file()
