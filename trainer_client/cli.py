@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -93,8 +94,9 @@ def bandit(
     """Reproduce the paper's Figure 1: a 100-armed bandit trained with k-sample estimators."""
     from trainer_client.bandit import BanditConfig, run_bandit, write_bandit
 
-    overrides = {"estimators": tuple(estimator)} if estimator else {}
-    config = BanditConfig(steps=steps, seeds=seeds, k=k, lr=lr, arms=arms, **overrides)
+    config = BanditConfig(steps=steps, seeds=seeds, k=k, lr=lr, arms=arms)
+    if estimator:
+        config = dataclasses.replace(config, estimators=tuple(estimator))
     result = run_bandit(config)
     write_bandit(result, out)
     for name, curves in result["curves"].items():
