@@ -1,4 +1,4 @@
-"""Command line: `trainer-client train`, `eval`, `bandit` and `doctor`."""
+"""Command line: `trainer-client train`, `eval`, `bandit`, `config-doc` and `doctor`."""
 
 from __future__ import annotations
 
@@ -105,6 +105,14 @@ def bandit(
             f"pass@{k} {curves['pass_at_k'][-1]:.3f}  KL {curves['kl'][-1]:.3f}"
         )
     typer.echo(f"wrote {out / 'bandit.json'}")
+
+
+@app.command("config-doc")
+def config_doc() -> None:
+    """Print every config field (type, default, meaning) and each estimator's parameters as Markdown."""
+    from trainer_client.config_doc import config_markdown
+
+    typer.echo(config_markdown(), nl=False)
 
 
 @app.command()

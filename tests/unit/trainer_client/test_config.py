@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from tests.conftest import REPO
 from trainer_client.cli import app
 from trainer_client.config import EstimatorConfig, TrainConfig, load_config
+from trainer_client.config_doc import config_markdown
 from trainer_client.estimators import compute_advantages
 
 
@@ -162,3 +163,24 @@ def test_every_field_has_a_description() -> None:
     fields = _sections(TrainConfig)
     assert len(fields) > 40
     assert [name for name, description in fields if not description] == []
+
+
+def test_docs_trainer_config_md_is_current() -> None:
+    current = (REPO / "docs" / "trainer-config.md").read_text()
+    assert current == config_markdown(), "regenerate: trainer-client config-doc > docs/trainer-config.md"
+
+
+def test_the_config_doc_command_prints_it() -> None:
+    result = CliRunner().invoke(app, ["config-doc"])
+    assert result.exit_code == 0
+    assert result.output == config_markdown()
+    for name, field in TrainConfig.model_fields.items():
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            assert f"\n## `{name}`\n" in result.output
+            chapter = result.output.split(f"\n## `{name}`\n")[1].split("\n## ")[0]
+            for sub_name, sub_field in section.model_fields.items():
+                assert f"| `{sub_name}` |" in chapter
+                assert str(sub_field.description).replace("|", "\\|") in chapter
+        else:
+            assert f"| `{name}` |" in result.output.split("\n## Top level\n")[1]
