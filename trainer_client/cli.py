@@ -1,8 +1,9 @@
-"""Command line: `trainer-client train`, `eval`, `bandit` and `doctor`."""
+"""Command line: `trainer-client train`, `eval`, `bandit`, `config-doc` and `doctor`."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -93,8 +94,9 @@ def bandit(
     """Reproduce the paper's Figure 1: a 100-armed bandit trained with k-sample estimators."""
     from trainer_client.bandit import BanditConfig, run_bandit, write_bandit
 
-    overrides = {"estimators": tuple(estimator)} if estimator else {}
-    config = BanditConfig(steps=steps, seeds=seeds, k=k, lr=lr, arms=arms, **overrides)
+    config = BanditConfig(steps=steps, seeds=seeds, k=k, lr=lr, arms=arms)
+    if estimator:
+        config = dataclasses.replace(config, estimators=tuple(estimator))
     result = run_bandit(config)
     write_bandit(result, out)
     for name, curves in result["curves"].items():
@@ -103,6 +105,14 @@ def bandit(
             f"pass@{k} {curves['pass_at_k'][-1]:.3f}  KL {curves['kl'][-1]:.3f}"
         )
     typer.echo(f"wrote {out / 'bandit.json'}")
+
+
+@app.command("config-doc")
+def config_doc() -> None:
+    """Print every config field (type, default, meaning) and each estimator's parameters as Markdown."""
+    from trainer_client.config_doc import config_markdown
+
+    typer.echo(config_markdown(), nl=False)
 
 
 @app.command()

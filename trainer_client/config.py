@@ -1,7 +1,12 @@
 """Configuration of `trainer-client train` and `trainer-client eval`: one pydantic model, read from YAML.
 
-Every field is documented here; override any of them on the command line with `--set a.b=value`, e.g.
+Every field is documented here (`Field(description=...)`; docs/trainer-config.md lists them); override any of
+them on the command line with `--set a.b=value`, e.g.
 `trainer-client train --config examples/train_toy.yaml --set steps=50 --set estimator.name=passk_biased`.
+
+The estimator's parameters are checked against the estimator and the group size `sampling.k` when the config
+is loaded, with the rules `compute_advantages` applies during training (`check_estimator_params`), so a bad
+combination fails before a model is loaded.
 """
 
 from __future__ import annotations
@@ -10,7 +15,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+
+from trainer_client.estimators.base import available_estimators, check_estimator_params
+
+# The estimator name that trains on the raw rewards (no estimator, no parameters).
+RAW_REWARD = "reward"
 
 
 class _Section(BaseModel):
@@ -47,19 +57,68 @@ class SamplingConfig(_Section):
     sampler: Literal["hf", "vllm"] = Field("hf", description="Hugging Face generate, or vLLM.")
     k: int = Field(4, ge=1, description="Completions per prompt (the group size n).")
     prompts_per_step: int = Field(8, ge=1, description="B: prompts per training step.")
-    max_new_tokens: int = Field(256, ge=1)
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    vllm_gpu_memory_utilization: float = Field(0.5, gt=0, le=1)
+    max_new_tokens: int = Field(256, ge=1, description="The most tokens per completion.")
+    temperature: float = Field(
+        1.0, gt=0, description="Sampling temperature; the trainer divides its logits by the same value."
+    )
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass in (0, 1]; 1 disables it.")
+    vllm_gpu_memory_utilization: float = Field(
+        0.5, gt=0, le=1, description="Share of the GPU's memory vLLM may take (`sampler: vllm` only)."
+    )
 
 
 class EstimatorConfig(_Section):
     name: str = Field(
         "passk_loo", description="An estimator of trainer_client.estimators, or `reward` (raw r)."
     )
-    k: int | None = Field(None, description="Objective k for pkpo/pkpo_loo1 (n >= k).")
-    p: int | None = Field(None, description="Left-out subset size for leave_p_out.")
-    beta: float | None = Field(None, description="Inverse temperature for the softmax estimators.")
+    k: int | None = Field(
+        None,
+        description="Objective k: required by pkpo/pkpo_loo1 (1 <= k <= sampling.k). The other estimators "
+        "use the whole group: k unset or equal to sampling.k (mean_loo ignores any 1 <= k <= sampling.k).",
+    )
+    p: int | None = Field(
+        None, description="Left-out subset size, required by leave_p_out (1 <= p <= sampling.k - 1)."
+    )
+    beta: float | None = Field(
+        None,
+        description="Inverse temperature (finite, >= 0), required by softmax_loo and passk_softmax_baseline.",
+    )
+
+    def check(self, n: int) -> None:
+        """Check the parameters against the estimator and the group size n (`sampling.k`).
+
+        Raises:
+            ValueError: naming the fields: an unknown estimator, a parameter it requires left unset, one out
+                of range for n (the rules of `compute_advantages`), or `p`/`beta` set for an estimator that
+                does not use them (`k`, too, for `reward`).
+        """
+        given = {"k": self.k, "p": self.p, "beta": self.beta}
+        if self.name == RAW_REWARD:
+            unused = [field for field, value in given.items() if value is not None]
+        else:
+            valid = available_estimators()
+            if self.name not in valid:
+                names = ", ".join([*valid, RAW_REWARD])
+                raise ValueError(f"estimator.name={self.name!r} is not an estimator; valid names: {names}")
+            try:
+                estimator = check_estimator_params(self.name, n, k=self.k, p=self.p, beta=self.beta)
+            except ValueError as exc:
+                fields = [f"estimator.name={self.name!r}"]
+                fields += [
+                    f"estimator.{field}={value!r}" for field, value in given.items() if value is not None
+                ]
+                fields.append(f"sampling.k={n} (the group size n)")
+                raise ValueError(f"{', '.join(fields)}: {exc}") from None
+            # compute_advantages ignores them; in a config they are a mistake (another estimator meant).
+            unused = [
+                field
+                for field in ("p", "beta")
+                if given[field] is not None and field not in estimator.requires
+            ]
+        if unused:
+            names = " and ".join(f"estimator.{field}" for field in unused)
+            pronoun = "it" if len(unused) == 1 else "them"
+            raise ValueError(f"{names} set, but estimator.name={self.name!r} does not use {pronoun}")
 
 
 class LossConfig(_Section):
@@ -68,22 +127,31 @@ class LossConfig(_Section):
     )
     clip_eps: float = Field(0.2, gt=0, description="PPO ratio clip ε.")
     value_clip: float = Field(0.2, gt=0, description="PPO value clip α.")
-    value_coef: float = Field(0.5, ge=0)
-    ppo_epochs: int = Field(2, ge=1)
+    value_coef: float = Field(0.5, ge=0, description="Weight of the value loss in the PPO loss (`ppo` only).")
+    ppo_epochs: int = Field(
+        2, ge=1, description="Optimizer passes over each step's rollout (`ppo` only; `pg` makes one)."
+    )
     kl_coef: float = Field(
         0.0, ge=0, description="Weight of the KL(π||π_ref) penalty (KL is logged regardless)."
     )
     importance_correction: bool = Field(
         True, description="Reweight samples of a stale policy (overlap mode)."
     )
-    max_importance_weight: float = Field(2.0, gt=0)
+    max_importance_weight: float = Field(
+        2.0, gt=0, description="Upper clamp of the importance weight π_old/π_behavior of a sample."
+    )
 
 
 class OptimConfig(_Section):
-    lr: float = Field(1e-6, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    warmup_steps: int = Field(0, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
+    lr: float = Field(1e-6, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    warmup_steps: int = Field(
+        0,
+        ge=0,
+        description="Steps of linear learning-rate warmup (step t uses lr·min(1, (t+1)/warmup_steps)); "
+        "0: none.",
+    )
+    grad_clip: float = Field(1.0, gt=0, description="Largest global gradient norm (clip_grad_norm_).")
     micro_batch: int = Field(
         16, ge=1, description="Sequences per forward/backward pass (gradient accumulation)."
     )
@@ -96,10 +164,12 @@ class RewardConfig(_Section):
         description="The server's bearer key; unset: the environment variable REWARD_SERVER_API_KEY (better "
         "than a key in a YAML file). Never logged nor written to the run's config.json.",
     )
-    correct: float = 1.0
-    incorrect: float = -1.0
-    timeout_s: float = Field(300.0, gt=0)
-    max_in_flight: int = Field(16, ge=1)
+    correct: float = Field(1.0, description="Reward of a correct completion.")
+    incorrect: float = Field(
+        -1.0, description="Reward of an incorrect completion (and of one with no extractable answer)."
+    )
+    timeout_s: float = Field(300.0, gt=0, description="Seconds to wait for the server's answer to a request.")
+    max_in_flight: int = Field(16, ge=1, description="The most grading requests in flight at once.")
 
 
 def api_key(config: RewardConfig) -> str | None:
@@ -108,19 +178,37 @@ def api_key(config: RewardConfig) -> str | None:
 
 
 class TrainConfig(_Section):
-    model: ModelConfig = ModelConfig()
-    data: DataConfig
-    sampling: SamplingConfig = SamplingConfig()
-    estimator: EstimatorConfig = EstimatorConfig()
-    loss: LossConfig = LossConfig()
-    optim: OptimConfig = OptimConfig()
-    reward: RewardConfig = RewardConfig()
-    steps: int = Field(100, ge=1)
-    seed: int = 0
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The policy's model.")
+    data: DataConfig = Field(..., description="The training prompts.")
+    sampling: SamplingConfig = Field(
+        default_factory=SamplingConfig, description="Generation of the completions (the rollout)."
+    )
+    estimator: EstimatorConfig = Field(
+        default_factory=EstimatorConfig,
+        description="The advantage estimator and its parameters, checked against `sampling.k` at load time.",
+    )
+    loss: LossConfig = Field(default_factory=LossConfig, description="The policy loss.")
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimizer and its schedule.")
+    reward: RewardConfig = Field(
+        default_factory=RewardConfig, description="The reward server and the reward of each verdict."
+    )
+    steps: int = Field(100, ge=1, description="Training steps (one rollout and one update each).")
+    seed: int = Field(0, description="Seed of Python's and torch's RNGs, and of each step's sampling.")
     overlap: bool = Field(True, description="Grade step t while generating step t+1 (one step off-policy).")
     out_dir: Path = Field(Path("runs/latest"), description="Logs (JSONL, TensorBoard) and checkpoints.")
     checkpoint_every: int = Field(50, ge=0, description="Steps between checkpoints; 0 for only the last.")
-    tensorboard: bool = True
+    tensorboard: bool = Field(
+        True,
+        description="Also write TensorBoard events to out_dir/tensorboard (metrics.jsonl is always written).",
+    )
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator_fits_the_group(cls, estimator: EstimatorConfig, info: ValidationInfo) -> EstimatorConfig:
+        sampling: SamplingConfig | None = info.data.get("sampling")
+        if sampling is not None:  # else sampling is invalid itself, and reported as such
+            estimator.check(n=sampling.k)
+        return estimator
 
 
 def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainConfig:

@@ -26,17 +26,21 @@ def pick_device(name: str) -> torch.device:
 
 def load_model(config: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The model named in the config; `tiny` builds a random-weight model with a tokenizer made in code."""
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     if config.name_or_path == "tiny":
         from trainer_client.tiny_model import build_tiny_model
 
         model, tokenizer = build_tiny_model(seed=config.seed)
-        model = model.to(DTYPES[config.dtype])  # built in float32, e.g. to train it in bfloat16 on a GPU
+        # Built in float32, e.g. to train it in bfloat16 on a GPU. (transformers declares PreTrainedModel.to
+        # with functools.wraps(nn.Module.to), which mypy reads as an unbound function: hence the ignores.)
+        model = model.to(DTYPES[config.dtype])  # type: ignore[arg-type]
     else:
         tokenizer = AutoTokenizer.from_pretrained(config.name_or_path)
         model = AutoModelForCausalLM.from_pretrained(config.name_or_path, dtype=DTYPES[config.dtype])
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model.to(pick_device(config.device)), tokenizer
+    return model.to(pick_device(config.device)), tokenizer  # type: ignore[arg-type]
 
 
 @dataclass

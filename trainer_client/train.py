@@ -105,7 +105,7 @@ class Trainer:
 
     def next_prompts(self) -> list[Prompt]:
         """B prompts, in reshuffled epochs."""
-        batch = []
+        batch: list[Prompt] = []
         while len(batch) < self.config.sampling.prompts_per_step:
             if not self._order:
                 self._order = random.sample(self.prompts, len(self.prompts))
@@ -183,7 +183,7 @@ class Trainer:
                 parts = self._chunk_loss(
                     chunk, old_c, ref_c, prompt_ids, completion_ids, credit, behavior_logp
                 )
-                (parts["loss"] * len(chunk) / max(1, len(rows))).backward()
+                torch.autograd.backward(parts["loss"] * len(chunk) / max(1, len(rows)))
                 for name, value in parts.items():
                     share = float(value.detach()) * len(chunk) / max(1, len(rows)) / epochs
                     totals[name] = totals.get(name, 0.0) + share
@@ -192,7 +192,7 @@ class Trainer:
             totals["grad_norm"] = totals.get("grad_norm", 0.0) + float(grad_norm) / epochs
         self.scheduler.step()
         self.sampler.update_weights(self.policy.model)
-        totals["lr"] = self.scheduler.get_last_lr()[0]
+        totals["lr"] = float(self.scheduler.get_last_lr()[0])
         return totals
 
     def _chunk_loss(

@@ -21,6 +21,7 @@ from trainer_client.estimators.base import (
     Estimator,
     EstimatorParams,
     available_estimators,
+    check_estimator_params,
     compute_advantages,
     register_estimator,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Estimator",
     "EstimatorParams",
     "available_estimators",
+    "check_estimator_params",
     "compute_advantages",
     "maj_at_k",
     "maj_at_k_values",

@@ -184,13 +184,9 @@ def compute_advantages(
     estimator = get_estimator(name)
     values = _check_rewards(rewards)
     batch, n = values.shape
-    given: dict[Requirement, object] = {"k": k, "p": p, "beta": beta, "classes": classes}
-    for requirement in estimator.requires:
-        if given[requirement] is None:
-            raise ValueError(f"estimator {name!r} requires {requirement}=...")
-    k = _check_k(estimator, k, n)
-    p = _check_p(p, n) if "p" in estimator.requires else None
-    beta = _check_beta(beta) if "beta" in estimator.requires else None
+    k, p, beta = _resolve_params(estimator, n, k=k, p=p, beta=beta)
+    if "classes" in estimator.requires and classes is None:
+        raise ValueError(f"estimator {name!r} requires classes=...")
     class_ids = _check_classes(classes, values.shape) if "classes" in estimator.requires else None
 
     def params_for(n_eff: int) -> EstimatorParams:
@@ -219,6 +215,54 @@ def compute_advantages(
         sub_adv = estimator.kernel(sub_rewards, sub_classes, params_for(n_eff))  # [B_m, n_eff]
         advantages[rows.unsqueeze(1), cols] = sub_adv
     return advantages
+
+
+def check_estimator_params(
+    name: str, n: int, *, k: int | None = None, p: int | None = None, beta: float | None = None
+) -> Estimator:
+    """Check `k`, `p` and `beta` for estimator `name` and groups of n samples, as `compute_advantages` does.
+
+    This is the part of `compute_advantages`'s argument checks that needs no data, so a configuration can be
+    checked before any sample exists (`trainer_client.config` does at load time). Like `compute_advantages`,
+    it ignores `p` and `beta` for an estimator that does not use them, and `classes` is not checked here.
+
+    Args:
+        name: a registered estimator, see `available_estimators()`.
+        n: the group size, samples per prompt.
+        k, p, beta: as for `compute_advantages`.
+
+    Returns:
+        The registry entry of `name` (its `requires` and `k_policy` say which parameters it uses).
+
+    Raises:
+        ValueError: unknown `name`, a required parameter missing, or one out of range for n; the message
+            names the parameter.
+
+    Example:
+        >>> check_estimator_params("pkpo", 8, k=4).k_policy
+        'subset'
+        >>> check_estimator_params("leave_p_out", 4, p=4)
+        Traceback (most recent call last):
+        ...
+        ValueError: p must satisfy 1 <= p <= n - 1 = 3, got p=4
+    """
+    estimator = get_estimator(name)
+    _resolve_params(estimator, n, k=k, p=p, beta=beta)
+    return estimator
+
+
+def _resolve_params(
+    estimator: Estimator, n: int, *, k: int | None, p: int | None, beta: float | None
+) -> tuple[int | None, int | None, float | None]:
+    """The checked (k, p, beta) for groups of n; p and beta are None when the estimator does not use them."""
+    given: dict[Requirement, object] = {"k": k, "p": p, "beta": beta}
+    for requirement in estimator.requires:
+        if requirement in given and given[requirement] is None:
+            raise ValueError(f"estimator {estimator.name!r} requires {requirement}=...")
+    k = _check_k(estimator, k, n)
+    p = _check_p(p, n) if "p" in estimator.requires else None
+    beta = _check_beta(beta) if "beta" in estimator.requires else None
+    return k, p, beta
 
 
 def _check_rewards(rewards: Tensor) -> Tensor:
