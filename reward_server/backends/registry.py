@@ -10,11 +10,11 @@ import logging
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 
-from reward_server.backends.base import RewardBackend
+from reward_server.backends.base import AnyBackend
 from reward_server.errors import BackendNotFound, DuplicateBackend
 from reward_server.settings import RewardSettings
 
-BackendFactory = Callable[[RewardSettings], RewardBackend]
+BackendFactory = Callable[[RewardSettings], AnyBackend]
 ENTRY_POINT_GROUP = "reward_server.backends"
 BUILTIN_MODULES = ("reward_server.backends.math_sympy", "reward_server.backends.code_sandbox")
 
@@ -54,11 +54,11 @@ def load_factories() -> dict[str, BackendFactory]:
     return dict(_factories)
 
 
-def create_backends(settings: RewardSettings) -> dict[str, RewardBackend]:
+def create_backends(settings: RewardSettings) -> dict[str, AnyBackend]:
     return {name: factory(settings) for name, factory in load_factories().items()}
 
 
-def get_backend(backends: Mapping[str, RewardBackend], name: str) -> RewardBackend:
+def get_backend(backends: Mapping[str, AnyBackend], name: str) -> AnyBackend:
     """Return the backend called `name`, or raise BackendNotFound naming the valid ones."""
     try:
         return backends[name]
