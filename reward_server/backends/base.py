@@ -22,12 +22,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
 
 from pydantic import BaseModel
 
 from reward_server.backends.rules_version import rules_version
 from reward_server.schemas import Status
+
+if TYPE_CHECKING:
+    from reward_server.settings import RewardSettings
 
 # Memoizes a backend's pairwise work (e.g. "are these two answers equivalent?") in the result cache, so a
 # retried request grades nothing again. Signature: (key parts, compute) -> value.
@@ -123,6 +126,8 @@ class BaseBackend(ABC, Generic[ReferenceT]):
     `grade`.
 
     Defaults:
+        - `__init__(settings)`: keeps the settings as `self.settings`, so the class itself is the factory an
+          entry point names.
         - `parse_reference`: `reference_model.model_validate(raw)`, with `reference_context` as the
           validation context; override it to resolve more (call `super()` first).
         - `start`/`close`/`ready`: ready between `start` and `close`; a backend with resources (a worker
@@ -156,6 +161,9 @@ class BaseBackend(ABC, Generic[ReferenceT]):
     # is read in a worker process (`api.request_body`).
     reference_context: dict[str, Any] | None = None
     _started: bool = False
+
+    def __init__(self, settings: RewardSettings) -> None:
+        self.settings = settings
 
     @cached_property
     def version(self) -> str:

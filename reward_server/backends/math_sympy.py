@@ -117,6 +117,7 @@ class MathBackend(BaseBackend[MathReference]):
     reference_model = MathReference
 
     def __init__(self, settings: RewardSettings) -> None:
+        super().__init__(settings)
         self.timeout_s = settings.math_timeout_s
         self.timeout_status = Status(settings.math_timeout_status)
         # A timeout is the answer's doing, so its verdict is cached: the deadline and the status it gets

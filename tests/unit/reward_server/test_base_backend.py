@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 from reward_server.backends.base import BaseBackend, Verdict, classes_by_answer_key
 from reward_server.backends.rules_version import rules_version
 from reward_server.schemas import Status
+from reward_server.settings import RewardSettings
+
+SETTINGS = RewardSettings(math_workers=1)
 
 
 class WordReference(BaseModel):
@@ -42,11 +45,15 @@ def test_grade_is_the_one_method_to_write() -> None:
         name = "incomplete"
 
     with pytest.raises(TypeError, match="grade"):
-        Incomplete()  # type: ignore[abstract]
+        Incomplete(SETTINGS)  # type: ignore[abstract]
+
+
+def test_the_class_is_a_factory_of_the_settings() -> None:
+    assert WordBackend(SETTINGS).settings is SETTINGS
 
 
 def test_parse_reference_validates_with_the_model_and_the_context() -> None:
-    backend = WordBackend()
+    backend = WordBackend(SETTINGS)
     assert backend.parse_reference({"answer": "four"}) == WordReference(answer="four")
     with pytest.raises(ValidationError, match="extra"):
         backend.parse_reference({"answer": "four", "gold": "4"})
@@ -56,7 +63,7 @@ def test_parse_reference_validates_with_the_model_and_the_context() -> None:
 
 
 async def test_ready_between_start_and_close() -> None:
-    backend = WordBackend()
+    backend = WordBackend(SETTINGS)
     assert not backend.ready
     await backend.start()
     assert backend.ready
@@ -65,20 +72,20 @@ async def test_ready_between_start_and_close() -> None:
 
 
 async def test_no_answer_classes_by_default() -> None:
-    backend = WordBackend()
+    backend = WordBackend(SETTINGS)
     reference = WordReference(answer="4")
     verdicts = await backend.grade(reference, ["4", "5"])
     assert await backend.answer_classes(reference, verdicts, memo=None) == [None, None]  # type: ignore[arg-type]
 
 
 def test_version_is_derived_from_the_module_of_the_class() -> None:
-    assert WordBackend().version == rules_version("0.1.0", [__name__])
+    assert WordBackend(SETTINGS).version == rules_version("0.1.0", [__name__])
 
     class Bumped(WordBackend):
         human_version = "2.0.0"
 
-    assert Bumped().version.startswith("2.0.0+rules.")
-    backend = WordBackend()
+    assert Bumped(SETTINGS).version.startswith("2.0.0+rules.")
+    backend = WordBackend(SETTINGS)
     backend.version = "set-by-the-backend"  # a backend whose verdicts depend on more sets its own
     assert backend.version == "set-by-the-backend"
 
