@@ -130,9 +130,13 @@ class MathBackend(BaseBackend[MathReference]):
                 "timeout_s": self.timeout_s,
                 "timeout_status": self.timeout_status.value,
                 "sympy": sympy.__version__,
+                # An extraction that runs out of memory is `no_answer` (cached), so the limit decides it too.
+                "worker_memory_mb": settings.math_worker_memory_mb,
             },
         )
-        self.pool = DeadlinePool(settings.math_workers, preload=[__name__])
+        self.pool = DeadlinePool(
+            settings.math_workers, preload=[__name__], memory_limit_mb=settings.math_worker_memory_mb
+        )
         self.problems = load_problems(settings.math_problems_path) if settings.math_problems_path else {}
 
     async def start(self) -> None:
