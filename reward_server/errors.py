@@ -5,6 +5,7 @@
     │   ├── BackendNotFound   the group names a backend that is not registered (HTTP 422)
     │   └── BodyTooLarge      the body is too big or too complex to read (HTTP 413)
     ├── DuplicateBackend      two backends claim one name (start-up)
+    ├── InvalidBackend        a backend (a plug-in) cannot be loaded or lacks what the server needs (start-up)
     ├── GradingFailed         a compat route whose trainer cannot drop a sample got an `error` verdict (503)
     └── Overloaded            too much work in flight (HTTP 503 with Retry-After)
         ├── QueueUnavailable  the code job queue (Redis) is unreachable (HTTP 503 with Retry-After)
@@ -51,6 +52,13 @@ class BodyTooLarge(BadRequest):
 
 class DuplicateBackend(RewardError):
     kind = "duplicate_backend"
+
+
+class InvalidBackend(RewardError):
+    """A backend cannot be loaded, or it does not satisfy `backends.base.RewardBackend`; the message names
+    the backend, where it comes from (its entry point) and what is wrong."""
+
+    kind = "invalid_backend"
 
 
 class GradingFailed(RewardError):

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reward_server.backends.base import RewardBackend, Verdict
+from reward_server.backends.base import AnyBackend, Verdict
 from reward_server.backends.registry import get_backend
 from reward_server.cache import ResultCache, cache_key
 from reward_server.concurrency import gather_bounded
@@ -80,7 +80,7 @@ class _Prepared:
     """A group with its backend, its validated reference and the reference's hash (for cache keys)."""
 
     group: GradeGroup
-    backend: RewardBackend
+    backend: AnyBackend
     reference: BaseModel
     ref_hash: str
 
@@ -88,7 +88,7 @@ class _Prepared:
 class GradingService:
     def __init__(
         self,
-        backends: Mapping[str, RewardBackend],
+        backends: Mapping[str, AnyBackend],
         cache: ResultCache,
         default_reward: RewardSpec,
         metrics: Metrics | None = None,
@@ -191,7 +191,7 @@ class GradingService:
         self._note_foreign_versions(backend, foreign)
         return verdicts
 
-    def _note_foreign_versions(self, backend: RewardBackend, versions: Iterable[str]) -> None:
+    def _note_foreign_versions(self, backend: AnyBackend, versions: Iterable[str]) -> None:
         """Say once per version when verdicts come graded under other rules than this server's backend."""
         for version in versions:
             if version in self._foreign_versions:
@@ -207,7 +207,7 @@ class GradingService:
             )
 
     async def _grade_missing(
-        self, backend: RewardBackend, reference: BaseModel, completions: list[str]
+        self, backend: AnyBackend, reference: BaseModel, completions: list[str]
     ) -> list[Verdict]:
         """The backend's verdicts; if the backend itself breaks, `error` verdicts (never a wrong answer)."""
         if not completions:
@@ -224,7 +224,7 @@ class GradingService:
             return [Verdict(Status.ERROR, detail=f"backend failed: {type(exc).__name__}")] * len(completions)
 
     def _memo(
-        self, backend: RewardBackend, reference: BaseModel
+        self, backend: AnyBackend, reference: BaseModel
     ) -> Callable[[Sequence[str], Callable[[], Awaitable[Any]]], Awaitable[Any]]:
         async def memo(parts: Sequence[str], compute: Callable[[], Awaitable[Any]]) -> Any:
             key = await asyncio.to_thread(

@@ -1,6 +1,9 @@
 """Settings of the reward server: every field is an environment variable with the prefix `REWARD_`.
 
 Example: `REWARD_REDIS_URL=redis://localhost:6379/0 REWARD_MATH_WORKERS=4 reward-server serve`.
+
+Combinations that cannot work (e.g. the job queue without a Redis) fail when the settings are read, at
+start-up, with a message naming the variables; nothing downstream re-checks them.
 """
 
 from __future__ import annotations
@@ -105,6 +108,14 @@ class RewardSettings(BaseSettings):
         "incorrect",
         description="Verdict of an answer whose grading hits the deadline. The clock runs only while a "
         "worker grades that answer, so a timeout is the answer's doing, not the server's load.",
+    )
+
+    math_worker_memory_mb: int = Field(
+        4096,
+        ge=0,
+        description="Address-space limit (RLIMIT_AS) of each math worker process, in MiB: a runaway "
+        "expansion fails there with MemoryError (the answer gets `no_answer`) instead of swapping the "
+        "machine. 0: none. Part of the math backend's version, since it can change a verdict.",
     )
 
     math_problems_path: Path | None = Field(
@@ -248,6 +259,24 @@ class RewardSettings(BaseSettings):
     def _read_keys_file(self) -> RewardSettings:
         if self.api_keys_file is not None:
             self.api_keys = [*self.api_keys, *_read_keys(self.api_keys_file)]
+        return self
+
+    @model_validator(mode="after")
+    def _queue_needs_redis(self) -> RewardSettings:
+        if self.code_executor == "queue" and self.redis_url is None:
+            raise ValueError(
+                "REWARD_CODE_EXECUTOR=queue needs REWARD_REDIS_URL (the Redis of the code job queue); "
+                "set it, or REWARD_CODE_EXECUTOR=local to run code in this process"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_port_is_not_the_http_port(self) -> RewardSettings:
+        if self.metrics_port == self.port:
+            raise ValueError(
+                f"REWARD_METRICS_PORT and REWARD_PORT are both {self.port}: the unauthenticated metrics "
+                "listener needs a port of its own (or REWARD_METRICS_PORT=0 for none)"
+            )
         return self
 
     @field_validator("redis_url", "cache_redis_url", mode="before")

@@ -21,8 +21,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from pydantic import BaseModel
-
 from reward_server.backends.base import Memo, Verdict
 from reward_server.backends.code_local import LocalExecutor, build_sandbox
 from reward_server.backends.program_extractor import ProgramExtractor
@@ -161,8 +159,7 @@ class CodeBackend:
     def parse_reference(self, raw: dict[str, Any]) -> CodeProblem:
         return normalize_reference(raw, self.policy, self.problems)
 
-    async def grade(self, reference: BaseModel, completions: Sequence[str]) -> list[Verdict]:
-        assert isinstance(reference, CodeProblem)
+    async def grade(self, reference: CodeProblem, completions: Sequence[str]) -> list[Verdict]:
         programs = await self.extractor.programs(completions)
         distinct = list(dict.fromkeys(program for program in programs if isinstance(program, str)))
         verdicts = await self.executor.run_all(reference, distinct) if distinct else []
@@ -170,7 +167,7 @@ class CodeBackend:
         return [by_code[program] if isinstance(program, str) else program for program in programs]
 
     async def answer_classes(
-        self, reference: BaseModel, verdicts: Sequence[Verdict], memo: Memo
+        self, reference: CodeProblem, verdicts: Sequence[Verdict], memo: Memo
     ) -> list[int | None]:
         """No classes for code (see the module docstring): None for every verdict."""
         return [None] * len(verdicts)

@@ -24,11 +24,12 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import sympy
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from reward_server.backends.base import Memo, Verdict
+from reward_server.backends.base import BaseBackend, Memo, Verdict
 from reward_server.backends.registry import register_backend
 from reward_server.backends.rules_version import rules_version
 from reward_server.concurrency import gather_bounded
@@ -110,12 +111,13 @@ def load_problems(path: Path) -> dict[str, str]:
 
 
 @register_backend("math")
-class MathBackend:
+class MathBackend(BaseBackend[MathReference]):
     name = "math"
     description = "MATH final answers: boxed/final-answer extraction, exact, numeric then sympy equivalence."
     reference_model = MathReference
 
     def __init__(self, settings: RewardSettings) -> None:
+        super().__init__(settings)
         self.timeout_s = settings.math_timeout_s
         self.timeout_status = Status(settings.math_timeout_status)
         # A timeout is the answer's doing, so its verdict is cached: the deadline and the status it gets
@@ -128,23 +130,30 @@ class MathBackend:
                 "timeout_s": self.timeout_s,
                 "timeout_status": self.timeout_status.value,
                 "sympy": sympy.__version__,
+                # An extraction that runs out of memory is `no_answer` (cached), so the limit decides it too.
+                "worker_memory_mb": settings.math_worker_memory_mb,
             },
         )
-        self.pool = DeadlinePool(settings.math_workers, preload=[__name__])
+        self.pool = DeadlinePool(
+            settings.math_workers, preload=[__name__], memory_limit_mb=settings.math_worker_memory_mb
+        )
         self.problems = load_problems(settings.math_problems_path) if settings.math_problems_path else {}
 
     async def start(self) -> None:
         await self.pool.start()
+        await super().start()
 
     async def close(self) -> None:
+        await super().close()
         await self.pool.close()
 
     @property
     def ready(self) -> bool:
-        return self.pool.alive
+        return super().ready and self.pool.alive
 
-    def parse_reference(self, raw: dict[str, object]) -> MathReference:
-        reference = MathReference.model_validate(raw)
+    def parse_reference(self, raw: dict[str, Any]) -> MathReference:
+        """The gold answer: given, or looked up by `problem_id`."""
+        reference = super().parse_reference(raw)
         if reference.problem_id is not None:
             gold = self.problems.get(reference.problem_id)
             if gold is None:
@@ -155,9 +164,10 @@ class MathBackend:
             reference = MathReference(answer=gold)
         return reference
 
-    async def grade(self, reference: BaseModel, completions: Sequence[str]) -> list[Verdict]:
-        assert isinstance(reference, MathReference) and reference.answer is not None
+    async def grade(self, reference: MathReference, completions: Sequence[str]) -> list[Verdict]:
         gold = reference.answer
+        if gold is None:  # parse_reference resolves every problem_id to its answer
+            raise ValueError("a math reference to grade holds its answer")
         # At most a few jobs per worker in flight (gather_bounded): a group may hold 100,000 answers.
         limit = JOBS_IN_FLIGHT_PER_WORKER * self.pool.size
         batches = await gather_bounded(self._extract, _batches(completions), limit)
@@ -206,7 +216,7 @@ class MathBackend:
         return Verdict(Status.CORRECT if equivalent else Status.INCORRECT, display, answer)
 
     async def answer_classes(
-        self, reference: BaseModel, verdicts: Sequence[Verdict], memo: Memo
+        self, reference: MathReference, verdicts: Sequence[Verdict], memo: Memo
     ) -> list[int | None]:
         classes: list[int | None] = []
         correct_class: int | None = None

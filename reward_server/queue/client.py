@@ -72,7 +72,8 @@ class QueueExecutor:
     """
 
     def __init__(self, settings: RewardSettings, backend_name: str = "code") -> None:
-        assert settings.redis_url is not None, "the code job queue needs REWARD_REDIS_URL"
+        if settings.redis_url is None:  # RewardSettings refuses code_executor=queue without one
+            raise ValueError("the code job queue needs REWARD_REDIS_URL")
         self.settings = settings
         self.backend_name = backend_name
         self.keys = QueueKeys(settings.queue_prefix)

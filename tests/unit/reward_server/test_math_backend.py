@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from collections.abc import AsyncIterator
 
 import pytest
@@ -51,3 +52,21 @@ async def test_a_gsm8k_reference_is_graded_by_its_final_line(backend: MathBacken
     completions = ["She sold 48 + 24 = 72 clips.\n#### 72", "The answer is 1,250.", "So 72 is the answer."]
     verdicts = await backend.grade(reference, completions)
     assert [verdict.status for verdict in verdicts] == [Status.CORRECT, Status.INCORRECT, Status.CORRECT]
+
+
+async def test_the_worker_memory_setting_reaches_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REWARD_MATH_WORKER_MEMORY_MB", "1536")
+    backend = MathBackend(RewardSettings(math_workers=1))
+    await backend.start()
+    try:
+        soft, hard = await backend.pool.run(resource.getrlimit, resource.RLIMIT_AS, timeout_s=30)
+    finally:
+        await backend.close()
+    assert soft == hard == 1536 * 2**20
+
+
+def test_the_worker_memory_limit_is_part_of_the_version() -> None:
+    default = MathBackend(RewardSettings(math_workers=1))
+    assert default.pool.memory_limit_mb == 4096  # the limit before it became a setting
+    other = MathBackend(RewardSettings(math_workers=1, math_worker_memory_mb=8192))
+    assert other.version != default.version

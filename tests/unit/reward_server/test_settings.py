@@ -77,3 +77,27 @@ def test_a_bad_keys_file_is_named_without_its_content(
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_the_queue_without_redis_is_refused_naming_both_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REWARD_CODE_EXECUTOR", "queue")
+    with pytest.raises(ValidationError, match="REWARD_CODE_EXECUTOR=queue needs REWARD_REDIS_URL"):
+        RewardSettings()
+    monkeypatch.setenv("REWARD_REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert RewardSettings().use_queue
+
+
+def test_the_metrics_port_must_not_be_the_http_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REWARD_METRICS_PORT", "8000")
+    with pytest.raises(ValidationError, match="REWARD_METRICS_PORT and REWARD_PORT are both 8000"):
+        RewardSettings()
+    assert RewardSettings(port=8001).metrics_port == 8000
+
+
+def test_the_math_worker_memory_limit_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert RewardSettings().math_worker_memory_mb == 4096
+    monkeypatch.setenv("REWARD_MATH_WORKER_MEMORY_MB", "0")  # no limit
+    assert RewardSettings().math_worker_memory_mb == 0
+    monkeypatch.setenv("REWARD_MATH_WORKER_MEMORY_MB", "-1")
+    with pytest.raises(ValidationError, match="math_worker_memory_mb"):
+        RewardSettings()
