@@ -220,18 +220,23 @@ LINEAR_INPUTS = {
 
 @pytest.mark.parametrize("name", list(LINEAR_INPUTS))
 def test_extraction_is_fast_on_adversarial_input(name: str) -> None:
+    # Linear inputs take well under a second here; a quadratic pass over 1 MB would take hours. The bound
+    # leaves room for a loaded 2-core machine.
     start = time.perf_counter()
     extract_answer(LINEAR_INPUTS[name])
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 5.0
 
 
 def test_extraction_time_grows_linearly() -> None:
     # Quadratic behaviour would make the 8x input take ~64x longer; allow generous noise.
-    def seconds(size: int) -> float:
+    def seconds(size: int) -> float:  # (the best of three: a busy machine only ever adds time)
         text = ("\\boxed{1} and {x} " * size) + "\\boxed{" * size
-        start = time.perf_counter()
-        extract_answer(text)
-        return time.perf_counter() - start
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            extract_answer(text)
+            times.append(time.perf_counter() - start)
+        return min(times)
 
     small, large = seconds(5_000), seconds(40_000)
     assert large < 30 * max(small, 1e-3)
