@@ -7,8 +7,9 @@ Everything here is a pure tensor function: no I/O, float64 inside. The trainer c
     advantages = compute_advantages(rewards, "maj_loo", classes=answer_classes)
 
 and casts the float64 result to its training dtype. `available_estimators()` lists the names; the formulas
-are in /work/shared/ESTIMATORS.md and the paper (section 3, appendix B). Importing this package registers
-the built-in estimators (decorators in `mean`, `passk`, `softmax`, `pkpo` and `majority_vote`).
+are in docs/estimators.md (§2 lists every estimator, §3 its parameters, §4 failed samples) and the paper
+(section 3, appendix B). Importing this package registers the built-in estimators (decorators in `mean`,
+`passk`, `softmax`, `pkpo` and `majority_vote`).
 """
 
 from __future__ import annotations

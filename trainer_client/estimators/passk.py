@@ -3,7 +3,7 @@
 
 The paper writes the rewards sorted ascending, r_(1) <= ... <= r_(k). Then the leave-one-out credit
 max(r) - max(r_-i) is r_(k) - r_(k-1) for the unique argmax and 0 for everyone else, including every sample
-when the top two tie. See /work/shared/ESTIMATORS.md §2.2, §2.3, §2.5 and §4.
+when the top two tie. See docs/estimators.md §6.1, §6.2, §6.3 and §10.
 """
 
 from __future__ import annotations
