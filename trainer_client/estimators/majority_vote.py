@@ -1,11 +1,12 @@
-"""Majority voting with k = n (paper section 3.1, appendix B.1; ESTIMATORS §2.4) and maj@k (§6.1).
+"""Majority voting with k = n (paper section 3.1, appendix B.1; docs/estimators.md §8) and maj@k (§10).
 
 Conventions (shared by the estimators and `maj_at_k_values`):
 - Each sample has an answer class a_i >= 0, or -1 for "no answer", which abstains: it never votes.
 - The value of class a, v(a), is the mean reward of the group's samples in class a. With a reward that is a
   function of the answer (the usual case) that is simply the class's reward: 1/0 for binary rewards, +1/-1
   for the paper's ±1 rewards. If one class got different rewards (a judge reading the whole text) the mean
-  is used for every subset of the group (ESTIMATORS §7.5); the estimator is then exact for that class table.
+  is used for every subset of the group (docs/estimators.md §8.1); the estimator is then exact for that
+  class table.
 - Ties for the majority count as the expected uniform tie-break: f = mean of v over the top set T.
 - If no sample votes, the majority answer is "no answer", valued at the mean reward of the group's
   abstaining samples (0 with binary rewards, -1 with ±1 rewards). That case only arises when the group

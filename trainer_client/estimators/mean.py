@@ -1,4 +1,4 @@
-"""The mean objective f = (1/k) Σ r_i with the paper's leave-one-out baseline (section 3.1, ESTIMATORS §2.1).
+"""The mean objective f = (1/k) Σ r_i with the paper's leave-one-out baseline (docs/estimators.md §5).
 
 Scale: the paper's Δ_i = f(y) - f(y_-i) = (r_i - r̄)/(k - 1), which is RLOO (r_i - mean_{j≠i} r_j) divided by
 k. We keep the paper's scale so that `mean_loo`, `passk_loo` and the other k-sample estimators are all

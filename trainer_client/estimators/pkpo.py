@@ -1,4 +1,4 @@
-"""PKPO (Walder & Karkhanis 2025): unbiased pass@k / maxg@k gradients from n >= k samples (ESTIMATORS §5, §8).
+"""PKPO (Walder & Karkhanis 2025): unbiased pass@k / maxg@k gradients from n >= k (docs/estimators.md §9).
 
 The k-sample objective is estimated by the U-statistic over all k-subsets of the n samples, ρ^(g) =
 (1/C(n,k)) Σ_{|I|=k} max_I g, and every weight below is that subset average of a per-subset credit, put in

@@ -1,4 +1,4 @@
-"""Softmax objectives (paper appendix B.2, ESTIMATORS §2.6): S_β(r) = Σ_i softmax(β r)_i r_i.
+"""Softmax objectives (paper appendix B.2, docs/estimators.md §7): S_β(r) = Σ_i softmax(β r)_i r_i.
 
 S_β is the mean at β = 0 and tends to max(r) as β → ∞. Two estimators use it:
 - `softmax_loo`: the softmax objective itself with the leave-one-out baseline, A_i = S_β(r) - S_β(r_-i);

@@ -1,4 +1,4 @@
-"""Estimators: the worked examples of ESTIMATORS.md §9 as tables, the public API contract, and edge cases.
+"""Estimators: worked examples as tables, the public API contract, and edge cases.
 
 Values quoted with 6 decimals in §9 are compared at 1e-6, exact fractions at 1e-12.
 """

@@ -1,7 +1,8 @@
 """Estimators against brute-force oracles on random groups (hypothesis).
 
 The oracles are written independently of the library, in plain Python on lists: the generic leave-one-out
-f(y) - f(y_-i) of ESTIMATORS §3 with f = max, mean, softmax value or majority vote (expected tie-break),
+f(y) - f(y_-i) (docs/estimators.md §6.1) with f = max, mean, softmax value or majority vote (expected
+tie-break),
 and direct enumeration of subsets for leave-p-out (paper eq. 5), PKPO and the U-statistics. Failed samples
 (NaN) are dropped before the oracle runs and get advantage 0.
 """
@@ -64,7 +65,7 @@ def f_majority(values: dict[int, float], abstain_value: float) -> Callable[[Sequ
 
 
 def loo(f: Callable[[list[T]], float], items: list[T]) -> list[float]:
-    """Generic leave-one-out credit f(y) - f(y_-i) (ESTIMATORS §3)."""
+    """Generic leave-one-out credit f(y) - f(y_-i) (docs/estimators.md §11)."""
     return [f(items) - f(items[:i] + items[i + 1 :]) for i in range(len(items))]
 
 
@@ -108,7 +109,7 @@ def majority_oracle(r: list[float], classes: list[int], biased: bool) -> list[fl
 
 
 def onehot_majority_reference(rewards: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """ESTIMATORS §2.4 as written: one-hot Y [B,n,A], counts C, C' = C - eye(A) [B,A,A], f row-wise.
+    """docs/estimators.md §8.2 as written: one-hot Y [B,n,A], counts C, C' = C - eye(A) [B,A,A], f row-wise.
 
     The library computes the same from scatter_add counts and the case table in O(B·n) memory; this literal
     form (A = n slots, a class lives in the slot of its first sample) is a vectorized cross-check.
