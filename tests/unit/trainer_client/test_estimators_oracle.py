@@ -2,9 +2,8 @@
 
 The oracles are written independently of the library, in plain Python on lists: the generic leave-one-out
 f(y) - f(y_-i) (docs/estimators.md §6.1) with f = max, mean, softmax value or majority vote (expected
-tie-break),
-and direct enumeration of subsets for leave-p-out (paper eq. 5), PKPO and the U-statistics. Failed samples
-(NaN) are dropped before the oracle runs and get advantage 0.
+tie-break), and direct enumeration of subsets for leave-p-out (paper eq. 5), PKPO and the U-statistics.
+Failed samples (NaN) are dropped before the oracle runs and get advantage 0.
 """
 
 from __future__ import annotations
