@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 INLINE_MAX_BYTES = 1024 * 1024  # parsed in a thread up to this size: at worst ~0.1 s holding the GIL
 PARSE_TIMEOUT_S = 60.0
 T = TypeVar("T")
+BodyT = TypeVar("BodyT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -174,14 +175,19 @@ def _children(item: Any) -> Iterator[tuple[str | int, Any]]:
     return enumerate(item) if isinstance(item, list) else iter(())
 
 
-def _validate(value: Any, rules: RequestRules) -> GradeRequest:
+def validate_body(model: type[BodyT], value: Any) -> BodyT:
+    """`value` as `model`, or a BadRequest (422) naming the first invalid field of the body."""
     try:
-        request = GradeRequest.model_validate(value)
+        return model.model_validate(value)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)[:MAX_FIELDS]
         fields = [{"loc": ["body", *err["loc"]], "msg": err["msg"], "type": err["type"]} for err in errors]
         where = ".".join(map(str, fields[0]["loc"]))
         raise BadRequest(f"invalid request: {where}: {fields[0]['msg']}", fields) from None
+
+
+def _validate(value: Any, rules: RequestRules) -> GradeRequest:
+    request = validate_body(GradeRequest, value)
     check_request_size(request, rules.max_groups, rules.max_completions)
     for index, group in enumerate(request.groups):
         if group.backend not in rules.references:

@@ -43,15 +43,14 @@ _MARKER = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 # "<value> is the answer." / "... is our final solution": the value before the phrase is the answer.
-_ANSWER_AFTER = re.compile(
-    r"\s+(?:is|are|would be|must be|should be)\s+(?:the|our|my)\s+(?:final\s+|correct\s+)?"
-    r"(?:answer|solution|result)s?\b\s*\**[.!]?\s*\**$",
-    re.IGNORECASE,
-)
-_ANSWER_AFTER_IN_TEXT = re.compile(  # ((?<=\S): a run of spaces is tried once, not once per space)
+# ((?<=\S): a run of spaces is tried once, not once per space)
+_IS_THE_ANSWER = (
     r"(?<=\S)\s+(?:is|are|would be|must be|should be)\s+(?:the|our|my)\s+(?:final\s+|correct\s+)?"
-    r"(?:answer|solution|result)s?\b(?=[\s*]*(?:[.!][\s*]*)?(?:$|\n|\s+[A-Z]))",
-    re.IGNORECASE,
+    r"(?:answer|solution|result)s?\b"
+)
+_ANSWER_AFTER = re.compile(_IS_THE_ANSWER + r"\s*\**[.!]?\s*\**$", re.IGNORECASE)  # ending a sentence
+_ANSWER_AFTER_IN_TEXT = re.compile(  # anywhere, before a sentence's end
+    _IS_THE_ANSWER + r"(?=[\s*]*(?:[.!][\s*]*)?(?:$|\n|\s+[A-Z]))", re.IGNORECASE
 )
 _WORK_STEP = re.compile(
     r"[\s*]*(?:we|let|let's|i|first|next|now|then|to|consider|note|suppose|assume|divide|multiply|add|subtract"

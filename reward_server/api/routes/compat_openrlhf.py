@@ -61,7 +61,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reward_server.api.deps import BodyReader, Service
-from reward_server.api.request_body import RequestRules, parse_json
+from reward_server.api.request_body import RequestRules, parse_json, validate_body
 from reward_server.errors import BackendNotFound, BadRequest, BodyTooLarge, GradingFailed
 from reward_server.grading import MAX_FIELDS
 from reward_server.schemas import (
@@ -223,13 +223,7 @@ def read_openrlhf_request(body: bytes, rules: RequestRules, backend: str) -> Con
 
 
 def _validate(value: Any) -> OpenRLHFRewardRequest:
-    try:
-        payload = OpenRLHFRewardRequest.model_validate(value)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)[:MAX_FIELDS]
-        fields = [{"loc": ["body", *err["loc"]], "msg": err["msg"], "type": err["type"]} for err in errors]
-        where = ".".join(map(str, fields[0]["loc"]))
-        raise BadRequest(f"invalid request: {where}: {fields[0]['msg']}", fields) from None
+    payload = validate_body(OpenRLHFRewardRequest, value)
     for name, values in (("prompts", payload.prompts), ("labels", payload.labels)):
         if len(values) != len(payload.query):
             message = f"{len(values)} {name} for {len(payload.query)} queries: one per sample"
