@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from cachetools import LRUCache
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
+from tenacity import stop_before_delay
 
 from reward_server.backends.base import Verdict
 from reward_server.backends.code_local import LocalExecutor
@@ -40,6 +41,7 @@ from reward_server.queue.protocol import (
     encode_taken,
     ensure_group,
     is_out_of_memory,
+    retry_redis,
 )
 from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
@@ -68,6 +70,7 @@ class SandboxWorker:
         self.redis = connect(url)
         self.reader_redis = connect(url, blocking=True)
         self.running: dict[str, asyncio.Task[None]] = {}  # stream entry id -> the job's task
+        self._next_claim = 0.0  # monotonic time of the next look for abandoned jobs
         self.problems: LRUCache[str, CodeProblem] = LRUCache(maxsize=32)
         self.stopping = asyncio.Event()
         self.jobs_done = 0
@@ -108,8 +111,6 @@ class SandboxWorker:
             log.info("worker %s: stopped after %d jobs", self.name, self.jobs_done)
 
     async def _consume(self) -> None:
-        next_claim = 0.0
-        backoff = 0.1
         while not self.stopping.is_set():
             if len(self.running) >= self.slots:
                 await asyncio.wait(
@@ -117,38 +118,55 @@ class SandboxWorker:
                 )
                 continue
             try:
-                if time.monotonic() >= next_claim:
-                    next_claim = time.monotonic() + self.settings.queue_claim_after_s / 2
-                    await self._take_over_abandoned()
-                    if len(self.running) >= self.slots:
-                        continue
-                answer: Any = await self.reader_redis.xreadgroup(
-                    self.keys.group,
-                    self.name,
-                    {self.keys.jobs: ">"},
-                    count=self.slots - len(self.running),
-                    block=READ_BLOCK_MS,
+                # Redis unreachable or refusing: back off (up to 5 s) until it answers or the worker stops.
+                taken = await retry_redis(
+                    self._take_jobs,
+                    lambda exc: isinstance(exc, (*REDIS_DOWN, ResponseError)),
+                    max_backoff_s=5.0,
+                    stop=lambda _state: self.stopping.is_set(),
+                    on_failure=self._log_redis_failure,
                 )
-                backoff = 0.1
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    await ensure_group(self.redis, self.keys)  # Redis came back empty
-                    continue
-                log.error("worker %s: Redis refused a queue command (%s); retrying", self.name, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            except REDIS_DOWN as exc:
-                log.warning("worker %s: Redis unreachable (%s); retrying in %.1f s", self.name, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            taken = [
-                (as_text(entry_id), fields, 0, 1)
-                for _stream, entries in answer or []
-                for entry_id, fields in entries
-            ]
+            except (*REDIS_DOWN, ResponseError):
+                return  # Redis still failing when the worker was told to stop
             await self._start(taken)
+
+    async def _take_jobs(self) -> list[tuple[str, dict[Any, Any], int, int]]:
+        """Take over abandoned jobs when it is time to (and start them), then read new ones (waiting up to
+        READ_BLOCK_MS); returns the new ones."""
+        try:
+            if time.monotonic() >= self._next_claim:
+                self._next_claim = time.monotonic() + self.settings.queue_claim_after_s / 2
+                await self._take_over_abandoned()
+                if len(self.running) >= self.slots:
+                    return []
+            answer: Any = await self.reader_redis.xreadgroup(
+                self.keys.group,
+                self.name,
+                {self.keys.jobs: ">"},
+                count=self.slots - len(self.running),
+                block=READ_BLOCK_MS,
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await ensure_group(self.redis, self.keys)  # Redis came back empty
+            return []
+        return [
+            (as_text(entry_id), fields, 0, 1)
+            for _stream, entries in answer or []
+            for entry_id, fields in entries
+        ]
+
+    def _log_redis_failure(self, exc: BaseException, retry_in_s: float) -> None:
+        if isinstance(exc, REDIS_DOWN):
+            log.warning("worker %s: Redis unreachable (%s); retrying in %.1f s", self.name, exc, retry_in_s)
+        else:
+            log.error(
+                "worker %s: Redis refused a queue command (%s); retrying in %.1f s",
+                self.name,
+                exc,
+                retry_in_s,
+            )
 
     async def _take_over_abandoned(self) -> None:
         """XAUTOCLAIM jobs whose worker fell silent (no heartbeat for `queue_claim_after_s`)."""
@@ -330,19 +348,15 @@ class SandboxWorker:
         await asyncio.gather(*late, return_exceptions=True)
 
     async def _retrying(self, action: Callable[[], Awaitable[T]], until: float) -> T:
-        """`action` again and again while Redis is unreachable or out of memory, until unix time `until`."""
-        backoff = 0.1
-        while True:
-            try:
-                return await action()
-            except (*REDIS_DOWN, ResponseError) as exc:
-                if not isinstance(exc, REDIS_DOWN) and not is_out_of_memory(exc):
-                    raise
-                if time.time() + backoff > until:
-                    raise
-                log.warning("worker %s: Redis unreachable (%s); retrying in %.1f s", self.name, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+        """`action` again and again while Redis is unreachable or out of memory, until unix time `until`
+        (the last error is raised when the next try would come after it)."""
+        return await retry_redis(
+            action,
+            lambda exc: isinstance(exc, REDIS_DOWN) or is_out_of_memory(exc),
+            max_backoff_s=2.0,
+            stop=stop_before_delay(until - time.time()),
+            on_failure=self._log_redis_failure,
+        )
 
 
 async def run_worker(settings: RewardSettings) -> None:
