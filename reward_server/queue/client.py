@@ -32,8 +32,7 @@ from typing import Any, cast
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
-from reward_server.backends.base import Verdict
-from reward_server.backends.code_local import run_time_bound_s
+from reward_server.code_execution.local import run_time_bound_s
 from reward_server.code_grading import CodeProblem
 from reward_server.errors import Overloaded, QueueFull, QueueStorageFull, QueueUnavailable
 from reward_server.metrics import COMPONENTS, QUEUE_PHASES
@@ -55,6 +54,7 @@ from reward_server.redis_memory import RedisMemory
 from reward_server.request_scope import current_scope
 from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
+from reward_server.verdict import Verdict
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from tenacity.stop import StopBaseT
 from tenacity.wait import wait_exponential
 
-from reward_server.backends.base import Verdict
 from reward_server.code_grading import CodeProblem
+from reward_server.verdict import Verdict
 
 # What a lost or restarting Redis raises; both sides back off and retry on these.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)

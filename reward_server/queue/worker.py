@@ -26,9 +26,7 @@ from pydantic import ValidationError
 from redis.exceptions import ResponseError
 from tenacity import stop_before_delay
 
-from reward_server.backends.base import Verdict
-from reward_server.backends.code_local import LocalExecutor
-from reward_server.backends.code_sandbox import code_rules_version
+from reward_server.code_execution.local import LocalExecutor
 from reward_server.code_grading import CodeProblem
 from reward_server.metrics import WorkerMetrics, metrics_port
 from reward_server.queue.protocol import (
@@ -45,6 +43,7 @@ from reward_server.queue.protocol import (
 )
 from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
+from reward_server.verdict import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,13 @@ REPLY_STREAM_MAXLEN = 100_000
 
 
 class SandboxWorker:
-    def __init__(self, settings: RewardSettings, executor: LocalExecutor | None = None) -> None:
+    """One consumer of the job queue. `rules_version` is the code backend's version under this worker's code
+    and settings (`backends.code_sandbox.code_rules_version`, which `reward-server worker` passes): every
+    verdict is stamped with it, so that the server caches it under the rules that made it."""
+
+    def __init__(
+        self, settings: RewardSettings, rules_version: str, executor: LocalExecutor | None = None
+    ) -> None:
         if settings.redis_url is None:
             raise ValueError("a worker needs REWARD_REDIS_URL (the Redis of the reward server's job queue)")
         self.settings = settings
@@ -64,7 +69,7 @@ class SandboxWorker:
         self.name = settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
         self.executor = executor or LocalExecutor(settings)
         # Its verdicts' rules: this worker's code and settings, not those of the server that queued the job.
-        self.rules_version = code_rules_version(settings)
+        self.rules_version = rules_version
         self.slots = settings.code_max_parallel
         url = settings.redis_url.get_secret_value()
         self.redis = connect(url)
@@ -359,9 +364,9 @@ class SandboxWorker:
         )
 
 
-async def run_worker(settings: RewardSettings) -> None:
-    """Run one worker until SIGTERM or SIGINT."""
-    worker = SandboxWorker(settings)
+async def run_worker(settings: RewardSettings, rules_version: str) -> None:
+    """Run one worker until SIGTERM or SIGINT; see `SandboxWorker` for `rules_version`."""
+    worker = SandboxWorker(settings, rules_version)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)

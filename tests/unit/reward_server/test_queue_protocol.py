@@ -12,7 +12,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from tenacity import stop_after_attempt, stop_never
 
-from reward_server.backends.base import Verdict
 from reward_server.cache import MemoryCache
 from reward_server.code_grading import CodeProblem
 from reward_server.errors import QueueFull, QueueUnavailable
@@ -28,6 +27,7 @@ from reward_server.queue.protocol import (
 )
 from reward_server.schemas import GradeGroup, GradeRequest, RewardSpec, Status
 from reward_server.settings import RewardSettings
+from reward_server.verdict import Verdict
 
 PROBLEM = CodeProblem(tests=[{"input": "1\n", "output": "1\n"}], time_limit_s=2, memory_limit_mb=256)
 
