@@ -208,6 +208,7 @@ class _Core:
         self.attempts = max_retries + 1
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self._full_jitter = wait_random_exponential(multiplier=backoff_base_s, max=backoff_max_s)
         self.max_groups_per_request = max_groups_per_request
 
     def chunks(
@@ -253,7 +254,7 @@ class _Core:
         if failure.retry_after_s is not None:
             jitter_s = random.uniform(0, min(self.backoff_base_s, self.backoff_max_s))
             return min(failure.retry_after_s, self.backoff_max_s) + jitter_s
-        return float(wait_random_exponential(multiplier=self.backoff_base_s, max=self.backoff_max_s)(state))
+        return float(self._full_jitter(state))
 
     def read(self, chunk: _Chunk, response: httpx.Response) -> GradeResponse:
         """The GradeResponse of a 2xx answer; raises `_RetryableFailure` for 5xx and 429, an error else."""
