@@ -52,7 +52,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import machine_info, timestamp  # noqa: E402
-from reward_server.backends.code_sandbox import CodeBackend, build_sandbox  # noqa: E402
+from reward_server.backends.code_sandbox import CodeBackend  # noqa: E402
+from reward_server.code_execution.local import build_sandbox  # noqa: E402
 from reward_server.schemas import Status  # noqa: E402
 from reward_server.settings import RewardSettings  # noqa: E402
 from sandbox.runners.base import Sandbox  # noqa: E402

@@ -54,8 +54,8 @@ class NoopExecutor:
         pass
 
     async def run_all(self, problem: Any, codes: Sequence[str]) -> list[Any]:
-        from reward_server.backends.base import Verdict
         from reward_server.schemas import Status
+        from reward_server.verdict import Verdict
 
         return [Verdict(Status.CORRECT) for _ in codes]
 
@@ -66,7 +66,8 @@ def worker_main() -> None:
     from reward_server.settings import RewardSettings
 
     async def run() -> None:
-        worker = SandboxWorker(RewardSettings(), executor=NoopExecutor())  # type: ignore[arg-type]
+        # A version of its own: these verdicts must never pass for the code backend's.
+        worker = SandboxWorker(RewardSettings(), "bench-noop", executor=NoopExecutor())  # type: ignore[arg-type]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)

@@ -107,13 +107,14 @@ def worker(log_level: Annotated[str, typer.Option(help="Log level.")] = "info") 
 
     Start as many as you like, on any machine that reaches the Redis: they share the work.
     """
+    from reward_server.backends.code_sandbox import code_rules_version
     from reward_server.queue.worker import run_worker
 
     settings = RewardSettings()
     if settings.redis_url is None:
         raise typer.BadParameter("REWARD_REDIS_URL is not set: a worker needs the Redis of the reward server")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker(settings, code_rules_version(settings)))
 
 
 @app.command()

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reward_server.backends.base import AnyBackend, Verdict
+from reward_server.backends.base import AnyBackend
 from reward_server.backends.registry import get_backend
 from reward_server.cache import ResultCache, cache_key
 from reward_server.concurrency import gather_bounded
@@ -33,6 +33,7 @@ from reward_server.schemas import (
     RewardSpec,
     Status,
 )
+from reward_server.verdict import Verdict
 
 log = logging.getLogger(__name__)
 # Groups of one request graded at once: enough to keep every worker busy, few enough that their tasks never

@@ -32,7 +32,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from reward_server.backends.base import Verdict
+    from reward_server.verdict import Verdict
     from sandbox.schemas import TestRun
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class Components:
             self.cache_write_skips.labels(reason)
         self.sandbox_failures.labels("SandboxCrashed")
 
-    # Hooks for the sandbox executor (reward_server/backends/code_local.py): one call per test run, one per
+    # Hooks for the sandbox executor (reward_server/code_execution/local.py): one call per test run, one per
     # sandbox failure, one per graded batch of programs.
 
     def test_run(self, run: TestRun) -> None:

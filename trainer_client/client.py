@@ -36,11 +36,19 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 import torch
 from pydantic import ValidationError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from reward_server.schemas import (
     ErrorResponse,
@@ -200,6 +208,7 @@ class _Core:
         self.attempts = max_retries + 1
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self._full_jitter = wait_random_exponential(multiplier=backoff_base_s, max=backoff_max_s)
         self.max_groups_per_request = max_groups_per_request
 
     def chunks(
@@ -219,26 +228,40 @@ class _Core:
             chunks.append(_Chunk(chunk_id, part, body))
         return request_id, chunks
 
-    def delay_s(self, retry: int, retry_after_s: float | None) -> float:
-        """Seconds to wait before retry number `retry` (1, 2, ...).
+    def retry_policy(self, chunk: _Chunk) -> dict[str, Any]:
+        """The tenacity arguments of `chunk`'s attempts, the same for both twins (each adds its `sleep`).
 
-        Full jitter: uniform in [0, min(backoff_max_s, backoff_base_s * 2**(retry-1))]. The server's
+        Only `_RetryableFailure` is retried; after the last attempt it leaves the retry loop as it is
+        (`reraise`) and `unavailable` turns it into `RewardServerUnavailable`.
+        """
+        return {
+            "retry": retry_if_exception_type(_RetryableFailure),
+            "stop": stop_after_attempt(self.attempts),
+            "wait": self.delay_s,
+            "before_sleep": lambda state: self.log_retry(chunk, state),
+            "reraise": True,
+        }
+
+    def delay_s(self, state: RetryCallState) -> float:
+        """Seconds to wait before the next attempt, after attempt number `state.attempt_number` failed.
+
+        Full jitter: uniform in [0, min(backoff_max_s, backoff_base_s * 2**(attempt-1))]. The server's
         `Retry-After` (capped at backoff_max_s, so that a misconfigured proxy cannot stall training for an
         hour) is a floor instead: we wait that long plus a jitter of at most backoff_base_s, so that the
         clients it turned away do not all come back at the same instant.
         """
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (retry - 1))
-        if retry_after_s is not None:
-            return min(retry_after_s, self.backoff_max_s) + random.uniform(
-                0, min(self.backoff_base_s, ceiling)
-            )
-        return random.uniform(0, ceiling)
+        failure = _failure(state)
+        if failure.retry_after_s is not None:
+            jitter_s = random.uniform(0, min(self.backoff_base_s, self.backoff_max_s))
+            return min(failure.retry_after_s, self.backoff_max_s) + jitter_s
+        return float(self._full_jitter(state))
 
-    def read(self, chunk: _Chunk, response: httpx.Response) -> GradeResponse | str:
-        """The GradeResponse of a 2xx answer, or the reason to retry (5xx, 429); raises on anything else."""
+    def read(self, chunk: _Chunk, response: httpx.Response) -> GradeResponse:
+        """The GradeResponse of a 2xx answer; raises `_RetryableFailure` for 5xx and 429, an error else."""
         status = response.status_code
         if status == 429 or status >= 500:
-            return f"HTTP {status}: {_short(response.text)}"
+            reason = f"HTTP {status}: {_short(response.text)}"
+            raise _RetryableFailure(reason, status=status, retry_after_s=_retry_after_s(response))
         if 400 <= status < 500:
             raise _request_error(chunk.request_id, response)
         if not 200 <= status < 300:
@@ -255,33 +278,60 @@ class _Core:
         _check_matches(chunk, graded)
         return graded
 
-    def transport_error(self, chunk: _Chunk, exc: httpx.TransportError) -> str:
-        """The reason to retry a failed attempt; raises for errors that a retry cannot fix."""
+    def send_error(self, chunk: _Chunk, exc: httpx.HTTPError) -> Exception:
+        """What a failed POST raises: `_RetryableFailure` for a connection error or a timeout; an error that
+        a retry cannot fix (our own transport misuse, an unreadable answer) otherwise."""
         if isinstance(exc, _NOT_RETRYABLE):
-            raise RewardClientError(f"request {chunk.request_id!r} cannot be sent: {exc}") from exc
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return RewardClientError(f"request {chunk.request_id!r} cannot be sent: {exc}")
+        if isinstance(exc, httpx.TransportError):
+            return _RetryableFailure(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, exc)
+        return RewardResponseError(f"request {chunk.request_id!r}: unreadable answer: {exc}")  # e.g. decoding
 
-    def log_retry(self, chunk: _Chunk, attempt: int, reason: str, delay_s: float) -> None:
+    def log_retry(self, chunk: _Chunk, state: RetryCallState) -> None:
         log.warning(
             "reward request %s: attempt %d/%d failed (%s); retrying in %.2f s",
             chunk.request_id,
-            attempt,
+            state.attempt_number,
             self.attempts,
-            reason,
-            delay_s,
+            _failure(state).reason,
+            state.upcoming_sleep,
         )
 
-    def unavailable(
-        self, chunk: _Chunk, reason: str, last_status: int | None, last_error: BaseException | None
-    ) -> RewardServerUnavailable:
+    def unavailable(self, chunk: _Chunk, failure: _RetryableFailure) -> RewardServerUnavailable:
         return RewardServerUnavailable(
             f"reward server {self.base_url} unavailable: request {chunk.request_id!r} failed "
-            f"{self.attempts} attempt(s); last: {reason}",
+            f"{self.attempts} attempt(s); last: {failure.reason}",
             attempts=self.attempts,
-            last_status=last_status,
-            last_error=last_error,
+            last_status=failure.status,
+            last_error=failure.error,
             request_id=chunk.request_id,
         )
+
+
+class _RetryableFailure(Exception):
+    """One attempt failed in a way a later one may not: a connection error, a timeout, HTTP 5xx or 429."""
+
+    def __init__(
+        self,
+        reason: str,
+        error: httpx.TransportError | None = None,
+        *,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+def _failure(state: RetryCallState) -> _RetryableFailure:
+    """The failure of the attempt that `state` describes (tenacity asks only after a retryable one)."""
+    assert state.outcome is not None
+    failure = state.outcome.exception()
+    assert isinstance(failure, _RetryableFailure)
+    return failure
 
 
 def _short(text: str, limit: int = 300) -> str:
@@ -483,30 +533,19 @@ class AsyncRewardClient:
         return to_tensors(await self.grade(groups, reward=reward, request_id=request_id))
 
     async def _send(self, chunk: _Chunk) -> GradeResponse:
-        core = self._core
-        for attempt in range(1, core.attempts + 1):
-            retry_after_s: float | None = None
-            last_status: int | None = None
-            last_error: httpx.TransportError | None = None
-            try:
-                async with self._semaphore:
-                    response = await self._http.post(GRADE_PATH, content=chunk.body, headers=chunk.headers)
-            except httpx.TransportError as exc:
-                reason = core.transport_error(chunk, exc)
-                last_error = exc
-            except httpx.HTTPError as exc:  # e.g. a body that fails to decode
-                raise RewardResponseError(f"request {chunk.request_id!r}: unreadable answer: {exc}") from exc
-            else:
-                outcome = core.read(chunk, response)
-                if isinstance(outcome, GradeResponse):
-                    return outcome
-                reason, last_status, retry_after_s = outcome, response.status_code, _retry_after_s(response)
-            if attempt == core.attempts:
-                raise core.unavailable(chunk, reason, last_status, last_error) from last_error
-            delay_s = core.delay_s(attempt, retry_after_s)
-            core.log_retry(chunk, attempt, reason, delay_s)
-            await self._sleep(delay_s)
-        raise AssertionError("unreachable")
+        retrying = AsyncRetrying(sleep=self._sleep, **self._core.retry_policy(chunk))
+        try:
+            return await retrying(self._attempt, chunk)
+        except _RetryableFailure as failure:
+            raise self._core.unavailable(chunk, failure) from failure.error
+
+    async def _attempt(self, chunk: _Chunk) -> GradeResponse:
+        try:
+            async with self._semaphore:  # held while the request is in flight, never while it waits to retry
+                response = await self._http.post(GRADE_PATH, content=chunk.body, headers=chunk.headers)
+        except httpx.HTTPError as exc:
+            raise self._core.send_error(chunk, exc) from exc
+        return self._core.read(chunk, response)
 
 
 class RewardClient:
@@ -584,26 +623,15 @@ class RewardClient:
         return to_tensors(self.grade(groups, reward=reward, request_id=request_id))
 
     def _send(self, chunk: _Chunk) -> GradeResponse:
-        core = self._core
-        for attempt in range(1, core.attempts + 1):
-            retry_after_s: float | None = None
-            last_status: int | None = None
-            last_error: httpx.TransportError | None = None
-            try:
-                response = self._http.post(GRADE_PATH, content=chunk.body, headers=chunk.headers)
-            except httpx.TransportError as exc:
-                reason = core.transport_error(chunk, exc)
-                last_error = exc
-            except httpx.HTTPError as exc:  # e.g. a body that fails to decode
-                raise RewardResponseError(f"request {chunk.request_id!r}: unreadable answer: {exc}") from exc
-            else:
-                outcome = core.read(chunk, response)
-                if isinstance(outcome, GradeResponse):
-                    return outcome
-                reason, last_status, retry_after_s = outcome, response.status_code, _retry_after_s(response)
-            if attempt == core.attempts:
-                raise core.unavailable(chunk, reason, last_status, last_error) from last_error
-            delay_s = core.delay_s(attempt, retry_after_s)
-            core.log_retry(chunk, attempt, reason, delay_s)
-            self._sleep(delay_s)
-        raise AssertionError("unreachable")
+        retrying = Retrying(sleep=self._sleep, **self._core.retry_policy(chunk))
+        try:
+            return retrying(self._attempt, chunk)
+        except _RetryableFailure as failure:
+            raise self._core.unavailable(chunk, failure) from failure.error
+
+    def _attempt(self, chunk: _Chunk) -> GradeResponse:
+        try:
+            response = self._http.post(GRADE_PATH, content=chunk.body, headers=chunk.headers)
+        except httpx.HTTPError as exc:
+            raise self._core.send_error(chunk, exc) from exc
+        return self._core.read(chunk, response)

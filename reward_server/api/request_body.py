@@ -31,10 +31,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from reward_server.deadline_pool import DeadlinePool, JobFailed, JobTimeout, WorkerCrashed
 from reward_server.errors import BackendNotFound, BadRequest, BodyTooLarge
 from reward_server.grading import MAX_FIELDS, check_request_size, reference_error
 from reward_server.schemas import GradeRequest
-from reward_server.workers import DeadlinePool, JobFailed, JobTimeout, WorkerCrashed
 
 log = logging.getLogger(__name__)
 

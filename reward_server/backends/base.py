@@ -12,15 +12,17 @@ derive theirs from the source of their rules with `backends.rules_version.rules_
 
 Writing one: subclass `BaseBackend[YourReference]`, set `name`, `description` and `reference_model`, and
 write `grade` (see `examples/backends/exact_match`). `grade` runs on the server's event loop: it must never
-block it. CPU-bound work goes to worker processes (`reward_server.workers.DeadlinePool`, which can kill a job
-that runs past its deadline) or, when it is short and bounded, `asyncio.to_thread`.
+block it. CPU-bound work goes to worker processes (`reward_server.deadline_pool.DeadlinePool`, which can
+kill a job that runs past its deadline) or, when it is short and bounded, `asyncio.to_thread`.
+
+`Verdict` is defined in `reward_server.verdict` (the executors and the job queue speak it too) and
+re-exported here, with everything a backend needs.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
 
@@ -28,52 +30,24 @@ from pydantic import BaseModel
 
 from reward_server.backends.rules_version import rules_version
 from reward_server.schemas import Status
+from reward_server.verdict import Verdict
 
 if TYPE_CHECKING:
     from reward_server.settings import RewardSettings
 
+__all__ = [
+    "AnyBackend",
+    "BaseBackend",
+    "Memo",
+    "ReferenceT",
+    "RewardBackend",
+    "Verdict",
+    "classes_by_answer_key",
+]
+
 # Memoizes a backend's pairwise work (e.g. "are these two answers equivalent?") in the result cache, so a
 # retried request grades nothing again. Signature: (key parts, compute) -> value.
 Memo = Callable[[Sequence[str], Callable[[], Awaitable[Any]]], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A backend's verdict on one completion; JSON-serializable so that it can be cached.
-
-    `answer` is the canonical form shown to users; `answer_key` is what the backend compares to decide
-    classes (for math, the raw extracted LaTeX). `certain` is False when something outside the completion
-    may have decided the verdict (for code: a timeout or kill under others' load). `error` verdicts and
-    uncertain ones are never cached. `backend_version` is set when another process graded under its own
-    rules (a queue worker, which may run other rules than the server during an upgrade): the verdict is
-    cached under that version, never under the server's; None means the grading backend's own version.
-    """
-
-    status: Status
-    answer: str | None = None
-    answer_key: str | None = None
-    detail: str | None = None
-    tests: dict[str, Any] | None = None
-    certain: bool = True
-    backend_version: str | None = None
-
-    @property
-    def cacheable(self) -> bool:
-        return self.certain and self.status is not Status.ERROR
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        if data["backend_version"] is None:
-            del data["backend_version"]  # the usual case: not stored in each of millions of cache entries
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Verdict:
-        """From `to_json`'s output; fields this version does not know (a newer server's cache entry, a newer
-        worker's reply) are ignored, missing ones take their defaults."""
-        known = {name: value for name, value in data.items() if name in cls.__dataclass_fields__}
-        return cls(**{**known, "status": Status(data["status"])})
-
 
 # The reference a backend grades against: what its `parse_reference` returns and its `grade` receives.
 ReferenceT = TypeVar("ReferenceT", bound=BaseModel)

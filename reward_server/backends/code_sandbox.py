@@ -2,8 +2,8 @@
 
 Flow for one group: take the program out of every completion (`code_grading.extract_code`, off the event
 loop: `backends.program_extractor`; none -> status `no_answer`) and hand each distinct program once (equal
-code in a group is graded once) to an executor, which runs it test after test and returns its verdict (see
-`backends.code_local`):
+code in a group is graded once) to an executor (`reward_server.code_execution`), which runs it test after
+test and returns its verdict:
 
 - `LocalExecutor`, the embedded default: a sandbox in this process (`REWARD_SANDBOX_BACKEND`: `process`
   or `docker`, configured by its own `SANDBOX_*` settings), `REWARD_CODE_MAX_PARALLEL` sessions at once;
@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from reward_server.backends.base import Memo, Verdict
-from reward_server.backends.code_local import LocalExecutor, build_sandbox
 from reward_server.backends.program_extractor import ProgramExtractor
 from reward_server.backends.registry import register_backend
 from reward_server.backends.rules_version import rules_version
+from reward_server.code_execution.base import ProgramExecutor
+from reward_server.code_execution.local import LocalExecutor
 from reward_server.code_grading import (
     CodeProblem,
     CodeReference,
@@ -37,7 +38,7 @@ from reward_server.code_grading import (
 from reward_server.settings import RewardSettings
 from sandbox.runners.base import Sandbox
 
-__all__ = ["CodeBackend", "ProgramExecutor", "build_sandbox", "code_rules_version"]
+__all__ = ["CodeBackend", "build_executor", "code_rules_version"]
 
 log = logging.getLogger(__name__)
 # What decides a code verdict, hashed into the backend's version (see `code_rules_version`).
@@ -45,30 +46,12 @@ HUMAN_VERSION = "0.1.0"
 RULES_MODULES = (
     "reward_server.code_grading",  # extraction, references, output comparison, one test's verdict
     __name__,
-    "reward_server.backends.code_local",  # a program's verdict from its tests' runs (reruns, first failure)
+    "reward_server.code_execution.local",  # a program's verdict from its tests' runs (reruns, first failure)
     "reward_server.backends.program_extractor",  # `no_answer` for a completion whose extraction fails
     "sandbox.runner",  # a test's outcome (timeout, memory, runtime_error, ...) and whether it is certain
     "sandbox.runners.session",  # the protocol: a runner's reply read as a TestRun
     "sandbox.schemas",  # the per-test limits a reference does not set (processes, output, files)
 )
-
-
-class ProgramExecutor(Protocol):
-    """Runs the programs of one group against a problem's tests: locally or through the job queue."""
-
-    @property
-    def description(self) -> str: ...
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    @property
-    def ready(self) -> bool: ...
-
-    async def run_all(self, problem: CodeProblem, codes: Sequence[str]) -> list[Verdict]:
-        """One verdict per program, in order; `error` (never `incorrect`) when the infrastructure fails."""
-        ...
 
 
 def limit_policy(settings: RewardSettings) -> LimitPolicy:
@@ -101,7 +84,11 @@ def code_rules_version(settings: RewardSettings) -> str:
 
 
 def build_executor(settings: RewardSettings, sandbox: Sandbox | None = None) -> ProgramExecutor:
-    """The queue when Redis is configured (or asked for), else a sandbox in this process."""
+    """The queue when Redis is configured (or asked for), else a sandbox in this process.
+
+    The one place the backends reach the job queue (imported here only: a server without Redis never loads
+    it); the queue itself never imports a backend.
+    """
     if settings.use_queue and sandbox is None:
         from reward_server.queue.client import QueueExecutor
 

@@ -33,11 +33,11 @@ from reward_server.backends.base import BaseBackend, Memo, Verdict
 from reward_server.backends.registry import register_backend
 from reward_server.backends.rules_version import rules_version
 from reward_server.concurrency import gather_bounded
+from reward_server.deadline_pool import DeadlinePool, JobFailed, JobTimeout, WorkerCrashed
 from reward_server.errors import BadRequest
 from reward_server.math_grading import extract_answer, gold_answer, judge
 from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
-from reward_server.workers import DeadlinePool, JobFailed, JobTimeout, WorkerCrashed
 
 log = logging.getLogger(__name__)
 MAX_GOLD_CHARS = 10_000

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from reward_server.backends.base import Verdict
 from reward_server.code_grading import extract_code
+from reward_server.deadline_pool import DeadlinePool, JobFailed, JobTimeout, WorkerCrashed
 from reward_server.schemas import Status
-from reward_server.workers import DeadlinePool, JobFailed, JobTimeout, WorkerCrashed
 
 INLINE_MAX_CHARS = 1024 * 1024
 DEADLINE_S = 30.0  # a 64 MB completion takes about 2 s

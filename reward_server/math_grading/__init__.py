@@ -1,7 +1,7 @@
 """MATH answer grading: extraction, normalization and equivalence (pure functions, no timeouts).
 
 The rules are those of `docs/math-conventions.md`. Nothing here enforces a deadline: callers run
-these functions inside a worker process that is killed at a hard deadline (see `reward_server.workers`).
+these functions inside a worker process that is killed at a hard deadline (see `reward_server.deadline_pool`).
 
 Public API:
     extract_answer(completion) -> str | None      the raw final answer of a completion, or None

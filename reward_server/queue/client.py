@@ -25,13 +25,14 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from functools import partial
 from typing import Any, cast
 
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
-from reward_server.backends.base import Verdict
-from reward_server.backends.code_local import run_time_bound_s
+from reward_server.code_execution.local import run_time_bound_s
 from reward_server.code_grading import CodeProblem
 from reward_server.errors import Overloaded, QueueFull, QueueStorageFull, QueueUnavailable
 from reward_server.metrics import COMPONENTS, QUEUE_PHASES
@@ -46,12 +47,14 @@ from reward_server.queue.protocol import (
     ensure_group,
     is_out_of_memory,
     problem_key,
+    retry_redis,
 )
 from reward_server.queue.tracking import RequestState, TrackedJob, fair_share
 from reward_server.redis_memory import RedisMemory
 from reward_server.request_scope import current_scope
 from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
+from reward_server.verdict import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -377,19 +380,22 @@ class QueueExecutor:
     async def _read_replies(self) -> None:
         """Wake each waiting request as its verdicts arrive; survive Redis outages (back off, go on)."""
         last_id: bytes | str = "0-0"
-        backoff = 0.1
         while not self._stopping.is_set():
             try:
-                answer: Any = await self.reader_redis.xread(
-                    {self.reply_stream: last_id}, block=READ_BLOCK_MS, count=512
+                # This task must outlive any Redis trouble: back off (up to 5 s) until Redis answers or we
+                # close.
+                answer: Any = await retry_redis(
+                    partial(
+                        self.reader_redis.xread, {self.reply_stream: last_id}, block=READ_BLOCK_MS, count=512
+                    ),
+                    lambda exc: isinstance(exc, (*REDIS_DOWN, ResponseError)),
+                    max_backoff_s=5.0,
+                    stop=lambda _state: self._stopping.is_set(),
+                    on_failure=self._reply_stream_failed,
+                    sleep=self._sleep,
                 )
-                backoff = 0.1
-            except (*REDIS_DOWN, ResponseError) as exc:  # this task must outlive any Redis trouble
-                self._redis_ok = False
-                log.warning("job queue: reply stream unreadable (%s); retrying in %.1f s", exc, backoff)
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
+            except (*REDIS_DOWN, ResponseError):
+                return  # still failing when the executor closed
             answered: dict[str, RequestState] = {}
             for _stream, entries in answer:
                 for entry_id, fields in entries:
@@ -401,6 +407,10 @@ class QueueExecutor:
                 self._background(self._pump(request))  # their share has room again
             if answer:
                 await self._trim(last_id)
+
+    def _reply_stream_failed(self, exc: BaseException, retry_in_s: float) -> None:
+        self._redis_ok = False
+        log.warning("job queue: reply stream unreadable (%s); retrying in %.1f s", exc, retry_in_s)
 
     def _deliver(self, fields: dict[bytes, bytes]) -> RequestState | None:
         try:
@@ -542,13 +552,13 @@ class QueueExecutor:
         ]
         if not overdue:
             return
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job in overdue:
-                    entry = job.entry_id or "0-0"
-                    pipe.xpending_range(self.keys.jobs, self.keys.group, min=entry, max=entry, count=1)
-                pending: list[Any] = await pipe.execute(raise_on_error=False)
-        except REDIS_DOWN:
+        pending = await self._per_entry(
+            overdue,
+            lambda pipe, entry: pipe.xpending_range(
+                self.keys.jobs, self.keys.group, min=entry, max=entry, count=1
+            ),
+        )
+        if pending is None:
             return
         for job, found in zip(overdue, pending, strict=True):
             if job.future.done():
@@ -581,13 +591,10 @@ class QueueExecutor:
         ]
         if not queued:
             return
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job in queued:
-                    entry = job.entry_id or "0-0"
-                    pipe.xrange(self.keys.jobs, min=entry, max=entry, count=1)
-                found: list[Any] = await pipe.execute(raise_on_error=False)
-        except REDIS_DOWN:
+        found = await self._per_entry(
+            queued, lambda pipe, entry: pipe.xrange(self.keys.jobs, min=entry, max=entry, count=1)
+        )
+        if found is None:
             return
         for job, entries in zip(queued, found, strict=True):
             if isinstance(entries, Exception) or job.future.done() or job.phase != "queued":
@@ -598,6 +605,20 @@ class QueueExecutor:
             job.missing += 1
             if job.missing >= 2:
                 self._requeue(job, "requeued_lost")
+
+    async def _per_entry(
+        self, jobs: list[TrackedJob], command: Callable[[Pipeline, str], object]
+    ) -> list[Any] | None:
+        """`command(pipe, entry id)` for each job's stream entry, in one round trip: the replies in order
+        (an error as a value), or None when Redis is unreachable (the caller tries again next check)."""
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job in jobs:
+                    command(pipe, job.entry_id or "0-0")
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+        except REDIS_DOWN:
+            return None
+        return replies
 
     async def _refresh_problems(self) -> None:
         keys = {job.job.problem_key for job in self.jobs.values() if job.entry_id is not None}

@@ -1,11 +1,22 @@
-"""Redis keys and messages shared by the reward server (`client`) and the workers (`worker`)."""
+"""Redis keys and messages shared by the reward server (`client`) and the workers (`worker`), and how both
+retry Redis.
+
+Two retry layers, each with its own job:
+
+- redis-py (`connect`) retries one command a couple of times within half a second: a dropped connection
+  or a failover blip, invisible to the caller;
+- `retry_redis` (tenacity) is the callers' back-off when Redis stays away (a restart, an outage, a full
+  memory): 0.1 s, doubling up to a cap, until the caller's own stop (shutdown, a deadline).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
@@ -14,17 +25,74 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+from tenacity.stop import StopBaseT
+from tenacity.wait import wait_exponential
 
-from reward_server.backends.base import Verdict
 from reward_server.code_grading import CodeProblem
+from reward_server.verdict import Verdict
 
 # What a lost or restarting Redis raises; both sides back off and retry on these.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+T = TypeVar("T")
+
+FIRST_BACKOFF_S = 0.1  # `redis_retrying`'s first wait; it doubles after each failure, up to the caller's cap
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """Redis refused a write: `maxmemory` reached under `noeviction` (also from inside a script)."""
     return isinstance(exc, OutOfMemoryError) or (isinstance(exc, ResponseError) and "OOM" in str(exc))
+
+
+async def retry_redis(
+    call: Callable[[], Awaitable[T]],
+    retry_on: Callable[[BaseException], bool],
+    *,
+    max_backoff_s: float,
+    stop: StopBaseT,
+    on_failure: Callable[[BaseException, float], None],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """`await call()`, backing off and trying again while it fails with an error that `retry_on` accepts.
+
+    Args:
+        call: the Redis work (a new awaitable each time it is called).
+        retry_on: which errors to wait out (e.g. `REDIS_DOWN`); any other is raised at once.
+        max_backoff_s: the cap of the exponential back-off (first wait `FIRST_BACKOFF_S`, then doubling).
+        stop: when to give up (a tenacity stop: shutdown, a deadline); the last error is then raised.
+        on_failure: called with each error that will be retried and the seconds until the next try (logs,
+            health flags).
+        sleep: the wait between tries (e.g. one that wakes early at shutdown).
+
+    Returns:
+        What `call` returned, once it succeeded.
+
+    Example:
+        value = await retry_redis(lambda: redis.get(key), lambda exc: isinstance(exc, REDIS_DOWN),
+                                  max_backoff_s=2, stop=stop_before_delay(60), on_failure=log_it)
+    """
+
+    async def attempt() -> T:
+        # redis-py's asyncio commands are plain methods that return a coroutine: await it here, inside
+        # the retry, so that its errors are retried.
+        return await call()
+
+    def report(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if error is not None:
+            on_failure(error, state.upcoming_sleep)
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(retry_on),
+        wait=wait_exponential(multiplier=FIRST_BACKOFF_S, max=max_backoff_s),
+        stop=stop,
+        sleep=sleep,
+        before_sleep=report,
+        reraise=True,
+    )
+    return await retrying(attempt)
 
 
 @dataclass(frozen=True)
@@ -117,8 +185,9 @@ def problem_key(problem: CodeProblem) -> tuple[str, str]:
 
 def connect(url: str, *, blocking: bool = False) -> aioredis.Redis:
     """A client that retries a command briefly on a dropped connection (a restart takes longer: callers
-    back off and retry). Its pool is bounded and makes callers wait for a free connection (a burst of
-    groups must not fail with "Too many connections"). `blocking` clients wait seconds in XREAD(GROUP)."""
+    back off and retry, `retry_redis`). Its pool is bounded and makes callers wait for a free connection
+    (a burst of groups must not fail with "Too many connections"). `blocking` clients wait seconds in
+    XREAD(GROUP)."""
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=64,

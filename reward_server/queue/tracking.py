@@ -19,8 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
-from reward_server.backends.base import Verdict
 from reward_server.queue.protocol import Job
+from reward_server.verdict import Verdict
 
 # Jobs a request may have in flight beyond its share of the worker slots: one spare job waits on the stream,
 # so that a slot that frees up finds work at once instead of after a round trip through this server.

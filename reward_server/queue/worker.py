@@ -24,10 +24,9 @@ from typing import Any, TypeVar
 from cachetools import LRUCache
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
+from tenacity import stop_before_delay
 
-from reward_server.backends.base import Verdict
-from reward_server.backends.code_local import LocalExecutor
-from reward_server.backends.code_sandbox import code_rules_version
+from reward_server.code_execution.local import LocalExecutor
 from reward_server.code_grading import CodeProblem
 from reward_server.metrics import WorkerMetrics, metrics_port
 from reward_server.queue.protocol import (
@@ -40,9 +39,11 @@ from reward_server.queue.protocol import (
     encode_taken,
     ensure_group,
     is_out_of_memory,
+    retry_redis,
 )
 from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
+from reward_server.verdict import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,13 @@ REPLY_STREAM_MAXLEN = 100_000
 
 
 class SandboxWorker:
-    def __init__(self, settings: RewardSettings, executor: LocalExecutor | None = None) -> None:
+    """One consumer of the job queue. `rules_version` is the code backend's version under this worker's code
+    and settings (`backends.code_sandbox.code_rules_version`, which `reward-server worker` passes): every
+    verdict is stamped with it, so that the server caches it under the rules that made it."""
+
+    def __init__(
+        self, settings: RewardSettings, rules_version: str, executor: LocalExecutor | None = None
+    ) -> None:
         if settings.redis_url is None:
             raise ValueError("a worker needs REWARD_REDIS_URL (the Redis of the reward server's job queue)")
         self.settings = settings
@@ -62,12 +69,13 @@ class SandboxWorker:
         self.name = settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
         self.executor = executor or LocalExecutor(settings)
         # Its verdicts' rules: this worker's code and settings, not those of the server that queued the job.
-        self.rules_version = code_rules_version(settings)
+        self.rules_version = rules_version
         self.slots = settings.code_max_parallel
         url = settings.redis_url.get_secret_value()
         self.redis = connect(url)
         self.reader_redis = connect(url, blocking=True)
         self.running: dict[str, asyncio.Task[None]] = {}  # stream entry id -> the job's task
+        self._next_claim = 0.0  # monotonic time of the next look for abandoned jobs
         self.problems: LRUCache[str, CodeProblem] = LRUCache(maxsize=32)
         self.stopping = asyncio.Event()
         self.jobs_done = 0
@@ -108,8 +116,6 @@ class SandboxWorker:
             log.info("worker %s: stopped after %d jobs", self.name, self.jobs_done)
 
     async def _consume(self) -> None:
-        next_claim = 0.0
-        backoff = 0.1
         while not self.stopping.is_set():
             if len(self.running) >= self.slots:
                 await asyncio.wait(
@@ -117,38 +123,55 @@ class SandboxWorker:
                 )
                 continue
             try:
-                if time.monotonic() >= next_claim:
-                    next_claim = time.monotonic() + self.settings.queue_claim_after_s / 2
-                    await self._take_over_abandoned()
-                    if len(self.running) >= self.slots:
-                        continue
-                answer: Any = await self.reader_redis.xreadgroup(
-                    self.keys.group,
-                    self.name,
-                    {self.keys.jobs: ">"},
-                    count=self.slots - len(self.running),
-                    block=READ_BLOCK_MS,
+                # Redis unreachable or refusing: back off (up to 5 s) until it answers or the worker stops.
+                taken = await retry_redis(
+                    self._take_jobs,
+                    lambda exc: isinstance(exc, (*REDIS_DOWN, ResponseError)),
+                    max_backoff_s=5.0,
+                    stop=lambda _state: self.stopping.is_set(),
+                    on_failure=self._log_redis_failure,
                 )
-                backoff = 0.1
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    await ensure_group(self.redis, self.keys)  # Redis came back empty
-                    continue
-                log.error("worker %s: Redis refused a queue command (%s); retrying", self.name, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            except REDIS_DOWN as exc:
-                log.warning("worker %s: Redis unreachable (%s); retrying in %.1f s", self.name, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            taken = [
-                (as_text(entry_id), fields, 0, 1)
-                for _stream, entries in answer or []
-                for entry_id, fields in entries
-            ]
+            except (*REDIS_DOWN, ResponseError):
+                return  # Redis still failing when the worker was told to stop
             await self._start(taken)
+
+    async def _take_jobs(self) -> list[tuple[str, dict[Any, Any], int, int]]:
+        """Take over abandoned jobs when it is time to (and start them), then read new ones (waiting up to
+        READ_BLOCK_MS); returns the new ones."""
+        try:
+            if time.monotonic() >= self._next_claim:
+                self._next_claim = time.monotonic() + self.settings.queue_claim_after_s / 2
+                await self._take_over_abandoned()
+                if len(self.running) >= self.slots:
+                    return []
+            answer: Any = await self.reader_redis.xreadgroup(
+                self.keys.group,
+                self.name,
+                {self.keys.jobs: ">"},
+                count=self.slots - len(self.running),
+                block=READ_BLOCK_MS,
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await ensure_group(self.redis, self.keys)  # Redis came back empty
+            return []
+        return [
+            (as_text(entry_id), fields, 0, 1)
+            for _stream, entries in answer or []
+            for entry_id, fields in entries
+        ]
+
+    def _log_redis_failure(self, exc: BaseException, retry_in_s: float) -> None:
+        if isinstance(exc, REDIS_DOWN):
+            log.warning("worker %s: Redis unreachable (%s); retrying in %.1f s", self.name, exc, retry_in_s)
+        else:
+            log.error(
+                "worker %s: Redis refused a queue command (%s); retrying in %.1f s",
+                self.name,
+                exc,
+                retry_in_s,
+            )
 
     async def _take_over_abandoned(self) -> None:
         """XAUTOCLAIM jobs whose worker fell silent (no heartbeat for `queue_claim_after_s`)."""
@@ -330,24 +353,20 @@ class SandboxWorker:
         await asyncio.gather(*late, return_exceptions=True)
 
     async def _retrying(self, action: Callable[[], Awaitable[T]], until: float) -> T:
-        """`action` again and again while Redis is unreachable or out of memory, until unix time `until`."""
-        backoff = 0.1
-        while True:
-            try:
-                return await action()
-            except (*REDIS_DOWN, ResponseError) as exc:
-                if not isinstance(exc, REDIS_DOWN) and not is_out_of_memory(exc):
-                    raise
-                if time.time() + backoff > until:
-                    raise
-                log.warning("worker %s: Redis unreachable (%s); retrying in %.1f s", self.name, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+        """`action` again and again while Redis is unreachable or out of memory, until unix time `until`
+        (the last error is raised when the next try would come after it)."""
+        return await retry_redis(
+            action,
+            lambda exc: isinstance(exc, REDIS_DOWN) or is_out_of_memory(exc),
+            max_backoff_s=2.0,
+            stop=stop_before_delay(until - time.time()),
+            on_failure=self._log_redis_failure,
+        )
 
 
-async def run_worker(settings: RewardSettings) -> None:
-    """Run one worker until SIGTERM or SIGINT."""
-    worker = SandboxWorker(settings)
+async def run_worker(settings: RewardSettings, rules_version: str) -> None:
+    """Run one worker until SIGTERM or SIGINT; see `SandboxWorker` for `rules_version`."""
+    worker = SandboxWorker(settings, rules_version)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from reward_server.backends.base import Verdict
-from reward_server.backends.code_sandbox import CodeBackend, build_sandbox
+from reward_server.backends.code_sandbox import CodeBackend
 from reward_server.cache import MemoryCache
+from reward_server.code_execution.local import build_sandbox
 from reward_server.errors import BadRequest
 from reward_server.grading import GradingService
 from reward_server.schemas import GradeRequest, RewardSpec, Status, TestSummary

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from reward_server.backends.base import Verdict
 from reward_server.metrics import COMPONENTS, Metrics, WorkerMetrics
 from reward_server.schemas import Status
+from reward_server.verdict import Verdict
 from sandbox.errors import SandboxCrashed
 from sandbox.schemas import Outcome, TestRun
 

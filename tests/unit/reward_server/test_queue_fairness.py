@@ -9,12 +9,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reward_server.backends.base import Verdict
 from reward_server.cache import MemoryCache
 from reward_server.grading import GradingService
 from reward_server.queue.tracking import SPARE_JOBS, RequestState, TrackedJob, fair_share
 from reward_server.request_scope import RequestScope, current_scope, request_scope
 from reward_server.schemas import GradeGroup, GradeRequest, RewardSpec, Status
+from reward_server.verdict import Verdict
 
 
 def test_a_lone_request_may_use_every_slot() -> None:

@@ -1,4 +1,5 @@
-"""The queue's messages and settings, and how the grading service passes queue refusals to the client."""
+"""The queue's messages and settings, its Redis back-off, and how the grading service passes queue
+refusals to the client."""
 
 from __future__ import annotations
 
@@ -7,15 +8,26 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from tenacity import stop_after_attempt, stop_never
 
-from reward_server.backends.base import Verdict
 from reward_server.cache import MemoryCache
 from reward_server.code_grading import CodeProblem
 from reward_server.errors import QueueFull, QueueUnavailable
 from reward_server.grading import GradingService
-from reward_server.queue.protocol import Job, QueueKeys, decode_reply, encode_reply, problem_key
+from reward_server.queue.protocol import (
+    REDIS_DOWN,
+    Job,
+    QueueKeys,
+    decode_reply,
+    encode_reply,
+    problem_key,
+    retry_redis,
+)
 from reward_server.schemas import GradeGroup, GradeRequest, RewardSpec, Status
 from reward_server.settings import RewardSettings
+from reward_server.verdict import Verdict
 
 PROBLEM = CodeProblem(tests=[{"input": "1\n", "output": "1\n"}], time_limit_s=2, memory_limit_mb=256)
 
@@ -140,3 +152,60 @@ async def test_any_other_backend_failure_is_an_error_verdict() -> None:
     group = GradeGroup(group_id="g", backend="refusing", reference={}, completions=["a"])
     response = await service.grade(GradeRequest(groups=[group]))
     assert [r.status for r in response.groups[0].results] == [Status.ERROR]
+
+
+class FlakyRedis:
+    """Fails its first `failures` calls with `error`, then answers "ok"; records the waits between tries."""
+
+    def __init__(self, failures: int, error: Exception) -> None:
+        self.failures = failures
+        self.error = error
+        self.calls = 0
+        self.waits: list[float] = []
+        self.reported: list[tuple[str, float]] = []
+
+    async def call(self) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return "ok"
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+    def report(self, exc: BaseException, retry_in_s: float) -> None:
+        self.reported.append((type(exc).__name__, retry_in_s))
+
+
+def retry_flaky(redis: FlakyRedis, *, stop: Any = stop_never, max_backoff_s: float = 0.3) -> Any:
+    return retry_redis(
+        redis.call,
+        lambda exc: isinstance(exc, REDIS_DOWN),
+        max_backoff_s=max_backoff_s,
+        stop=stop,
+        on_failure=redis.report,
+        sleep=redis.sleep,
+    )
+
+
+async def test_retry_redis_backs_off_exponentially_up_to_its_cap_while_redis_is_down() -> None:
+    redis = FlakyRedis(4, RedisConnectionError("refused"))
+    assert await retry_flaky(redis) == "ok"
+    assert redis.calls == 5
+    assert redis.waits == pytest.approx([0.1, 0.2, 0.3, 0.3])  # doubling from FIRST_BACKOFF_S, capped
+    assert [name for name, _ in redis.reported] == ["ConnectionError"] * 4
+    assert [seconds for _, seconds in redis.reported] == redis.waits
+
+
+async def test_retry_redis_raises_other_errors_at_once() -> None:
+    redis = FlakyRedis(1, ResponseError("WRONGTYPE"))
+    with pytest.raises(ResponseError):
+        await retry_flaky(redis)
+    assert redis.calls == 1 and redis.waits == []
+
+
+async def test_retry_redis_raises_the_last_error_when_told_to_stop() -> None:
+    redis = FlakyRedis(10, RedisConnectionError("refused"))
+    with pytest.raises(RedisConnectionError):
+        await retry_flaky(redis, stop=stop_after_attempt(3))
+    assert redis.calls == 3 and len(redis.waits) == 2

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from reward_server.workers import DeadlinePool, JobFailed, JobTimeout, WorkerCrashed
+from reward_server.deadline_pool import DeadlinePool, JobFailed, JobTimeout, WorkerCrashed
 
 
 @pytest.fixture

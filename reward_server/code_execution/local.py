@@ -22,11 +22,11 @@ import logging
 import time
 from collections.abc import Sequence
 
-from reward_server.backends.base import Verdict
 from reward_server.code_grading import CodeProblem, FailureKind, TestFailure, judge_test
 from reward_server.metrics import COMPONENTS
 from reward_server.schemas import Status, TestSummary
 from reward_server.settings import RewardSettings
+from reward_server.verdict import Verdict
 from sandbox.errors import SandboxError
 from sandbox.runners.base import Sandbox
 from sandbox.schemas import Limits, Program, TestInput
