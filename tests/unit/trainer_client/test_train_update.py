@@ -69,7 +69,7 @@ def make_graded(rewards: list[list[float]]) -> GradedBatch:
         rewards=tensor,
         classes=torch.zeros(tensor.shape, dtype=torch.long),
         correct=tensor > 0,
-        statuses=[["correct" if r > 0 else "incorrect" for r in row] for row in rewards],  # type: ignore[misc]
+        statuses=[["correct" if r > 0 else "incorrect" for r in row] for row in rewards],
         group_ids=[str(b) for b in range(len(rewards))],
     )
 
