@@ -27,8 +27,9 @@ RLOO advantage, k times larger. Only at that RLOO scale does every claim of the 
 improves mean reward fastest, yet is less KL-efficient, moves further from pi_ref ("the k-sample gradient
 estimates have more conservative updates"), and improves pass@k slower. At the literal scale its steps are k
 times smaller: early on it gains mean reward and moves away from pi_ref slower than the pass@k estimators,
-so "fastest on mean reward" and "more conservative updates" (at every step) fail. Figure 1 is therefore reproduced at ``mean_scale="rloo"`` (the default, also of
-``trainer-client bandit``); ``mean_scale="literal"`` gives the §3.1 scale.
+so "fastest on mean reward" and "more conservative updates" (at every step) fail. Figure 1 is therefore
+reproduced at ``mean_scale="rloo"`` (the default, also of ``trainer-client bandit``); ``mean_scale="literal"``
+gives the §3.1 scale.
 tests/unit/trainer_client/test_bandit.py asserts each claim (they held for 60/60 base seeds at 100 steps x 32
 bandits, and 10/10 at 300 x 30).
 

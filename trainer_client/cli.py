@@ -93,8 +93,8 @@ def bandit(
     mean_scale: Annotated[
         Literal["rloo", "literal"],
         typer.Option(
-            help="Scale of the mean PG (mean_loo): rloo = k × mean_loo, the per-sample RLOO advantage under "
-            "which every claim of the Figure 1 caption holds; literal = RLOO/k as the paper's §3.1 writes it.",
+            help="Scale of the mean PG (mean_loo): rloo = k × mean_loo, the per-sample RLOO advantage "
+            "under which every claim of the Figure 1 caption holds; literal = RLOO/k as §3.1 writes it.",
         ),
     ] = "rloo",
 ) -> None:

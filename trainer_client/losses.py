@@ -98,7 +98,7 @@ def ppo_policy_loss(
 def clipped_value_loss(
     values: Tensor, values_old: Tensor, returns: Tensor, clip: float = 0.2, normaliser: float | None = None
 ) -> Tensor:
-    """Σ_i ½ max((V - R)², (clip(V, V_old ± α) - R)²) / normaliser, the value loss of appendix A.4. All [N]."""
+    """Σ_i ½ max((V - R)², (clip(V, V_old ± α) - R)²) / normaliser: appendix A.4's value loss. All [N]."""
     clipped = values_old + (values - values_old).clamp(-clip, clip)
     per_sample = 0.5 * torch.maximum((values - returns) ** 2, (clipped - returns) ** 2)
     return per_sample.sum() / _normaliser(normaliser, len(values))

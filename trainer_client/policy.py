@@ -59,8 +59,8 @@ class Policy(nn.Module):
         super().__init__()
         self.model = model
         self.temperature = temperature
-        # V(x) reads the hidden state of the last prompt token, so it depends on the prompt only. It is trained
-        # at its own learning rate (optim.value_lr) on detached features (see `score`).
+        # V(x) reads the hidden state of the last prompt token, so it depends on the prompt only. It is
+        # trained at its own learning rate (optim.value_lr) on detached features (see `score`).
         self.value_head = nn.Linear(model.config.hidden_size, 1) if with_value_head else None
         if self.value_head is not None:
             nn.init.zeros_(self.value_head.weight)

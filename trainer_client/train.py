@@ -277,7 +277,10 @@ class Trainer:
                 "value": new.values.sum().detach() / sequences,
             }
         if loss_cfg.kl_coef:
-            loss = loss + loss_cfg.kl_coef * kl_penalty(new.token_logp, ref.token_logp, new.mask).sum() / sequences
+            loss = (
+                loss
+                + loss_cfg.kl_coef * kl_penalty(new.token_logp, ref.token_logp, new.mask).sum() / sequences
+            )
         parts["loss"] = loss
         return parts
 

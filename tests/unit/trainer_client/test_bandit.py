@@ -42,7 +42,9 @@ def claim_config(seed: int, **changes: Any) -> BanditConfig:
 @pytest.fixture(scope="module", params=CLAIM_SEEDS)
 def curves(request: pytest.FixtureRequest) -> dict[str, dict[str, list[float]]]:
     """The default run (mean PG at RLOO scale) on one base seed."""
-    result: dict[str, dict[str, list[float]]] = run_bandit(claim_config(request.param), progress=False)["curves"]
+    result: dict[str, dict[str, list[float]]] = run_bandit(claim_config(request.param), progress=False)[
+        "curves"
+    ]
     return result
 
 
@@ -154,7 +156,9 @@ def test_literal_scale_mean_pg_starts_slower() -> None:
     moves away from pi_ref slower than the pass@k estimators at first."""
     literal = run_bandit(claim_config(0, mean_scale=MeanScale.LITERAL), progress=False)["curves"]
     for name in K_SAMPLE:
-        assert np.mean(literal["mean_loo"]["mean_reward"][EARLY]) < np.mean(literal[name]["mean_reward"][EARLY])
+        assert np.mean(literal["mean_loo"]["mean_reward"][EARLY]) < np.mean(
+            literal[name]["mean_reward"][EARLY]
+        )
         assert literal["mean_loo"]["kl"][10] < literal[name]["kl"][10]
 
 

@@ -91,15 +91,21 @@ def test_ppo_loss_clips_per_token() -> None:
 @pytest.mark.parametrize("micro_batch", [1, 3, 5, 16])
 def test_losses_summed_over_micro_batches_equal_the_full_batch(micro_batch: int) -> None:
     token_logp, mask = ragged(1, LENGTHS)
-    old = token_logp.detach() + 0.1 * torch.randn(token_logp.shape, generator=torch.Generator().manual_seed(2))
+    old = token_logp.detach() + 0.1 * torch.randn(
+        token_logp.shape, generator=torch.Generator().manual_seed(2)
+    )
     advantages = torch.linspace(-1, 2, len(LENGTHS), dtype=torch.float64)
     values = torch.linspace(0, 1, len(LENGTHS), dtype=torch.float64, requires_grad=True)
     n = len(LENGTHS)
 
     def total(rows: slice, normaliser: int | None) -> torch.Tensor:
         ppo, _ = ppo_policy_loss(token_logp[rows], old[rows], advantages[rows], mask[rows], 0.2, normaliser)
-        pg = reinforce_loss(sequence_logprob(token_logp[rows], mask[rows]), advantages[rows], None, normaliser)
-        value = clipped_value_loss(values[rows], values[rows].detach() * 0.5, advantages[rows], 0.2, normaliser)
+        pg = reinforce_loss(
+            sequence_logprob(token_logp[rows], mask[rows]), advantages[rows], None, normaliser
+        )
+        value = clipped_value_loss(
+            values[rows], values[rows].detach() * 0.5, advantages[rows], 0.2, normaliser
+        )
         return ppo + pg + value
 
     full = torch.autograd.grad(total(slice(None), None), [token_logp, values])
@@ -114,8 +120,8 @@ def test_clipped_value_loss_is_pessimistic() -> None:
     values_old = torch.zeros(3, dtype=torch.float64)
     values = torch.tensor([0.1, 0.6, 1.5], dtype=torch.float64, requires_grad=True)
     loss = clipped_value_loss(values, values_old, returns, clip=0.2)
-    # Row 0 is inside the clip: ½(V-R)². Row 1 moved past V_old + α toward R: the clipped error (0.2 - 1)² is
-    # larger and constant in V, so no gradient. Row 2 overshot: the unclipped (1.5 - 1)² < (0.2 - 1)², clipped.
+    # Row 0 is inside the clip: ½(V-R)². Row 1 moved past V_old + α toward R: the clipped error (0.2 - 1)²
+    # is larger and constant in V, so no gradient. Row 2 overshot: unclipped (1.5 - 1)² < (0.2 - 1)², clipped.
     expected = 0.5 * (0.4**2 + 0.8**2 + 0.8**2) / 3
     assert loss.item() == pytest.approx(expected)
     loss.backward()

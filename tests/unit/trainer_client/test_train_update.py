@@ -46,14 +46,17 @@ def make_rollout(trainer: Trainer, seed: int = 0) -> Rollout:
     prompts = trainer.prompts[:B]
     prompt_ids = [list(trainer.tokenizer(p.text)["input_ids"]) for p in prompts]
     vocab = trainer.policy.model.config.vocab_size
-    completions = [[[rng.randrange(vocab) for _ in range(LENGTHS[b * K + j])] for j in range(K)] for b in range(B)]
+    completions = [
+        [[rng.randrange(vocab) for _ in range(LENGTHS[b * K + j])] for j in range(K)] for b in range(B)
+    ]
     with torch.no_grad():
         scored = trainer.policy.score(
             [prompt_ids[b] for b in range(B) for _ in range(K)], [c for row in completions for c in row]
         )
-    logprobs = [(scored.token_logp[i] * scored.mask[i])[: len(ids)].tolist() for i, ids in enumerate(
-        c for row in completions for c in row
-    )]
+    logprobs = [
+        (scored.token_logp[i] * scored.mask[i])[: len(ids)].tolist()
+        for i, ids in enumerate(c for row in completions for c in row)
+    ]
     samples = SampleBatch(
         texts=[["?"] * K for _ in range(B)],
         prompt_ids=prompt_ids,
@@ -107,7 +110,9 @@ def test_gradient_does_not_depend_on_the_micro_batch_split(kind: str) -> None:
     graded = make_graded(REWARDS)
     # A value head that is not zero, so the PPO advantages R - V differ from R.
     if trainer.policy.value_head is not None:
-        torch.nn.init.normal_(trainer.policy.value_head.weight, std=0.1, generator=torch.Generator().manual_seed(0))
+        torch.nn.init.normal_(
+            trainer.policy.value_head.weight, std=0.1, generator=torch.Generator().manual_seed(0)
+        )
     gradients = {}
     for micro_batch in (1, 3, 5, 16):
         trainer.config.optim.micro_batch = micro_batch
@@ -117,7 +122,7 @@ def test_gradient_does_not_depend_on_the_micro_batch_split(kind: str) -> None:
 
 
 def test_ppo_with_a_zero_value_head_is_reinforce_on_its_first_epoch() -> None:
-    """At π_θ = π_old nothing is clipped, and with V = 0 the PPO gradient is REINFORCE's (same normalisation)."""
+    """At π_θ = π_old nothing is clipped, and with V = 0 the PPO gradient is REINFORCE's (same scale)."""
     pg_trainer = make_trainer("loss.kind=pg")  # the same seed, so the same initial weights as ppo_trainer
     rollout, graded = make_rollout(pg_trainer), make_graded(REWARDS)
     pg = update_gradient(pg_trainer, rollout, graded)
@@ -175,7 +180,10 @@ def test_value_head_learns_a_constant_return_on_its_own_learning_rate() -> None:
     assert values[0] == 0.0  # zero-initialised
     assert values == sorted(values)
     assert values[-1] == pytest.approx(1.0, abs=0.2), values  # 1.03 (Adam's momentum overshoots later)
-    moved = max((p.detach() - b).abs().max().item() for p, b in zip(trainer.policy.model.parameters(), before))
+    moved = max(
+        (p.detach() - b).abs().max().item()
+        for p, b in zip(trainer.policy.model.parameters(), before, strict=True)
+    )
     assert moved < 1e-7
 
 
