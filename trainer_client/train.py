@@ -86,7 +86,6 @@ class Trainer:
         self.config = config
         for message in config.training_warnings():
             warnings.warn(message, TrainingConfigWarning, stacklevel=2)
-            log.warning(message)
         random.seed(config.seed)
         torch.manual_seed(config.seed)
         model, self.tokenizer = load_model(config.model)
