@@ -7,7 +7,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -90,11 +90,18 @@ def bandit(
     k: Annotated[int, typer.Option(min=2)] = 4,
     lr: Annotated[float, typer.Option()] = 1.0,
     arms: Annotated[int, typer.Option(min=2)] = 100,
+    mean_scale: Annotated[
+        Literal["rloo", "literal"],
+        typer.Option(
+            help="Scale of the mean PG (mean_loo): rloo = k × mean_loo, the per-sample RLOO advantage "
+            "under which every claim of the Figure 1 caption holds; literal = RLOO/k as §3.1 writes it.",
+        ),
+    ] = "rloo",
 ) -> None:
     """Reproduce the paper's Figure 1: a 100-armed bandit trained with k-sample estimators."""
-    from trainer_client.bandit import BanditConfig, run_bandit, write_bandit
+    from trainer_client.bandit import BanditConfig, MeanScale, run_bandit, write_bandit
 
-    config = BanditConfig(steps=steps, seeds=seeds, k=k, lr=lr, arms=arms)
+    config = BanditConfig(steps=steps, seeds=seeds, k=k, lr=lr, arms=arms, mean_scale=MeanScale(mean_scale))
     if estimator:
         config = dataclasses.replace(config, estimators=tuple(estimator))
     result = run_bandit(config)

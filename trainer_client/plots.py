@@ -70,13 +70,23 @@ def _draw(ax: Axes, result: dict[str, Any], panel: Panel) -> None:
     ax.grid(alpha=0.3)
 
 
+def _mean_scale_text(config: dict[str, Any]) -> str:
+    """How the mean PG's advantages were scaled; a result without `mean_scale` predates it (literal)."""
+    explicit = (config.get("advantage_scale") or {}).get("mean_loo")
+    if explicit is not None:
+        return f"mean PG: mean_loo × {explicit:g}"
+    if config.get("mean_scale", "literal") == "rloo":
+        return "mean PG at RLOO scale (mean_loo × k, as appendix A.4)"
+    return "mean PG at the literal 1/k scale of §3.1 (mean_loo = RLOO/k)"
+
+
 def _suptitle(config: dict[str, Any]) -> str:
-    scale = config.get("advantage_scale") or {}
-    scaled = "" if not scale else ", advantage scale " + ", ".join(f"{n}×{v:g}" for n, v in scale.items())
+    others = {n: v for n, v in (config.get("advantage_scale") or {}).items() if n != "mean_loo"}
+    scaled = "".join(f", {n} × {v:g}" for n, v in others.items())
     return (
         f"Softmax bandit: {config['arms']} arms, r ~ N(0,1), k = {config['k']}, "
         f"{config['groups_per_step']} group(s) of k per step, lr = {config['lr']:g}, "
-        f"{config['seeds']} seeds (mean ± s.e.){scaled}"
+        f"{config['seeds']} seeds (mean ± s.e.)\n{_mean_scale_text(config)}{scaled}"
     )
 
 

@@ -59,7 +59,8 @@ class Policy(nn.Module):
         super().__init__()
         self.model = model
         self.temperature = temperature
-        # V(x) reads the hidden state of the last prompt token, so it depends on the prompt only.
+        # V(x) reads the hidden state of the last prompt token, so it depends on the prompt only. It is
+        # trained at its own learning rate (optim.value_lr) on detached features (see `score`).
         self.value_head = nn.Linear(model.config.hidden_size, 1) if with_value_head else None
         if self.value_head is not None:
             nn.init.zeros_(self.value_head.weight)
@@ -103,5 +104,7 @@ class Policy(nn.Module):
         if self.value_head is not None:
             last_prompt = torch.tensor([len(p) - 1 for p in prompt_ids], device=self.device)
             hidden = out.hidden_states[-1][torch.arange(len(lengths), device=self.device), last_prompt]
-            values = self.value_head(hidden.float()).squeeze(-1)
+            # Detached: the value loss trains the head only, never the policy's trunk (a linear value model
+            # on the policy's features, in place of appendix A.4's separate V_psi).
+            values = self.value_head(hidden.detach().float()).squeeze(-1)
         return Scored(token_logp, mask, values)

@@ -17,6 +17,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,13 @@ from tqdm import tqdm
 
 from reward_server.schemas import GradeGroup, RewardSpec
 from trainer_client.client import AsyncRewardClient, GradedBatch, to_tensors
-from trainer_client.config import TrainConfig, api_key
+from trainer_client.config import TrainConfig, TrainingConfigWarning, api_key
 from trainer_client.data import Prompt, load_prompts
 from trainer_client.estimators import compute_advantages, maj_at_k, pass_at_k
 from trainer_client.losses import (
     clipped_value_loss,
     importance_weights,
+    kl_penalty,
     kl_to_reference,
     ppo_policy_loss,
     reinforce_loss,
@@ -82,6 +84,8 @@ class StepLogger:
 class Trainer:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
+        for message in config.training_warnings():
+            warnings.warn(message, TrainingConfigWarning, stacklevel=2)
         random.seed(config.seed)
         torch.manual_seed(config.seed)
         model, self.tokenizer = load_model(config.model)
@@ -89,9 +93,12 @@ class Trainer:
         self.policy = Policy(model, with_value_head=config.loss.kind == "ppo", temperature=temperature)
         # The reference policy for the KL: a frozen copy of the initial weights.
         self.reference = Policy(copy.deepcopy(model), temperature=temperature).requires_grad_(False).eval()
-        self.optimizer = torch.optim.AdamW(
-            self.policy.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
-        )
+        # The value head learns at its own rate (optim.value_lr): at the policy's it would stay near its
+        # zero initialisation for a long time, and PPO would reduce to clipped REINFORCE.
+        groups: list[dict[str, Any]] = [{"params": list(self.policy.model.parameters())}]
+        if self.policy.value_head is not None:
+            groups.append({"params": list(self.policy.value_head.parameters()), "lr": config.optim.value_lr})
+        self.optimizer = torch.optim.AdamW(groups, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
         warmup = config.optim.warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
@@ -152,7 +159,12 @@ class Trainer:
         )
 
     def update(self, rollout: Rollout, graded: GradedBatch) -> dict[str, float]:
-        """One policy update on a graded rollout; returns its metrics."""
+        """One policy update on a graded rollout; returns its metrics.
+
+        The update's valid sequences are split into micro-batches of `optim.micro_batch`; every loss term is
+        a sum over sequences divided by the update's total sequence count (`trainer_client.losses`), so the
+        accumulated gradient does not depend on the split.
+        """
         loss_cfg = self.config.loss
         credit = self.advantages(graded).float().flatten()  # [N], N = B·k
         valid = ~torch.isnan(graded.rewards.flatten())
@@ -162,6 +174,8 @@ class Trainer:
         completion_ids = [c for row in rollout.samples.completion_ids for c in row]
         behavior_logp = torch.tensor([sum(t) for row in rollout.samples.logprobs for t in row])
         rows = [i for i in range(len(completion_ids)) if valid[i]]  # failed samples take no part
+        sequences = max(1, len(rows))  # the one normaliser of every loss term of this update
+        tokens = max(1, sum(len(completion_ids[i]) for i in rows))
         micro = self.config.optim.micro_batch
         chunks = [rows[i : i + micro] for i in range(0, len(rows), micro)]
 
@@ -176,20 +190,46 @@ class Trainer:
             ]
 
         totals: dict[str, float] = {}
+        weights: list[torch.Tensor | None] = [None] * len(chunks)
+        if loss_cfg.importance_correction and chunks:
+            # Sequence weight π_old/π_behavior: 1 when the sampler was up to date (see importance_weights for
+            # why one weight per sample is only a first-order correction of the k-sample objectives).
+            weights = [
+                importance_weights(
+                    sequence_logprob(o.token_logp, o.mask),
+                    behavior_logp[c].to(self.policy.device),
+                    loss_cfg.max_importance_weight,
+                )
+                for o, c in zip(old, chunks, strict=True)
+            ]
+            every = torch.cat([w for w in weights if w is not None])
+            totals |= {
+                "importance_weight/mean": float(every.mean()),
+                "importance_weight/min": float(every.min()),
+                "importance_weight/max": float(every.max()),
+            }
+
         epochs = loss_cfg.ppo_epochs if loss_cfg.kind == "ppo" else 1
+        value_head = self.policy.value_head
         for _ in range(epochs):
             self.optimizer.zero_grad(set_to_none=True)
-            for chunk, old_c, ref_c in zip(chunks, old, ref, strict=True):
+            for chunk, old_c, ref_c, weights_c in zip(chunks, old, ref, weights, strict=True):
                 parts = self._chunk_loss(
-                    chunk, old_c, ref_c, prompt_ids, completion_ids, credit, behavior_logp
+                    chunk, old_c, ref_c, weights_c, prompt_ids, completion_ids, credit, sequences
                 )
-                torch.autograd.backward(parts["loss"] * len(chunk) / max(1, len(rows)))
-                for name, value in parts.items():
-                    share = float(value.detach()) * len(chunk) / max(1, len(rows)) / epochs
-                    totals[name] = totals.get(name, 0.0) + share
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.optim.grad_clip)
+                torch.autograd.backward(parts["loss"])
+                for name, value in parts.items():  # each part is already a share of the whole update
+                    totals[name] = totals.get(name, 0.0) + float(value.detach()) / epochs
+            # The head is clipped on its own, so its (differently scaled) gradient never shrinks the policy's.
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                self.policy.model.parameters(), self.config.optim.grad_clip
+            )
+            if value_head is not None:
+                torch.nn.utils.clip_grad_norm_(value_head.parameters(), self.config.optim.grad_clip)
             self.optimizer.step()
             totals["grad_norm"] = totals.get("grad_norm", 0.0) + float(grad_norm) / epochs
+        if "clipped_tokens" in totals:
+            totals["clip_frac"] = totals.pop("clipped_tokens") / tokens
         self.scheduler.step()
         self.sampler.update_weights(self.policy.model)
         totals["lr"] = float(self.scheduler.get_last_lr()[0])
@@ -200,47 +240,46 @@ class Trainer:
         chunk: list[int],
         old: Any,
         ref: Any,
+        weights: torch.Tensor | None,
         prompt_ids: list[list[int]],
         completion_ids: list[list[int]],
         credit: torch.Tensor,
-        behavior_logp: torch.Tensor,
+        sequences: int,
     ) -> dict[str, torch.Tensor]:
+        """The loss of one micro-batch and its metrics, each a sum over the chunk divided by `sequences`."""
         loss_cfg = self.config.loss
         device = self.policy.device
         new = self.policy.score([prompt_ids[i] for i in chunk], [completion_ids[i] for i in chunk])
         logp = sequence_logprob(new.token_logp, new.mask)
         returns = credit[chunk].to(device)
-        kl = kl_to_reference(new.token_logp, ref.token_logp, new.mask)
-        weights = None
-        if loss_cfg.importance_correction:
-            # Sequence weight π_old/π_behavior: exactly 1 when the sampler was up to date.
-            old_logp = sequence_logprob(old.token_logp, old.mask)
-            weights = importance_weights(
-                old_logp, behavior_logp[chunk].to(device), loss_cfg.max_importance_weight
-            )
-        parts: dict[str, torch.Tensor] = {"kl": kl.mean().detach()}
+        parts: dict[str, torch.Tensor] = {
+            # A monitor (k3, unbiased for the sequence KL); the penalty below is the k2 loss.
+            "kl": kl_to_reference(new.token_logp, ref.token_logp, new.mask).sum() / sequences
+        }
         if loss_cfg.kind == "pg":
-            if weights is not None:
-                # π_θ/π_behavior for REINFORCE: here π_θ = π_old, so the ratio is the weight above.
-                parts["importance_weight"] = weights.mean()
-            loss = reinforce_loss(logp, returns, weights)
+            loss = reinforce_loss(logp, returns, weights, normaliser=sequences)
         else:
             assert new.values is not None and old.values is not None
             advantages = returns - old.values  # A_i = R_i - V(x): V does not depend on y_i, so no bias
             if weights is not None:
                 advantages = advantages * weights
-                parts["importance_weight"] = weights.mean()
-            policy_loss, clip_frac = ppo_policy_loss(
-                new.token_logp, old.token_logp, advantages, new.mask, loss_cfg.clip_eps
+            policy_loss, clipped_tokens = ppo_policy_loss(
+                new.token_logp, old.token_logp, advantages, new.mask, loss_cfg.clip_eps, normaliser=sequences
             )
-            value_loss = clipped_value_loss(new.values, old.values, returns, loss_cfg.value_clip)
+            value_loss = clipped_value_loss(
+                new.values, old.values, returns, loss_cfg.value_clip, normaliser=sequences
+            )
             loss = policy_loss + loss_cfg.value_coef * value_loss
             parts |= {
-                "clip_frac": clip_frac,
+                "clipped_tokens": clipped_tokens,
                 "value_loss": value_loss.detach(),
-                "value": new.values.mean().detach(),
+                "value": new.values.sum().detach() / sequences,
             }
-        loss = loss + loss_cfg.kl_coef * kl.mean()
+        if loss_cfg.kl_coef:
+            loss = (
+                loss
+                + loss_cfg.kl_coef * kl_penalty(new.token_logp, ref.token_logp, new.mask).sum() / sequences
+            )
         parts["loss"] = loss
         return parts
 

@@ -139,7 +139,7 @@ def test_ppo_with_value_head_on_cuda(server: ServerProcess, tmp_path: Path) -> N
     assert next(trainer.policy.value_head.parameters()).device.type == "cuda"
     history = asyncio.run(trainer.run())
     assert len(history) == 4
-    assert {"value_loss", "clip_frac", "value", "importance_weight"} <= set(history[-1])
+    assert {"value_loss", "clip_frac", "value", "importance_weight/mean"} <= set(history[-1])
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
     assert (tmp_path / "checkpoints/final/trainer_state.pt").exists()
 

@@ -83,7 +83,8 @@ def test_policy_gradient_learns_the_toy_task(server: ServerProcess, tmp_path: Pa
 def test_ppo_with_value_head_runs_and_logs(server: ServerProcess, tmp_path: Path) -> None:
     history = train(toy_config(server, tmp_path, "steps=4", "loss.kind=ppo", "loss.kl_coef=0.01"))
     assert len(history) == 4
-    assert {"value_loss", "clip_frac", "value", "importance_weight"} <= set(history[-1])
+    weights = {f"importance_weight/{stat}" for stat in ("mean", "min", "max")}
+    assert {"value_loss", "clip_frac", "value", *weights} <= set(history[-1])
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
     assert (tmp_path / "checkpoints/final/trainer_state.pt").exists()
 
