@@ -68,7 +68,6 @@ import ssl
 import struct
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,9 +79,9 @@ from docker.types import LogConfig  # type: ignore[import-untyped]
 
 from sandbox import runner as protocol
 from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
-from sandbox.runners.pool import SlotPool
-from sandbox.runners.session import CLOSE_TIMEOUT_S, RunnerSession, exchange
-from sandbox.schemas import Limits, Program
+from sandbox.runners.pool import PooledSandbox, SlotPool
+from sandbox.runners.session import CLOSE_TIMEOUT_S, exchange
+from sandbox.schemas import Limits
 from sandbox.settings import SandboxSettings
 
 logger = logging.getLogger(__name__)
@@ -316,7 +315,7 @@ class _Container:
                 await self._pump_task
 
 
-class DockerSandbox:
+class DockerSandbox(PooledSandbox[_Container]):
     """Sandbox backend of warm, hardened containers (see the module docstring): the slots of a SlotPool,
     and the Docker client and owner label they share."""
 
@@ -324,12 +323,11 @@ class DockerSandbox:
     slot_noun = "container"
 
     def __init__(self, settings: SandboxSettings | None = None) -> None:
+        super().__init__()
         self.settings = settings or SandboxSettings()
         self.pool_size = self.settings.docker_pool_size or self.settings.slots
         self._owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         self._client: Any = None
-        self._summary = "not started"
-        self._info: dict[str, Any] = {}
         self._generation = 0
         self.pool = SlotPool(
             self,
@@ -342,35 +340,9 @@ class DockerSandbox:
         )
 
     @property
-    def isolation(self) -> str:
-        """Human-readable description of the isolation in force."""
-        return self._summary
-
-    @property
-    def isolation_info(self) -> dict[str, Any]:
-        """The runner's own account of its isolation inside the containers."""
-        return dict(self._info)
-
-    @property
-    def ready(self) -> bool:
-        return self.pool.ready
-
-    @property
     def container_ids(self) -> list[str]:
         """Ids of the pool's current containers (for inspection; a replaced one gets a new id)."""
         return [s.id for s in self.pool.slots if s.id is not None]
-
-    async def start(self) -> None:
-        """Remove a crashed server's leftovers, then start the pool."""
-        await self.pool.start()
-
-    async def close(self) -> None:
-        """Remove every container of the pool."""
-        await self.pool.close()
-
-    def session(self, program: Program, limits: Limits) -> AbstractAsyncContextManager[RunnerSession]:
-        """A session of `program` under `limits` in a free container (waits for one)."""
-        return self.pool.session(program, limits)
 
     # The pool's SlotFactory: the Docker client the containers share, and the containers themselves.
 

@@ -308,3 +308,40 @@ class SlotPool(Generic[S]):
         index = state.args[0] if state.args else "?"
         exc = state.outcome.exception() if state.outcome is not None else None
         logger.error("sandbox slot %s could not restart (attempt %d): %s", index, state.attempt_number, exc)
+
+
+class PooledSandbox(Generic[S]):
+    """The `Sandbox` protocol (sandbox.runners.base) over a SlotPool. A backend sets `pool` (with itself
+    as the SlotFactory) and reports its isolation in `_summary` and `_info` from `note_isolation`."""
+
+    pool: SlotPool[S]
+
+    def __init__(self) -> None:
+        self._summary = "not started"
+        self._info: dict[str, Any] = {}
+
+    @property
+    def isolation(self) -> str:
+        """Human-readable description of the isolation in force."""
+        return self._summary
+
+    @property
+    def isolation_info(self) -> dict[str, Any]:
+        """The runner's own account of its isolation (level, namespaces, uid switch, warnings)."""
+        return dict(self._info)
+
+    @property
+    def ready(self) -> bool:
+        return self.pool.ready
+
+    async def start(self) -> None:
+        """Start the pool (a session starts it too); SandboxUnavailable, with nothing left, if it cannot."""
+        await self.pool.start()
+
+    async def close(self) -> None:
+        """Stop every slot; the sandbox refuses sessions from now on."""
+        await self.pool.close()
+
+    def session(self, program: Program, limits: Limits) -> AbstractAsyncContextManager[RunnerSession]:
+        """A session of `program` under `limits` in a free slot (waits for one)."""
+        return self.pool.session(program, limits)

@@ -23,16 +23,15 @@ import os
 import signal
 import sys
 import tempfile
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 from sandbox import runner as protocol
 from sandbox.cgroups import CgroupsUnavailable, SlotCgroups
 from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
-from sandbox.runners.pool import SlotPool
-from sandbox.runners.session import RunnerSession, exchange
-from sandbox.schemas import Limits, Program
+from sandbox.runners.pool import PooledSandbox, SlotPool
+from sandbox.runners.session import exchange
+from sandbox.schemas import Limits
 from sandbox.settings import SandboxSettings
 
 logger = logging.getLogger(__name__)
@@ -205,7 +204,7 @@ class _Runner:
         await self.kill()
 
 
-class ProcessSandbox:
+class ProcessSandbox(PooledSandbox[_Runner]):
     """Sandbox backend of warm local runners (see the module docstring): the slots of a SlotPool, and the
     uid block and cgroups they share."""
 
@@ -213,28 +212,17 @@ class ProcessSandbox:
     slot_noun = "runner"
 
     def __init__(self, settings: SandboxSettings | None = None) -> None:
+        super().__init__()
         self.settings = settings or SandboxSettings()
         self.cgroups: SlotCgroups | None = None  # one per slot, where the server may make them
         self._uids: _UidBlock | None = None
         self._observed_cgroup: dict[str, Any] | None = None  # without cgroups of our own: the host's
-        self._summary = "not started"
-        self._info: dict[str, Any] = {}
         self.pool = SlotPool(
             self,
             self.settings.slots,
             acquire_timeout_s=self.settings.acquire_timeout_s,
             protocol_margin_s=self.settings.protocol_margin_s,
         )
-
-    @property
-    def isolation(self) -> str:
-        """Human-readable description of the isolation in force."""
-        return self._summary
-
-    @property
-    def isolation_info(self) -> dict[str, Any]:
-        """The runner's own account of its isolation (level, namespaces, uid switch, warnings)."""
-        return dict(self._info)
 
     @property
     def uid_base(self) -> int | None:
@@ -245,20 +233,6 @@ class ProcessSandbox:
     def runners(self) -> list[_Runner]:
         """The pool's current runners, one per slot (a replaced one is swapped for its successor)."""
         return self.pool.slots
-
-    @property
-    def ready(self) -> bool:
-        return self.pool.ready
-
-    async def start(self) -> None:
-        await self.pool.start()
-
-    async def close(self) -> None:
-        await self.pool.close()
-
-    def session(self, program: Program, limits: Limits) -> AbstractAsyncContextManager[RunnerSession]:
-        """A session of `program` under `limits` in a free slot (waits for one)."""
-        return self.pool.session(program, limits)
 
     # The pool's SlotFactory: what the runners share on this host, and the runners themselves.
 
