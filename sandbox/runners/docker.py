@@ -19,7 +19,7 @@ its memory+swap limit (set for each session to what its test may use), uid:gid `
 (never root: and one uid per container, because RLIMIT_NPROC counts the processes of a uid), logging
 driver `none` (program output never lands on the host's disk) and auto-remove. A container that dies,
 hangs past a test's deadline plus `protocol_margin_s`, or answers nonsense is removed and replaced in the
-background; the session it served raises SandboxCrashed.
+background (the shared pool's lifecycle, sandbox.runners.pool); the session it served raises SandboxCrashed.
 
 Transport
 ---------
@@ -67,8 +67,7 @@ import socket
 import ssl
 import struct
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,8 +79,9 @@ from docker.types import LogConfig  # type: ignore[import-untyped]
 
 from sandbox import runner as protocol
 from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
-from sandbox.runners.session import CLOSE_TIMEOUT_S, RunnerSession, exchange
-from sandbox.schemas import Limits, Program
+from sandbox.runners.pool import PooledSandbox, SlotPool
+from sandbox.runners.session import CLOSE_TIMEOUT_S, exchange
+from sandbox.schemas import Limits
 from sandbox.settings import SandboxSettings
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ LABEL = "io.iarl.sandbox"
 OWNER_LABEL = "io.iarl.sandbox.owner"
 RUNNER_HASH_LABEL = "io.iarl.sandbox.runner-sha256"  # set by services/build_sandbox_image.sh
 RUNNER_OVERHEAD_MB = 192  # the runner's own processes beside a test: added to its limit and /tmp
-OPEN_ATTEMPTS = 3
+OPEN_ATTEMPTS = 3  # containers a session may try when the one it got died while idle
 REMOVE_TIMEOUT_S = 30
 STDOUT, STDERR = 1, 2  # stream ids of Docker's multiplexed attach stream
 SECCOMP_PROFILE = Path(__file__).resolve().parents[1] / "seccomp.json"
@@ -242,7 +242,7 @@ class _Container:
             self.ready = reply
         except (SandboxError, ValueError, KeyError, TypeError) as exc:
             await asyncio.sleep(0.05)  # let the reader collect the runner's last words
-            await self.remove()
+            await self.discard()
             detail = " | ".join(self._stderr)
             raise SandboxUnavailable(
                 f"container {self.index} ({self.settings.docker_image}) did not start: {exc}"
@@ -276,12 +276,12 @@ class _Container:
             raise SandboxCrashed(f"container {self.index} is not usable")
         return await exchange(self, self._writer, self._stdout, message, timeout_s)
 
-    async def fit_memory(self, test_memory_mb: int) -> None:
+    async def prepare(self, limits: Limits) -> None:
         """Set the container's memory limit to what this session may use: its test's limit, /tmp and the
         runner's own. The container holds one session, so that bounds the program's memory as a whole
         (every process, shared memory included): past it the OOM killer takes a test process (they raise
         their score), and the runner grades the test `memory`."""
-        needed = test_memory_mb + self.settings.workdir_mb + RUNNER_OVERHEAD_MB
+        needed = limits.memory_mb + self.settings.workdir_mb + RUNNER_OVERHEAD_MB
         if needed == self.memory_mb:
             return
         memory = f"{needed}m"
@@ -292,7 +292,7 @@ class _Container:
             raise SandboxCrashed(f"container {self.index}: cannot set its memory limit: {exc}") from exc
         self.memory_mb = needed
 
-    async def remove(self) -> None:
+    async def discard(self) -> None:
         """Close the stream and remove the container (it is gone when this returns)."""
         self.broken = True
         self._closing = True
@@ -300,6 +300,9 @@ class _Container:
         if self.container is not None:
             with contextlib.suppress(docker_errors.DockerException):
                 await _in_thread(_remove_container, self.container)
+
+    async def stop(self) -> None:
+        await self.discard()
 
     async def _close_stream(self) -> None:
         if self._writer is not None:
@@ -312,70 +315,43 @@ class _Container:
                 await self._pump_task
 
 
-class DockerSandbox:
-    """Sandbox backend of warm, hardened containers (see the module docstring)."""
+class DockerSandbox(PooledSandbox[_Container]):
+    """Sandbox backend of warm, hardened containers (see the module docstring): the slots of a SlotPool,
+    and the Docker client and owner label they share."""
 
     name = "docker"
+    slot_noun = "container"
 
     def __init__(self, settings: SandboxSettings | None = None) -> None:
+        super().__init__()
         self.settings = settings or SandboxSettings()
         self.pool_size = self.settings.docker_pool_size or self.settings.slots
         self._owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         self._client: Any = None
-        self._slots: list[_Container] = []
-        self._free: asyncio.Queue[_Container] | None = None
-        self._start_lock = asyncio.Lock()
-        self._started = False
-        self._closed = False
-        self._summary = "not started"
-        self._info: dict[str, Any] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closing = asyncio.Event()
         self._generation = 0
-
-    @property
-    def isolation(self) -> str:
-        """Human-readable description of the isolation in force."""
-        return self._summary
-
-    @property
-    def isolation_info(self) -> dict[str, Any]:
-        """The runner's own account of its isolation inside the containers."""
-        return dict(self._info)
-
-    @property
-    def ready(self) -> bool:
-        return self._started and not self._closed and any(not s.broken for s in self._slots)
+        self.pool = SlotPool(
+            self,
+            self.pool_size,
+            acquire_timeout_s=self.settings.acquire_timeout_s,
+            protocol_margin_s=self.settings.protocol_margin_s,
+            open_attempts=OPEN_ATTEMPTS,
+            # A container's start runs in a thread that cannot be cancelled: let it finish and clean up.
+            close_grace_s=CLOSE_TIMEOUT_S,
+        )
 
     @property
     def container_ids(self) -> list[str]:
         """Ids of the pool's current containers (for inspection; a replaced one gets a new id)."""
-        return [s.id for s in self._slots if s.id is not None]
+        return [s.id for s in self.pool.slots if s.id is not None]
 
-    async def start(self) -> None:
-        async with self._start_lock:
-            if self._started:
-                return
-            if self._closed:
-                raise SandboxUnavailable("the sandbox is closed")
-            self._client = await self._connect()
-            _LIVE_OWNERS.add(self._owner)
-            removed = await _in_thread(self._remove_leftovers)
-            if removed:
-                logger.warning("docker sandbox: removed %d containers left by a crashed server", removed)
-            slots = [self._new_slot(i) for i in range(self.pool_size)]
-            results = await asyncio.gather(*(s.start() for s in slots), return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            if failures:
-                await asyncio.gather(*(s.remove() for s in slots), return_exceptions=True)
-                await self._disconnect()
-                raise SandboxUnavailable(f"{len(failures)} of {len(slots)} containers failed: {failures[0]}")
-            self._slots = slots
-            self._free = asyncio.Queue()
-            for slot in slots:
-                self._free.put_nowait(slot)
-            self._note_isolation(slots[0].ready)
-            self._started = True
+    # The pool's SlotFactory: the Docker client the containers share, and the containers themselves.
+
+    async def open_host(self) -> None:
+        self._client = await self._connect()
+        _LIVE_OWNERS.add(self._owner)
+        removed = await _in_thread(self._remove_leftovers)
+        if removed:
+            logger.warning("docker sandbox: removed %d containers left by a crashed server", removed)
 
     async def _connect(self) -> Any:
         image = self.settings.docker_image
@@ -403,11 +379,6 @@ class DockerSandbox:
             )
         return client
 
-    async def _disconnect(self) -> None:
-        _LIVE_OWNERS.discard(self._owner)
-        if self._client is not None:
-            await _in_thread(self._client.close)
-
     def _remove_leftovers(self) -> int:
         """Remove containers of this host whose owning process is gone (a crashed server)."""
         host = socket.gethostname()
@@ -427,11 +398,11 @@ class DockerSandbox:
                 removed += 1
         return removed
 
-    def _new_slot(self, index: int) -> _Container:
+    def new_slot(self, index: int) -> _Container:
         self._generation += 1
         return _Container(index, self._generation, self)
 
-    def _note_isolation(self, ready: dict[str, Any]) -> None:
+    def note_isolation(self, ready: dict[str, Any]) -> None:
         s = self.settings
         self._info = dict(ready.get("isolation") or {})
         cpus = f", {s.docker_cpus:g} CPUs" if s.docker_cpus is not None else ""
@@ -444,17 +415,7 @@ class DockerSandbox:
         )
         logger.info("docker sandbox: %s", self._summary)
 
-    async def close(self) -> None:
-        self._closed = True
-        self._closing.set()
-        # Checks and replacements in flight see `_closed` and stop on their own (removing what they made);
-        # only those that hang are cancelled.
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=CLOSE_TIMEOUT_S)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        await asyncio.gather(*(s.remove() for s in self._slots), return_exceptions=True)
+    async def close_host(self) -> None:
         if self._client is not None:
             # Anything of ours that survived (a replacement interrupted mid-start).
             with contextlib.suppress(docker_errors.DockerException):
@@ -462,102 +423,10 @@ class DockerSandbox:
                     self._client.containers.list, all=True, filters={"label": f"{OWNER_LABEL}={self._owner}"}
                 ):
                     await _in_thread(_remove_container, container)
-        await self._disconnect()
+        _LIVE_OWNERS.discard(self._owner)
+        if self._client is not None:
+            await _in_thread(self._client.close)
         self._client = None
-        self._started = False
-
-    def session(self, program: Program, limits: Limits) -> AbstractAsyncContextManager[RunnerSession]:
-        """A session of `program` under `limits` in a free container (waits for one)."""
-        return self._session(program, limits)
-
-    @contextlib.asynccontextmanager
-    async def _session(self, program: Program, limits: Limits) -> AsyncIterator[RunnerSession]:
-        await self.start()
-        for attempt in range(OPEN_ATTEMPTS):
-            slot = await self._acquire()
-            session = RunnerSession(slot, program, limits, self.settings.protocol_margin_s)
-            try:
-                await slot.fit_memory(limits.memory_mb)
-                await session.open()
-                break
-            except SandboxCrashed:
-                # Nothing ran yet: a container that died while idle (its end not seen yet) costs a retry.
-                self._release(slot)
-                if attempt + 1 == OPEN_ATTEMPTS:
-                    raise
-            except BaseException:
-                self._release(slot)
-                raise
-        try:
-            yield session
-        finally:
-            try:
-                await session.close()
-            finally:
-                self._release(slot)
-
-    async def _acquire(self) -> _Container:
-        assert self._free is not None
-        while True:
-            if self._closed:
-                raise SandboxUnavailable("the sandbox is closed")
-            if all(s.broken for s in self._slots) and not self._tasks:
-                raise SandboxUnavailable("no container is left")
-            try:
-                async with asyncio.timeout(self.settings.acquire_timeout_s):
-                    slot = await self._free.get()
-            except TimeoutError as exc:
-                wait_s = self.settings.acquire_timeout_s
-                raise SandboxUnavailable(f"no free container within {wait_s} s") from exc
-            if not slot.broken:
-                return slot
-            self._background(self._replace(slot))  # died while idle
-
-    def _release(self, slot: _Container) -> None:
-        self._background(self._recycle(slot))
-
-    def _background(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _recycle(self, slot: _Container) -> None:
-        """After a session: back to the pool (the session left nothing behind: its namespaces are gone), or
-        replaced if it broke."""
-        if not slot.broken and not self._closed:
-            assert self._free is not None
-            self._free.put_nowait(slot)
-            return
-        await self._replace(slot)
-
-    async def _replace(self, slot: _Container) -> None:
-        """Remove a broken container and start a fresh one in its slot (retrying a few times)."""
-        await slot.remove()
-        for attempt in range(5):
-            if self._closed:
-                return
-            fresh = self._new_slot(slot.index)
-            try:
-                await fresh.start()
-            except asyncio.CancelledError:
-                await asyncio.shield(fresh.remove())
-                raise
-            except SandboxError as exc:
-                logger.error(
-                    "sandbox container %d could not restart (attempt %d): %s", slot.index, attempt + 1, exc
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), 0.5 * 2**attempt)
-                continue
-            self._slots[self._slots.index(slot)] = fresh
-            if self._closed:
-                await fresh.remove()
-                return
-            assert self._free is not None
-            self._free.put_nowait(fresh)
-            logger.warning("sandbox container %d replaced (%s)", slot.index, fresh.id)
-            return
-        logger.error("sandbox container %d is lost", slot.index)
 
 
 def _close_created(future: asyncio.Future[tuple[Any, socket.socket]]) -> None:

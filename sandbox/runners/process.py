@@ -6,9 +6,11 @@
         run = await session.run(TestInput(stdin="hi\\n"))      # TestRun(outcome="ok", stdout="hi\\n", ...)
     await sandbox.close()
 
-Each slot is one `sandbox/runner.py` process (see its docstring for the protocol and the process tree). A
-session holds a slot for all of its tests; a runner that dies, hangs past a test's deadline plus
-`protocol_margin_s`, or answers nonsense is killed and replaced, and the session raises SandboxCrashed.
+Each slot is one `sandbox/runner.py` process (see its docstring for the protocol and the process tree),
+under a uid block this sandbox holds alone and, where the server may make them, a cgroup per slot. The
+slots' lifecycle is the shared pool's (sandbox.runners.pool): a session holds a slot for all of its tests;
+a runner that dies, hangs past a test's deadline plus `protocol_margin_s`, or answers nonsense is killed
+and replaced, and the session raises SandboxCrashed.
 """
 
 from __future__ import annotations
@@ -21,16 +23,15 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 from sandbox import runner as protocol
 from sandbox.cgroups import CgroupsUnavailable, SlotCgroups
 from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
-from sandbox.runners.session import RunnerSession, exchange
-from sandbox.schemas import Limits, Program
+from sandbox.runners.pool import PooledSandbox, SlotPool
+from sandbox.runners.session import exchange
+from sandbox.schemas import Limits
 from sandbox.settings import SandboxSettings
 
 logger = logging.getLogger(__name__)
@@ -90,13 +91,14 @@ class _Runner:
     def label(self) -> str:
         return f"runner {self.index}"
 
-    def __init__(
-        self, index: int, settings: SandboxSettings, uid_base: int, cgroup: dict[str, Any] | None
-    ) -> None:
+    def __init__(self, index: int, sandbox: ProcessSandbox) -> None:
+        assert sandbox.uid_base is not None
         self.index = index
-        self.settings = settings
-        self.uid_base = uid_base
-        self.cgroup = cgroup  # the "cgroup" of its hello (see sandbox.runner.TestCgroup)
+        self.settings = sandbox.settings
+        self.uid_base = sandbox.uid_base
+        # The "cgroup" of its hello (see sandbox.runner.TestCgroup).
+        self.cgroup = sandbox.cgroup_config(index)
+        self._sandbox = sandbox
         self.process: asyncio.subprocess.Process | None = None
         self.ready: dict[str, Any] = {}
         self.broken = False
@@ -116,7 +118,7 @@ class _Runner:
             "cgroup": self.cgroup,
         }
 
-    async def start(self) -> dict[str, Any]:
+    async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
             self.settings.python or sys.executable,
             "-I",  # isolated: no PYTHON* variables, no user site, no script dir on sys.path
@@ -141,7 +143,6 @@ class _Runner:
             await self.kill()
             raise SandboxUnavailable(f"runner {self.index} did not start: {reply.get('message', reply)}")
         self.ready = reply
-        return reply
 
     async def _log_stderr(self) -> None:
         assert self.process is not None and self.process.stderr is not None
@@ -154,6 +155,25 @@ class _Runner:
             raise SandboxCrashed(f"runner {self.index} is not usable")
         assert self.process.stdin is not None and self.process.stdout is not None
         return await exchange(self, self.process.stdin, self.process.stdout, message, timeout_s)
+
+    async def prepare(self, limits: Limits) -> None:
+        """Size the slot's cgroup for this session (where the sandbox has cgroups of its own)."""
+        cgroups = self._sandbox.cgroups
+        if cgroups is None:
+            return
+        try:
+            cgroups.set_memory_limit(self.index, limits.memory_mb, self.settings.workdir_mb)
+        except OSError as exc:
+            self.broken = True  # replaced, and its slot's cgroup emptied
+            raise SandboxCrashed(f"slot {self.index}: cannot set its memory limit: {exc}") from exc
+
+    async def discard(self) -> None:
+        """Kill the runner, and whatever it left in its slot's cgroup (a runner that broke may leave tests
+        behind without a pid namespace: they would count against the next session's memory)."""
+        await self.kill()
+        cgroups = self._sandbox.cgroups  # (None once the sandbox released them)
+        if cgroups is not None:
+            cgroups.empty(self.index)
 
     async def kill(self) -> None:
         """Kill the runner's process group (its namespaces die with it) and reap it."""
@@ -184,34 +204,25 @@ class _Runner:
         await self.kill()
 
 
-class ProcessSandbox:
-    """Sandbox backend of warm local runners (see the module docstring)."""
+class ProcessSandbox(PooledSandbox[_Runner]):
+    """Sandbox backend of warm local runners (see the module docstring): the slots of a SlotPool, and the
+    uid block and cgroups they share."""
 
     name = "process"
+    slot_noun = "runner"
 
     def __init__(self, settings: SandboxSettings | None = None) -> None:
+        super().__init__()
         self.settings = settings or SandboxSettings()
+        self.cgroups: SlotCgroups | None = None  # one per slot, where the server may make them
         self._uids: _UidBlock | None = None
-        self._cgroups: SlotCgroups | None = None
         self._observed_cgroup: dict[str, Any] | None = None  # without cgroups of our own: the host's
-        self._runners: list[_Runner] = []
-        self._free: asyncio.Queue[_Runner] | None = None
-        self._start_lock = asyncio.Lock()
-        self._started = False
-        self._closed = False
-        self._summary = "not started"
-        self._info: dict[str, Any] = {}
-        self._replacing: set[asyncio.Task[None]] = set()
-
-    @property
-    def isolation(self) -> str:
-        """Human-readable description of the isolation in force."""
-        return self._summary
-
-    @property
-    def isolation_info(self) -> dict[str, Any]:
-        """The runner's own account of its isolation (level, namespaces, uid switch, warnings)."""
-        return dict(self._info)
+        self.pool = SlotPool(
+            self,
+            self.settings.slots,
+            acquire_timeout_s=self.settings.acquire_timeout_s,
+            protocol_margin_s=self.settings.protocol_margin_s,
+        )
 
     @property
     def uid_base(self) -> int | None:
@@ -219,35 +230,20 @@ class ProcessSandbox:
         return self._uids.base if self._uids is not None else None
 
     @property
-    def ready(self) -> bool:
-        return self._started and not self._closed and any(not r.broken for r in self._runners)
+    def runners(self) -> list[_Runner]:
+        """The pool's current runners, one per slot (a replaced one is swapped for its successor)."""
+        return self.pool.slots
 
-    async def start(self) -> None:
-        async with self._start_lock:
-            if self._started:
-                return
-            if self._closed:
-                raise SandboxUnavailable("the sandbox is closed")
-            lower_own_oom_score()
-            self._uids = _UidBlock(self.settings.uid_base, self.settings.slots)
-            try:
-                self._cgroups = self._make_cgroups(self._uids.base)
-            except SandboxError:
-                self._uids.release()
-                raise
-            runners = [self._new_runner(i) for i in range(self.settings.slots)]
-            results = await asyncio.gather(*(r.start() for r in runners), return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            if failures:
-                await asyncio.gather(*(r.kill() for r in runners))
-                self._release_host_resources()
-                raise SandboxUnavailable(f"{len(failures)} of {len(runners)} runners failed: {failures[0]}")
-            self._runners = runners
-            self._free = asyncio.Queue()
-            for runner in runners:
-                self._free.put_nowait(runner)
-            self._note_isolation(runners[0].ready)
-            self._started = True
+    # The pool's SlotFactory: what the runners share on this host, and the runners themselves.
+
+    async def open_host(self) -> None:
+        lower_own_oom_score()
+        self._uids = _UidBlock(self.settings.uid_base, self.settings.slots)
+        try:
+            self.cgroups = self._make_cgroups(self._uids.base)
+        except SandboxError:
+            self._uids.release()
+            raise
 
     def _make_cgroups(self, uid_base: int) -> SlotCgroups | None:
         """The slots' cgroups (sandbox.cgroups); without them, the host's own cgroup is only observed."""
@@ -269,23 +265,25 @@ class ProcessSandbox:
             self._observed_cgroup = {**own, "shared": True} if own else None
             return None
 
-    def _new_runner(self, index: int) -> _Runner:
-        assert self._uids is not None
-        cgroup = self._cgroups.runner_config(index) if self._cgroups is not None else self._observed_cgroup
-        return _Runner(index, self.settings, self._uids.base, cgroup)
+    def cgroup_config(self, index: int) -> dict[str, Any] | None:
+        """The cgroup that slot `index`'s tests join (or, without cgroups of our own, observe)."""
+        return self.cgroups.runner_config(index) if self.cgroups is not None else self._observed_cgroup
 
-    def _release_host_resources(self) -> None:
-        if self._cgroups is not None:
-            self._cgroups.remove()
-            self._cgroups = None
+    def new_slot(self, index: int) -> _Runner:
+        return _Runner(index, self)
+
+    async def close_host(self) -> None:
+        if self.cgroups is not None:
+            self.cgroups.remove()
+            self.cgroups = None
         if self._uids is not None:
             self._uids.release()
 
-    def _note_isolation(self, ready: dict[str, Any]) -> None:
+    def note_isolation(self, ready: dict[str, Any]) -> None:
         self._info = dict(ready.get("isolation") or {})
         self._summary = str(ready.get("summary", "unknown"))
-        if self._cgroups is not None:
-            self._summary += f"; {self._cgroups.describe()}"
+        if self.cgroups is not None:
+            self._summary += f"; {self.cgroups.describe()}"
         slots = self.settings.slots
         if self._info.get("namespaces"):
             logger.info("process sandbox: %d slots; isolation: %s", slots, self._summary)
@@ -299,87 +297,3 @@ class ProcessSandbox:
             )
         for warning in self._info.get("warnings", []):
             logger.info("process sandbox: %s", warning)
-
-    async def close(self) -> None:
-        self._closed = True
-        for task in list(self._replacing):
-            task.cancel()
-        await asyncio.gather(*self._replacing, return_exceptions=True)
-        await asyncio.gather(*(r.stop() for r in self._runners), return_exceptions=True)
-        self._release_host_resources()
-        self._started = False
-
-    def session(self, program: Program, limits: Limits) -> AbstractAsyncContextManager[RunnerSession]:
-        """A session of `program` under `limits` in a free slot (waits for one)."""
-        return self._session(program, limits)
-
-    @contextlib.asynccontextmanager
-    async def _session(self, program: Program, limits: Limits) -> AsyncIterator[RunnerSession]:
-        await self.start()
-        runner = await self._acquire()
-        session = RunnerSession(runner, program, limits, self.settings.protocol_margin_s)
-        try:
-            if self._cgroups is not None:
-                try:
-                    self._cgroups.set_memory_limit(runner.index, limits.memory_mb, self.settings.workdir_mb)
-                except OSError as exc:
-                    runner.broken = True  # replaced, and its slot's cgroup emptied
-                    raise SandboxCrashed(f"slot {runner.index}: cannot set its memory limit: {exc}") from exc
-            await session.open()
-            yield session
-        finally:
-            try:
-                await session.close()
-            finally:
-                self._release(runner)
-
-    async def _acquire(self) -> _Runner:
-        assert self._free is not None
-        if self._closed:
-            raise SandboxUnavailable("the sandbox is closed")
-        if not any(not r.broken for r in self._runners) and not self._replacing:
-            raise SandboxUnavailable("no runner is left")
-        try:
-            async with asyncio.timeout(self.settings.acquire_timeout_s):
-                return await self._free.get()
-        except TimeoutError as exc:
-            raise SandboxUnavailable(f"no free slot within {self.settings.acquire_timeout_s} s") from exc
-
-    def _release(self, runner: _Runner) -> None:
-        assert self._free is not None
-        if not runner.broken:
-            self._free.put_nowait(runner)
-            return
-        task = asyncio.create_task(self._replace(runner))
-        self._replacing.add(task)
-        task.add_done_callback(self._replacing.discard)
-
-    async def _replace(self, runner: _Runner) -> None:
-        """Kill a broken runner and start a fresh one in its slot (retrying a few times)."""
-        await runner.kill()
-        if self._cgroups is not None:
-            self._cgroups.empty(runner.index)
-        for attempt in range(5):
-            if self._closed:
-                return
-            fresh = self._new_runner(runner.index)
-            try:
-                await fresh.start()
-            except asyncio.CancelledError:
-                await fresh.kill()
-                raise
-            except SandboxError as exc:
-                logger.error(
-                    "sandbox slot %d could not restart (attempt %d): %s", runner.index, attempt + 1, exc
-                )
-                await asyncio.sleep(0.5 * 2**attempt)
-                continue
-            self._runners[self._runners.index(runner)] = fresh
-            assert self._free is not None
-            if self._closed:
-                await fresh.stop()
-                return
-            self._free.put_nowait(fresh)
-            logger.warning("sandbox slot %d: runner replaced", runner.index)
-            return
-        logger.error("sandbox slot %d is lost", runner.index)

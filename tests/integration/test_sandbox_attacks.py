@@ -135,7 +135,7 @@ def stray_processes(box: Sandbox) -> list[str]:
     for pid, ppid, _, _ in processes:
         children.setdefault(ppid, []).append(pid)
     strays = []
-    for runner in box._runners:
+    for runner in box.runners:
         if runner.process is None or runner.broken:
             continue
         tree, todo = [], [runner.process.pid]
@@ -790,7 +790,7 @@ async def test_killing_or_stopping_its_parent_is_its_own_failure(sandbox: Sandbo
 
 def _slot_ids(box: Sandbox) -> list[Any]:
     if isinstance(box, ProcessSandbox):
-        return [runner.process.pid if runner.process else None for runner in box._runners]
+        return [runner.process.pid if runner.process else None for runner in box.runners]
     return list(getattr(box, "container_ids", []))
 
 

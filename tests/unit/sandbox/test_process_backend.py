@@ -178,7 +178,7 @@ async def test_each_session_gets_fresh_namespaces(spare_session: bool) -> None:
             pid, listing = run.stdout.split(" ", 1)
             assert listing == "[]\n"  # a fresh /tmp
             pids.add(int(pid))
-            runner = box._runners[0]
+            runner = box.runners[0]
             assert (await runner.request({"op": "ping"}, 5.0))["op"] == "pong"  # served between sessions
         assert len(pids) == 1 and pids.pop() < 10  # a fresh pid namespace each time: the same low pid
     finally:
@@ -189,7 +189,7 @@ async def test_a_cgroup_per_slot_is_made_sized_per_session_and_removed() -> None
     box = ProcessSandbox(SandboxSettings(slots=2))
     await box.start()
     try:
-        cgroups = box._cgroups
+        cgroups = box.cgroups
         if cgroups is None:
             pytest.skip(f"no cgroups of the sandbox's own here: {box.isolation}")
         assert "cgroup" in box.isolation and box.isolation_info["cgroup"]["joined"]
