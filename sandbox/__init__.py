@@ -4,8 +4,8 @@
         run = await session.run(TestInput(stdin=...))  # TestRun: outcome, stdout, result_json, ...
 
 Backends: `process` (sandbox.runners.process, the embedded default: warm runners on this machine) and
-`docker` (sandbox.runners.docker: a pool of hardened containers). Both run `sandbox/runner.py`, which forks
-one process per test from a warm interpreter.
+`docker` (sandbox.runners.docker: a pool of hardened containers). Both run the package `sandbox/runner`
+(standard library only, run as a folder), which forks one process per test from a warm interpreter.
 
 Threat model
 ============
