@@ -6,28 +6,35 @@ import importlib
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
 # Every module of the package, imported before the runner enters its namespaces or drops its privileges:
 # after that the folder is no longer there (the new root holds only the Python installation and the exposed
 # paths) or readable (tests run under another uid), so a module imported later would fail in the sandbox.
 MODULES = ("protocol", "linux", "cgroup", "isolation", "outcome", "harness", "session", "zygote")
 
 
-def _package() -> str:
-    """This package's import name; run as a folder, it is made importable first."""
-    if __package__:
-        return __package__  # -m sandbox.runner
-    # `python path/to/runner` runs this file as a script, with the folder itself as sys.path[0]: put its
-    # parent there instead (as it was for the single-file runner), so that the folder imports as a package
-    # and its modules import one another relatively.
+def import_all() -> dict[str, ModuleType]:
+    """Every module of MODULES, by name."""
+    if __package__:  # -m sandbox.runner
+        return {name: importlib.import_module(f"{__package__}.{name}") for name in MODULES}
+    # `python path/to/runner` runs this file as a script, with the folder itself first on sys.path. The
+    # folder is imported as a package from its parent instead (so that its modules import one another
+    # relatively); then neither stays on sys.path, as for any script run with -I: a solution imports
+    # nothing from beside the runner.
     folder = os.path.dirname(os.path.abspath(__file__))
-    sys.path[0] = os.path.dirname(folder)
-    return os.path.basename(folder)
+    sys.path[:] = [os.path.dirname(folder), *(path for path in sys.path if path != folder)]
+    try:
+        package = os.path.basename(folder)
+        return {name: importlib.import_module(f"{package}.{name}") for name in MODULES}
+    finally:
+        del sys.path[0]
 
 
 def main() -> None:
-    package = _package()
-    modules = {name: importlib.import_module(f"{package}.{name}") for name in MODULES}
-    modules["zygote"].runner_main()
+    import_all()["zygote"].runner_main()
 
 
 if __name__ == "__main__":

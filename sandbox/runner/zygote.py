@@ -56,6 +56,10 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 
+# ---------------------------------------------------------------------------------------------------------
+# P: the runner process
+
+
 class _Quitter:
     """`exit()` and `quit()` as the site module defines them (the runner runs with -S)."""
 

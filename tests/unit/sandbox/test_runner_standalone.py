@@ -279,12 +279,21 @@ def test_bad_requests_are_errors(start: Any) -> None:
     assert box.request({"op": "ping"}) == {"op": "pong"}
 
 
-def test_every_module_is_loaded_before_isolation(start: Any) -> None:
+SEEN_BY_A_TEST = (
+    "import json, sys\n"
+    "print(json.dumps([sorted(name for name in sys.modules if name.startswith('runner')), sys.path]))"
+)
+
+
+@pytest.mark.parametrize("namespaces", ["auto", "off"])
+def test_every_module_is_loaded_before_isolation(start: Any, namespaces: str) -> None:
     # Inside the sandbox the runner's folder is out of sight (new root) or of reach (the tests' uid): each
-    # of its modules must have been imported by the entry point before, never on first use.
-    box = start({"namespaces": "auto"})
-    run = box.run("import sys\nprint(sorted(name for name in sys.modules if name.startswith('runner')))")
+    # of its modules must have been imported by the entry point before, never on first use. Neither the
+    # folder nor its parent stays on sys.path (at level none they would still exist).
+    box = start({**UIDS, "namespaces": namespaces})  # auto: the best level this machine allows
+    run = box.run(SEEN_BY_A_TEST)
     assert run["outcome"] == "ok", run
-    expected = ["runner", *(f"runner.{name}" for name in entry.MODULES)]
-    assert json.loads(run["stdout"].replace("'", '"')) == sorted(expected)
+    modules, path = json.loads(run["stdout"])
+    assert modules == sorted(["runner", *(f"runner.{name}" for name in entry.MODULES)])
+    assert not {RUNNER_DIR, os.path.dirname(RUNNER_DIR)} & set(path), path
     box.close()
