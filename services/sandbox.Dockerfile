@@ -29,7 +29,7 @@ RUN groupadd --system --gid "${SANDBOX_UID}" sandbox \
 # The runner's folder, run as `python3 /opt/sandbox/runner` (its __main__.py imports the package from
 # /opt/sandbox). Started once here without a hello, it imports every module and exits: a check that this
 # Python runs it with the standard library alone.
-COPY sandbox/runner/*.py /opt/sandbox/runner/
+COPY sandbox/runner/ /opt/sandbox/runner/
 RUN chmod 0555 /opt/sandbox/runner && chmod 0444 /opt/sandbox/runner/*.py \
     && python3 -I -S -B /opt/sandbox/runner </dev/null
 
