@@ -1,11 +1,12 @@
 """The in-sandbox runner: a warm process that forks once per test. Standard library only, Linux only.
 
 Run this folder as `python3 -I -S -B path/to/runner` (as both backends do: the process backend from the
-checkout, the Docker image from its copy in /opt/sandbox/runner) or `python3 -I -S -B -m sandbox.runner`;
-it imports nothing from the project. `-S` keeps the .pth files of site-packages out of every test process
-(the runner adds the site-packages directories to sys.path itself, and `exit`/`quit` to builtins). The
-process backend (`sandbox.runners.process`) keeps one runner per slot; the Docker backend runs the same
-folder inside its containers. The host imports `protocol` (the frame codec) and `cgroup` alone.
+checkout, the Docker image from its copy in /opt/sandbox/runner), or as `python3 -m sandbox.runner` where
+the project is installed; it imports nothing from the project. `-S` keeps the .pth files of site-packages
+out of every test process (the runner adds the site-packages directories to sys.path itself, and
+`exit`/`quit` to builtins). The process backend (`sandbox.runners.process`) keeps one runner per slot; the
+Docker backend runs the same folder inside its containers. The host imports `protocol` (the frame codec)
+and `cgroup` alone.
 
 Modules, one role each (the process letters are those of zygote's tree):
 

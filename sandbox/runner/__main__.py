@@ -1,4 +1,4 @@
-"""The runner's entry point: `python3 -I -S -B path/to/runner` (this folder) or `-m sandbox.runner`."""
+"""The runner's entry point: `python3 -I -S -B path/to/runner` (this folder), or `-m sandbox.runner`."""
 
 from __future__ import annotations
 
