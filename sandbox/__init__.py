@@ -4,9 +4,10 @@
         run = await session.run(TestInput(stdin=...))  # TestRun: outcome, stdout, result_json, ...
 
 Backends: `process` (sandbox.runners.process, the embedded default: warm runners on this machine) and
-`docker` (sandbox.runners.docker: hardened containers). Both run `sandbox/runner.py`, which forks one
-process per test from a warm interpreter, and both are one kind of slot for the same pool
-(sandbox.runners.pool): warm slots, one session per slot, a broken slot replaced and never reused.
+`docker` (sandbox.runners.docker: hardened containers). Both run the package `sandbox/runner` (standard
+library only, run as a folder), which forks one process per test from a warm interpreter, and both are one
+kind of slot for the same pool (sandbox.runners.pool): warm slots, one session per slot, a broken slot
+replaced and never reused.
 
 Threat model
 ============

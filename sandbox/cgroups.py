@@ -13,7 +13,7 @@ holds it, and the OOM killer stays inside the cgroup (cgroup v2: `memory.oom.gro
 processes together); the runner sees the cgroup's `oom_kill` count rise and grades the test `memory`, the
 program's own failure. Each slot's cgroup also gets an equal CPU weight, so a program that starts many
 busy processes gets its share of the machine and no more, and its whole process tree's CPU time is read
-live (the time limit is on CPU time, see sandbox.runner). The sandbox's own cgroup weighs as much as
+live (the time limit is on CPU time, see sandbox.runner.outcome). The sandbox's own cgroup weighs as much as
 `slots` ordinary processes (cpu.shares 1024 or cpu.weight 100 each): beside it, every process of the host
 outside any cgroup counts as one, and a single weight would leave all the slots together one process's
 share of a busy machine.
@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.errors import SandboxError
-from sandbox.runner import own_cgroup_dir
+from sandbox.runner.cgroup import own_cgroup_dir
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class SlotCgroups:
                 directory.mkdir()
 
     def runner_config(self, slot: int) -> dict[str, Any]:
-        """The "cgroup" of a runner's hello (see sandbox.runner.TestCgroup)."""
+        """The "cgroup" of a runner's hello (see sandbox.runner.cgroup.TestCgroup)."""
         dirs = self._slots[slot].dirs
         if self.version == 2:
             return {

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sandbox.runner import DEFAULT_EXPOSE
+from sandbox.runner.protocol import DEFAULT_EXPOSE
 
 
 class SandboxSettings(BaseSettings):

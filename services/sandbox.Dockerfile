@@ -1,5 +1,5 @@
-# The sandbox image: `sandbox/runner.py` (standard library only) on a plain Python base, run by the Docker
-# backend (`sandbox/runners/docker.py`) as a pool of long-lived, hardened containers.
+# The sandbox image: the `sandbox/runner` package (standard library only) on a plain Python base, run by the
+# Docker backend (`sandbox/runners/docker.py`) as a pool of long-lived, hardened containers.
 #
 #   docker build -f services/sandbox.Dockerfile -t iarl/sandbox:latest .
 #   # no registry (e.g. CI): bash services/build_base_image.sh, then
@@ -26,13 +26,17 @@ RUN groupadd --system --gid "${SANDBOX_UID}" sandbox \
         --shell /usr/sbin/nologin sandbox \
     && mkdir -p /opt/sandbox
 
-COPY sandbox/runner.py /opt/sandbox/runner.py
-RUN chmod 0444 /opt/sandbox/runner.py && python3 -I -B -c "import ast, sys; ast.parse(open(sys.argv[1]).read())" /opt/sandbox/runner.py
+# The runner's folder, run as `python3 /opt/sandbox/runner` (its __main__.py imports the package from
+# /opt/sandbox). Started once here without a hello, it imports every module and exits: a check that this
+# Python runs it with the standard library alone.
+COPY sandbox/runner/ /opt/sandbox/runner/
+RUN chmod 0555 /opt/sandbox/runner && chmod 0444 /opt/sandbox/runner/*.py \
+    && python3 -I -S -B /opt/sandbox/runner </dev/null
 
 ENV LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp TMPDIR=/tmp
 WORKDIR /tmp
 USER sandbox:sandbox
 LABEL org.opencontainers.image.title="iarl sandbox runner" \
-      org.opencontainers.image.description="Warm, fork-per-test runner for untrusted Python (see sandbox/runner.py)"
+      org.opencontainers.image.description="Warm, fork-per-test runner for untrusted Python (see sandbox/runner)"
 # The runner speaks length-prefixed JSON frames on stdin/stdout; closing stdin ends it (and the container).
-ENTRYPOINT ["python3", "-I", "-B", "/opt/sandbox/runner.py"]
+ENTRYPOINT ["python3", "-I", "-B", "/opt/sandbox/runner"]

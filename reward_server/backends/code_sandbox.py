@@ -48,7 +48,9 @@ RULES_MODULES = (
     __name__,
     "reward_server.code_execution.local",  # a program's verdict from its tests' runs (reruns, first failure)
     "reward_server.backends.program_extractor",  # `no_answer` for a completion whose extraction fails
-    "sandbox.runner",  # a test's outcome (timeout, memory, runtime_error, ...) and whether it is certain
+    # The in-sandbox runner package, every module of it: a test's outcome (timeout, memory, runtime_error,
+    # ...) and whether it is certain.
+    "sandbox.runner",
     "sandbox.runners.session",  # the protocol: a runner's reply read as a TestRun
     "sandbox.schemas",  # the per-test limits a reference does not set (processes, output, files)
 )

@@ -1,4 +1,4 @@
-"""The Docker backend: a warm pool of hardened, long-lived containers, each running `sandbox/runner.py`.
+"""The Docker backend: a warm pool of hardened, long-lived containers, each running `sandbox/runner`.
 
     sandbox = DockerSandbox(SandboxSettings(docker_pool_size=4))
     await sandbox.start()     # removes a crashed server's leftovers, starts the pool, logs the isolation
@@ -23,7 +23,7 @@ background (the shared pool's lifecycle, sandbox.runners.pool); the session it s
 
 Transport
 ---------
-The runner's own protocol (length-prefixed JSON frames; see the top of `sandbox/runner.py`) over the
+The runner's own protocol (length-prefixed JSON frames; see `sandbox/runner/protocol.py`) over the
 container's attached stdin/stdout. The attach connection is opened before the container starts (nothing
 is lost), then handed to asyncio; a reader task strips Docker's 8-byte stream headers and logs the runner's
 stderr. A round trip through dockerd costs ~0.1 ms, so a test costs what the runner's fork costs plus that;
@@ -77,8 +77,8 @@ import requests
 from docker import errors as docker_errors
 from docker.types import LogConfig  # type: ignore[import-untyped]
 
-from sandbox import runner as protocol
 from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
+from sandbox.runner import protocol
 from sandbox.runners.pool import PooledSandbox, SlotPool
 from sandbox.runners.session import CLOSE_TIMEOUT_S, exchange
 from sandbox.schemas import Limits
@@ -89,6 +89,7 @@ logger = logging.getLogger(__name__)
 LABEL = "io.iarl.sandbox"
 OWNER_LABEL = "io.iarl.sandbox.owner"
 RUNNER_HASH_LABEL = "io.iarl.sandbox.runner-sha256"  # set by services/build_sandbox_image.sh
+RUNNER_DIR = Path(protocol.__file__).resolve().parent  # the runner package, copied into the image
 RUNNER_OVERHEAD_MB = 192  # the runner's own processes beside a test: added to its limit and /tmp
 OPEN_ATTEMPTS = 3  # containers a session may try when the one it got died while idle
 REMOVE_TIMEOUT_S = 30
@@ -373,7 +374,7 @@ class DockerSandbox(PooledSandbox[_Container]):
         built_from = (found.labels or {}).get(RUNNER_HASH_LABEL)
         if built_from is not None and built_from != _runner_sha256():
             logger.warning(
-                "docker sandbox: image %s holds another version of sandbox/runner.py than this server; "
+                "docker sandbox: image %s holds another version of sandbox/runner than this server; "
                 "rebuild it (bash services/build_sandbox_image.sh)",
                 image,
             )
@@ -441,8 +442,13 @@ def _seccomp_profile() -> str:
 
 
 def _runner_sha256() -> str:
-    with open(protocol.__file__, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+    """The runner's hash as services/build_sandbox_image.sh labels the image: the SHA-256 of what
+    `sha256sum *.py` prints in the runner package's folder (its modules, names in byte order)."""
+    listing = "".join(
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n"
+        for path in sorted(RUNNER_DIR.glob("*.py"))
+    )
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _process_alive(pid: int) -> bool:

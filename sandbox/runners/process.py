@@ -6,7 +6,7 @@
         run = await session.run(TestInput(stdin="hi\\n"))      # TestRun(outcome="ok", stdout="hi\\n", ...)
     await sandbox.close()
 
-Each slot is one `sandbox/runner.py` process (see its docstring for the protocol and the process tree),
+Each slot is one `sandbox/runner` process (see its docstrings for the protocol and the process tree),
 under a uid block this sandbox holds alone and, where the server may make them, a cgroup per slot. The
 slots' lifecycle is the shared pool's (sandbox.runners.pool): a session holds a slot for all of its tests;
 a runner that dies, hangs past a test's deadline plus `protocol_margin_s`, or answers nonsense is killed
@@ -26,9 +26,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sandbox import runner as protocol
 from sandbox.cgroups import CgroupsUnavailable, SlotCgroups
 from sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
+from sandbox.runner import cgroup, protocol
 from sandbox.runners.pool import PooledSandbox, SlotPool
 from sandbox.runners.session import exchange
 from sandbox.schemas import Limits
@@ -36,7 +36,7 @@ from sandbox.settings import SandboxSettings
 
 logger = logging.getLogger(__name__)
 
-RUNNER_PATH = Path(protocol.__file__).resolve()
+RUNNER_PATH = Path(protocol.__file__).resolve().parent  # the runner package, run as `python <folder>`
 RUNNER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}  # nothing of the server's own
 # The OOM killer's order: every test process raises its own score to 1000 (first choice); the process that
 # hosts a sandbox (the server, a worker) lowers its own, where it may, so that it is the last. Its runners
@@ -96,7 +96,7 @@ class _Runner:
         self.index = index
         self.settings = sandbox.settings
         self.uid_base = sandbox.uid_base
-        # The "cgroup" of its hello (see sandbox.runner.TestCgroup).
+        # The "cgroup" of its hello (see sandbox.runner.cgroup.TestCgroup).
         self.cgroup = sandbox.cgroup_config(index)
         self._sandbox = sandbox
         self.process: asyncio.subprocess.Process | None = None
@@ -261,7 +261,7 @@ class ProcessSandbox(PooledSandbox[_Runner]):
                 "be told apart from a neighbour's doing (such verdicts are not cached)",
                 exc,
             )
-            own = protocol.own_cgroup_files()
+            own = cgroup.own_cgroup_files()
             self._observed_cgroup = {**own, "shared": True} if own else None
             return None
 

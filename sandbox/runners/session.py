@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from sandbox import runner as protocol
 from sandbox.errors import SandboxCrashed, SandboxError
+from sandbox.runner import protocol
 from sandbox.schemas import Limits, Program, TestInput, TestRun
 
 # Closing waits for the runner's sweep of everything the program left behind.

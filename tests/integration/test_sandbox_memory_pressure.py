@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.cgroups import SlotCgroups
-from sandbox.runner import own_cgroup_dir
+from sandbox.runner.cgroup import own_cgroup_dir
 from tests.integration.test_sandbox_attacks import FAN_OUT
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The runner's wire format and its result serialization, in-process (no runner started)."""
+"""The runner's wire format, its result serialization and its config, in-process (no runner started)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,19 @@ import struct
 
 import pytest
 
-from sandbox import runner
+from sandbox.runner import harness, isolation, outcome, protocol
 
 
 def test_frame_round_trip_through_a_pipe() -> None:
     read_fd, write_fd = os.pipe()
     try:
         message = {"op": "run", "stdin": "1 2\n\u00e9\u4e2d", "args": [1, [2, 3], {"k": None}]}
-        runner.write_frame(write_fd, message)
-        runner.write_frame(write_fd, {"op": "close"})
+        protocol.write_frame(write_fd, message)
+        protocol.write_frame(write_fd, {"op": "close"})
         os.close(write_fd)
-        assert runner.read_frame(read_fd) == message
-        assert runner.read_frame(read_fd) == {"op": "close"}
-        assert runner.read_frame(read_fd) is None  # end of stream between frames
+        assert protocol.read_frame(read_fd) == message
+        assert protocol.read_frame(read_fd) == {"op": "close"}
+        assert protocol.read_frame(read_fd) is None  # end of stream between frames
     finally:
         os.close(read_fd)
 
@@ -28,10 +28,10 @@ def test_frame_round_trip_through_a_pipe() -> None:
 def test_a_truncated_frame_is_an_error_not_an_end() -> None:
     read_fd, write_fd = os.pipe()
     try:
-        os.write(write_fd, runner.encode_frame({"op": "ping"})[:-2])
+        os.write(write_fd, protocol.encode_frame({"op": "ping"})[:-2])
         os.close(write_fd)
         with pytest.raises(EOFError):
-            runner.read_frame(read_fd)
+            protocol.read_frame(read_fd)
     finally:
         os.close(read_fd)
 
@@ -39,9 +39,9 @@ def test_a_truncated_frame_is_an_error_not_an_end() -> None:
 def test_an_oversized_frame_header_is_refused() -> None:
     read_fd, write_fd = os.pipe()
     try:
-        os.write(write_fd, struct.pack(">I", runner.MAX_FRAME_BYTES + 1))
+        os.write(write_fd, struct.pack(">I", protocol.MAX_FRAME_BYTES + 1))
         with pytest.raises(ValueError, match="exceeds"):
-            runner.read_frame(read_fd)
+            protocol.read_frame(read_fd)
     finally:
         os.close(read_fd)
         os.close(write_fd)
@@ -50,13 +50,13 @@ def test_an_oversized_frame_header_is_refused() -> None:
 @pytest.mark.parametrize("body", [b"[1, 2]", b'{"no_op": 1}', b'{"op": 3}', b"not json"])
 def test_a_frame_must_hold_an_object_with_an_op(body: bytes) -> None:
     with pytest.raises(ValueError):
-        runner.decode_frame_body(body)
+        protocol.decode_frame_body(body)
 
 
 def test_strings_with_lone_surrogates_survive_the_frame() -> None:
     message = {"op": "run", "stdin": "a\udcffb"}
-    encoded = runner.encode_frame(message)
-    assert runner.decode_frame_body(encoded[4:]) == message
+    encoded = protocol.encode_frame(message)
+    assert protocol.decode_frame_body(encoded[4:]) == message
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_strings_with_lone_surrogates_survive_the_frame() -> None:
     ],
 )
 def test_results_become_plain_json(value: object, expected: object) -> None:
-    assert json.loads(runner._to_json(value)) == expected
+    assert json.loads(harness.to_json(value)) == expected
 
 
 def test_subclasses_count_as_their_base_type_whatever_they_override() -> None:
@@ -96,42 +96,42 @@ def test_subclasses_count_as_their_base_type_whatever_they_override() -> None:
         def __repr__(self) -> str:
             return "999"
 
-    assert json.loads(runner._to_json(Liar("real"))) == "real"
-    assert json.loads(runner._to_json(SneakyList([1, 2]))) == [1, 2]
-    assert json.loads(runner._to_json(SneakyInt(5))) == 5
+    assert json.loads(harness.to_json(Liar("real"))) == "real"
+    assert json.loads(harness.to_json(SneakyList([1, 2]))) == [1, 2]
+    assert json.loads(harness.to_json(SneakyInt(5))) == 5
 
 
 @pytest.mark.parametrize("value", [{1, 2}, object(), float("nan"), float("inf"), b"bytes", {(1, 2): 3}, 1j])
 def test_values_that_are_not_json_are_refused(value: object) -> None:
     with pytest.raises((TypeError, ValueError)):
-        runner._to_json(value)
+        harness.to_json(value)
 
 
 def test_a_cyclic_result_is_refused() -> None:
     cyclic: list[object] = []
     cyclic.append(cyclic)
     with pytest.raises((ValueError, RecursionError)):
-        runner._to_json(cyclic)
+        harness.to_json(cyclic)
 
 
 def test_result_records_parse_only_when_well_formed() -> None:
     good = b"R" + struct.pack(">I", 3) + b"[1]" + b"E" + struct.pack(">I", 11) + b"MemoryError"
-    assert runner._parse_records(good) == [(b"R", b"[1]"), (b"E", b"MemoryError")]
-    assert runner._parse_records(b"") == []
-    assert runner._parse_records(b"R" + struct.pack(">I", 9) + b"[1]") is None  # short body
-    assert runner._parse_records(b"X" + struct.pack(">I", 0)) is None  # unknown tag
-    assert runner._parse_records(b"R\x00") is None  # short header
+    assert outcome.parse_records(good) == [(b"R", b"[1]"), (b"E", b"MemoryError")]
+    assert outcome.parse_records(b"") == []
+    assert outcome.parse_records(b"R" + struct.pack(">I", 9) + b"[1]") is None  # short body
+    assert outcome.parse_records(b"X" + struct.pack(">I", 0)) is None  # unknown tag
+    assert outcome.parse_records(b"R\x00") is None  # short header
 
 
 def test_config_rejects_an_unknown_namespace_mode() -> None:
     with pytest.raises(ValueError, match="namespaces"):
-        runner.Config({"namespaces": "sometimes"})
-    assert runner.Config(None).namespaces == "auto"
+        isolation.Config({"namespaces": "sometimes"})
+    assert isolation.Config(None).namespaces == "auto"
 
 
 def test_levels_tried_in_order() -> None:
-    assert runner.plan_levels(runner.Config({"namespaces": "off"})) == ["none"]
-    auto = runner.plan_levels(runner.Config({"namespaces": "auto"}))
-    required = runner.plan_levels(runner.Config({"namespaces": "require"}))
+    assert isolation.plan_levels(isolation.Config({"namespaces": "off"})) == ["none"]
+    auto = isolation.plan_levels(isolation.Config({"namespaces": "auto"}))
+    required = isolation.plan_levels(isolation.Config({"namespaces": "require"}))
     assert auto[-1] == "none" and "none" not in required
     assert auto[:-1] == required

@@ -1,4 +1,4 @@
-"""The runner file on its own, spoken to over its pipes as the Docker backend does, at each level."""
+"""The runner folder on its own, spoken to over its pipes as the Docker backend does, at each level."""
 
 from __future__ import annotations
 
@@ -15,22 +15,30 @@ from typing import Any
 
 import pytest
 
-from sandbox import runner
+from sandbox.runner import __main__ as entry
+from sandbox.runner import isolation, linux, protocol
 
-ROOT_ONLY = pytest.mark.skipif(not runner.real_root(), reason="needs real root")
+RUNNER_DIR = os.path.dirname(protocol.__file__)  # run as `python <folder>`, as both backends do
+
+ROOT_ONLY = pytest.mark.skipif(not isolation.real_root(), reason="needs real root")
+
+
+_NOT_SOURCE = shutil.ignore_patterns("__pycache__")
 
 
 class Runner:
     def __init__(
         self, config: dict[str, Any], argv_prefix: tuple[str, ...] = (), python: str = sys.executable
     ) -> None:
-        script = runner.__file__
+        script = RUNNER_DIR
         self.copy: str | None = None
         if argv_prefix:  # run as another user: from a copy it may read (the checkout may be private)
             self.copy = tempfile.mkdtemp(prefix="runner-")
             os.chmod(self.copy, 0o755)
-            script = shutil.copy(runner.__file__, self.copy)
-            os.chmod(script, 0o644)
+            script = shutil.copytree(RUNNER_DIR, os.path.join(self.copy, "runner"), ignore=_NOT_SOURCE)
+            os.chmod(script, 0o755)
+            for name in os.listdir(script):
+                os.chmod(os.path.join(script, name), 0o644)
         self.process = subprocess.Popen(
             [*argv_prefix, python, "-I", "-S", "-B", script],
             stdin=subprocess.PIPE,
@@ -58,12 +66,12 @@ class Runner:
 
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(runner.encode_frame(message))
+        self.process.stdin.write(protocol.encode_frame(message))
         self.process.stdin.flush()
         header = self.process.stdout.read(4)
         assert len(header) == 4, f"the runner ended ({self.process.poll()})"
         (size,) = struct.unpack(">I", header)
-        return runner.decode_frame_body(self.process.stdout.read(size))
+        return protocol.decode_frame_body(self.process.stdout.read(size))
 
     def run(self, code: str, stdin: str = "", **limits: Any) -> dict[str, Any]:
         opened = self.request({"op": "open", "program": {"code": code}, "limits": limits})
@@ -118,7 +126,7 @@ def test_userns_level(start: Any) -> None:
     box = start({**UIDS, "levels": ["userns"]})
     assert box.ready["isolation"]["level"] == "userns", box.ready
     assert box.ready["isolation"]["nested_userns_blocked"]
-    check_level(box, expect_uid=runner.TEST_ID_IN_NS)
+    check_level(box, expect_uid=isolation.TEST_ID_IN_NS)
 
 
 @ROOT_ONLY
@@ -140,7 +148,7 @@ def test_none_level_as_root_switches_uid(start: Any) -> None:
     check_level(box, expect_uid=UIDS["test_uid"])  # (its programs import only what the runner has)
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/bin/python3") or not runner.real_root(), reason="needs root")
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3") or not isolation.real_root(), reason="needs root")
 def test_unprivileged_runner_uses_a_user_namespace_of_its_own(start: Any) -> None:
     # An ordinary user (nobody) with the system interpreter: one uid to map, so the tests keep uid 0 of
     # the namespace with every capability dropped; still no way to kill the runner or exceed NPROC.
@@ -198,10 +206,10 @@ def test_userns_level_without_proc(start: Any) -> None:
     assert box.ready["isolation"]["level"] == "userns", box.ready
     assert box.ready["isolation"]["namespaces"] == ["user", "pid", "net", "mount", "ipc", "uts"]
     check_without_proc(box, "mount_proc=off")
-    check_level(box, expect_uid=runner.TEST_ID_IN_NS)  # fork bomb and kill -9 -1 swept without /proc
+    check_level(box, expect_uid=isolation.TEST_ID_IN_NS)  # fork bomb and kill -9 -1 swept without /proc
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/bin/python3") or not runner.real_root(), reason="needs root")
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3") or not isolation.real_root(), reason="needs root")
 def test_unprivileged_runner_without_proc(start: Any) -> None:
     # The level a Docker worker gets under Docker's /proc masks (there the fresh proc mount is refused).
     prefix = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
@@ -215,21 +223,21 @@ def test_unprivileged_runner_without_proc(start: Any) -> None:
 
 FILTER_PROBE = (
     "import ctypes, os, subprocess, sys, threading\n"
-    "from sandbox import runner\n"
+    "from sandbox.runner import linux\n"
     "libc = ctypes.CDLL(None, use_errno=True)\n"
     "if os.geteuid() == 0:  # a mount namespace of its own: a broken filter must not mount on the host\n"
-    "    runner.unshare(runner.CLONE_NEWNS)\n"
-    "    runner.mount(None, '/', None, runner.MS_REC | runner.MS_PRIVATE)\n"
-    "runner.prctl(runner.PR_SET_NO_NEW_PRIVS, 1)\n"
-    "runner.install_filter(runner.solution_filter(block_namespaces={block}))\n"
+    "    linux.unshare(linux.CLONE_NEWNS)\n"
+    "    linux.mount(None, '/', None, linux.MS_REC | linux.MS_PRIVATE)\n"
+    "linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)\n"
+    "linux.install_filter(linux.solution_filter(block_namespaces={block}))\n"
     "def errno_of(ret):\n"
     "    return ctypes.get_errno() if ret == -1 else 0\n"
     "refused = [errno_of(libc.shmget(0, 1 << 20, 0o1600)), errno_of(libc.semget(0, 1, 0o1600)),\n"
     "           errno_of(libc.msgget(0, 0o1600)), errno_of(libc.memfd_create(b'x', 0)),\n"
     "           errno_of(libc.shmat(0, None, 0))]\n"
     "if {block}:  # (never without the filter: as root these would change this very host)\n"
-    "    refused += [errno_of(libc.unshare(runner.CLONE_NEWUSER)),\n"
-    "                errno_of(libc.unshare(runner.CLONE_NEWNET)),\n"
+    "    refused += [errno_of(libc.unshare(linux.CLONE_NEWUSER)),\n"
+    "                errno_of(libc.unshare(linux.CLONE_NEWNET)),\n"
     "                errno_of(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)), errno_of(libc.setns(0, 0)),\n"
     "                errno_of(libc.syscall(435, None, 0))]  # clone3: ENOSYS, so libc falls back to clone\n"
     "thread = threading.Thread(target=print, args=('thread',))\n"
@@ -243,7 +251,7 @@ FILTER_PROBE = (
 def test_solution_filter_refuses_hidden_memory_and_namespaces(block_namespaces: bool) -> None:
     """Every test runs under this filter: SysV IPC and memfds (memory in no process's RSS) are refused;
     namespaces and mounts too where max_user_namespaces cannot be set (Docker's read-only /proc/sys)."""
-    if runner.solution_filter(block_namespaces) is None:
+    if linux.solution_filter(block_namespaces) is None:
         pytest.skip(f"no filter for {os.uname().machine}")
     import errno
 
@@ -269,3 +277,23 @@ def test_bad_requests_are_errors(start: Any) -> None:
     box = start({"namespaces": "off"})
     assert box.request({"op": "run", "stdin": ""})["op"] == "error"  # outside a session
     assert box.request({"op": "ping"}) == {"op": "pong"}
+
+
+SEEN_BY_A_TEST = (
+    "import json, sys\n"
+    "print(json.dumps([sorted(name for name in sys.modules if name.startswith('runner')), sys.path]))"
+)
+
+
+@pytest.mark.parametrize("namespaces", ["auto", "off"])
+def test_every_module_is_loaded_before_isolation(start: Any, namespaces: str) -> None:
+    # Inside the sandbox the runner's folder is out of sight (new root) or of reach (the tests' uid): each
+    # of its modules must have been imported by the entry point before, never on first use. Neither the
+    # folder nor its parent stays on sys.path (at level none they would still exist).
+    box = start({**UIDS, "namespaces": namespaces})  # auto: the best level this machine allows
+    run = box.run(SEEN_BY_A_TEST)
+    assert run["outcome"] == "ok", run
+    modules, path = json.loads(run["stdout"])
+    assert modules == sorted(["runner", *(f"runner.{name}" for name in entry.MODULES)])
+    assert not {RUNNER_DIR, os.path.dirname(RUNNER_DIR)} & set(path), path
+    box.close()
