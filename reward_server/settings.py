@@ -18,6 +18,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sandbox.schemas import MAX_MEMORY_MB, MAX_TIME_LIMIT_S, MIN_MEMORY_MB
+
 
 class RewardSettings(BaseSettings):
     # Errors never echo a value: some are secrets (API keys, a Redis URL with its password).
@@ -136,10 +138,16 @@ class RewardSettings(BaseSettings):
         True, description="Stop a solution at its first failing test (its reward is decided)."
     )
     code_default_time_limit_s: float = Field(
-        4.0, gt=0, le=120, description="Time limit per test (CPU time) when the reference gives none."
+        4.0,
+        gt=0,
+        le=MAX_TIME_LIMIT_S,
+        description="Time limit per test (CPU time) when the reference gives none.",
     )
     code_default_memory_mb: int = Field(
-        1024, ge=16, le=16384, description="Address space per test when the reference gives none."
+        1024,
+        ge=MIN_MEMORY_MB,
+        le=MAX_MEMORY_MB,
+        description="Address space per test when the reference gives none.",
     )
     code_max_run_s: float = Field(
         600.0,
@@ -165,14 +173,14 @@ class RewardSettings(BaseSettings):
     code_max_time_limit_s: float = Field(
         60.0,
         gt=0,
-        le=120,
+        le=MAX_TIME_LIMIT_S,
         description="Cap on any time limit per test: a request's reference asking for more is refused (422); "
         "a limit scaled by the factor is clamped to it.",
     )
     code_max_memory_mb: int = Field(
         4096,
-        ge=16,
-        le=16384,
+        ge=MIN_MEMORY_MB,
+        le=MAX_MEMORY_MB,
         description="Cap on any memory limit per test: a request's reference asking for more is refused "
         "(422); a limit plus its headroom is clamped to it.",
     )

@@ -11,6 +11,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The bounds of one test's limits, here and nowhere else: the server's settings and the references of a
+# request are checked against them (reward_server.settings, reward_server.code_grading.reference).
+MAX_TIME_LIMIT_S = 120.0  # a test's time limit (CPU time); its wall clock may be a multiple of it
+MAX_WALL_TIME_S = 3600.0
+MIN_MEMORY_MB, MAX_MEMORY_MB = 16, 16384
+
 
 class Program(BaseModel):
     """Untrusted Python source and how to call it."""
@@ -30,18 +36,22 @@ class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     wall_time_s: float = Field(
-        4.0, gt=0, le=3600, description="Wall-clock deadline of one test: every process is killed at it."
+        4.0,
+        gt=0,
+        le=MAX_WALL_TIME_S,
+        description="Wall-clock deadline of one test: every process is killed at it.",
     )
     cpu_time_s: float | None = Field(
         None,
         gt=0,
+        le=MAX_TIME_LIMIT_S,
         description="The time limit: CPU time of all the test's processes together (each one also under "
         "RLIMIT_CPU); default: the wall time.",
     )
     memory_mb: int = Field(
         512,
-        ge=16,
-        le=16384,
+        ge=MIN_MEMORY_MB,
+        le=MAX_MEMORY_MB,
         description="Address space per process (RLIMIT_AS); with a memory cgroup, also the memory of all "
         "the test's processes together (plus the session's /tmp).",
     )

@@ -56,19 +56,6 @@ RULES_MODULES = (
 )
 
 
-def limit_policy(settings: RewardSettings) -> LimitPolicy:
-    return LimitPolicy(
-        default_time_limit_s=settings.code_default_time_limit_s,
-        default_memory_mb=settings.code_default_memory_mb,
-        time_limit_factor=settings.code_time_limit_factor,
-        memory_headroom_mb=settings.code_memory_headroom_mb,
-        max_time_limit_s=settings.code_max_time_limit_s,
-        max_memory_mb=settings.code_max_memory_mb,
-        max_tests=settings.code_max_tests,
-        max_test_bytes=int(settings.code_max_test_mb * 2**20),
-    )
-
-
 def code_rules_version(settings: RewardSettings) -> str:
     """The code backend's version under `settings`; each queue worker stamps its verdicts with its own.
 
@@ -117,7 +104,7 @@ class CodeBackend:
         """`sandbox` or `executor` are for tests and benches; by default both come from the settings."""
         self.settings = settings
         self.version = code_rules_version(settings)
-        self.policy = limit_policy(settings)
+        self.policy = LimitPolicy.from_settings(settings)
         self.executor = executor or build_executor(settings, sandbox)
         self.problems = (
             load_problems(settings.code_problems_path, self.policy) if settings.code_problems_path else {}

@@ -63,8 +63,9 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-MAX_TIME_LIMIT_S = 120.0  # the sandbox's own ceiling (`sandbox.schemas.Limits.wall_time_s`)
-MIN_MEMORY_MB, MAX_MEMORY_MB = 16, 16384  # the sandbox's range (`sandbox.schemas.Limits.memory_mb`)
+from reward_server.settings import RewardSettings
+from sandbox.schemas import MAX_MEMORY_MB, MAX_TIME_LIMIT_S, MIN_MEMORY_MB
+
 MAX_VALUE_DEPTH = 100  # nesting of one test's input or output (pydantic's serializer gives up near 255)
 VALUE_COST_BYTES = 64  # about what Python needs to hold one JSON value; a string adds its length
 
@@ -104,18 +105,36 @@ class CodeProblem(BaseModel):
         return "stdin" if self.fn_name is None else "call"
 
 
+def _setting(name: str) -> Any:
+    """The default of a REWARD_CODE_* setting: a policy's defaults are the server's, defined once."""
+    return RewardSettings.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class LimitPolicy:
     """How reference limits become effective limits, and what a request may ask for (server settings)."""
 
-    default_time_limit_s: float = 4.0
-    default_memory_mb: int = 1024
-    time_limit_factor: float = 1.0
-    memory_headroom_mb: int = 32
-    max_time_limit_s: float = 60.0
-    max_memory_mb: int = 4096
-    max_tests: int = 10_000
-    max_test_bytes: int = 64 * 2**20
+    default_time_limit_s: float = _setting("code_default_time_limit_s")
+    default_memory_mb: int = _setting("code_default_memory_mb")
+    time_limit_factor: float = _setting("code_time_limit_factor")
+    memory_headroom_mb: int = _setting("code_memory_headroom_mb")
+    max_time_limit_s: float = _setting("code_max_time_limit_s")
+    max_memory_mb: int = _setting("code_max_memory_mb")
+    max_tests: int = _setting("code_max_tests")
+    max_test_bytes: int = int(_setting("code_max_test_mb") * 2**20)
+
+    @classmethod
+    def from_settings(cls, settings: RewardSettings) -> LimitPolicy:
+        return cls(
+            default_time_limit_s=settings.code_default_time_limit_s,
+            default_memory_mb=settings.code_default_memory_mb,
+            time_limit_factor=settings.code_time_limit_factor,
+            memory_headroom_mb=settings.code_memory_headroom_mb,
+            max_time_limit_s=settings.code_max_time_limit_s,
+            max_memory_mb=settings.code_max_memory_mb,
+            max_tests=settings.code_max_tests,
+            max_test_bytes=int(settings.code_max_test_mb * 2**20),
+        )
 
     def time_limit_s(self, given_s: float | None) -> float:
         if given_s is None:

@@ -22,9 +22,9 @@ import httpx
 import pytest
 import redis
 
-from reward_server.backends.code_sandbox import code_rules_version, limit_policy
+from reward_server.backends.code_sandbox import code_rules_version
 from reward_server.cache import cache_key
-from reward_server.code_grading import normalize_reference
+from reward_server.code_grading import LimitPolicy, normalize_reference
 from reward_server.grading import digest
 from reward_server.settings import RewardSettings
 from tests.conftest import REPO, ServerProcess, free_port
@@ -247,7 +247,7 @@ def backend_versions(stack: Stack) -> dict[str, str]:
 
 def verdict_key(version: str, completion: str, reference: dict[str, Any] = REFERENCE) -> str:
     """The cache key of a code verdict on `completion` under the rules `version` (default limit policy)."""
-    problem = normalize_reference(reference, limit_policy(RewardSettings()), {})
+    problem = normalize_reference(reference, LimitPolicy.from_settings(RewardSettings()), {})
     ref_hash = hashlib.sha256(problem.model_dump_json().encode()).hexdigest()
     return cache_key("code", version, ref_hash, digest(completion))
 

@@ -16,11 +16,11 @@ import pytest
 import sympy
 
 import reward_server.math_grading
-from reward_server.backends.code_sandbox import code_rules_version, limit_policy
+from reward_server.backends.code_sandbox import code_rules_version
 from reward_server.backends.math_sympy import MathBackend
 from reward_server.backends.rules_version import rules_version
 from reward_server.cache import MemoryCache, cache_key
-from reward_server.code_grading import normalize_reference
+from reward_server.code_grading import LimitPolicy, normalize_reference
 from reward_server.settings import RewardSettings
 
 MATH_GRADING = Path(reward_server.math_grading.__file__).parent
@@ -151,5 +151,7 @@ def test_code_version_counts_what_the_cache_key_does_not() -> None:
     slower = RewardSettings(code_time_limit_factor=2.0)
     assert code_rules_version(slower) == version
     reference = {"tests": [{"input": "1\n", "output": "1\n"}], "time_limit_s": 1}
-    default, scaled = (normalize_reference(reference, limit_policy(s), {}) for s in (base, slower))
+    default, scaled = (
+        normalize_reference(reference, LimitPolicy.from_settings(s), {}) for s in (base, slower)
+    )
     assert default.model_dump_json() != scaled.model_dump_json()
