@@ -129,6 +129,7 @@ def write_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
     config = result["config"]
     task = config["task"]
     seeds = {entry["seeds"] for entry in result["estimators"].values()}
+    sampled_prompts = min(config.get("sampled_prompts") or 10**9, 10 * task["eval_items"])
     text = [
         "# pass@1 / pass@k trade-off at toy scale",
         "",
@@ -147,7 +148,8 @@ def write_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
         f"Optima of this task: always answering the most likely offset maximises pass@1 at "
         f"{100 * max(task['offset_probs']):.1f} (and then pass@k = pass@1 for every k).",
         "",
-        f"Sampled (n = {config['eval_samples']}, one reference per held-out prompt) against exact:",
+        f"Sampled (n = {config['eval_samples']} samples on {sampled_prompts} held-out prompts, one reference "
+        "each) against exact (all held-out prompts, every reference):",
         "",
         _sampled_check(result),
         f"Wall time: {config.get('wall_s', 0):.0f} s.",

@@ -79,6 +79,9 @@ class TradeoffConfig(BaseModel):
     eval_samples: int = Field(
         200, ge=1, description="n: samples per held-out prompt for the sampled pass@k and maj@k (n >= 100)."
     )
+    sampled_prompts: int | None = Field(
+        None, ge=1, description="Held-out prompts of the sampled evaluation (the first ones); None: all."
+    )
     reward_url: str | None = Field(None, description="A running reward server; None starts a local one.")
     math_workers: int = Field(1, ge=1, description="Math worker processes of the local reward server.")
     torch_threads: int = Field(
@@ -146,9 +149,9 @@ def _append(curve: dict[str, list[float]], step: int, result: dict[str, Any]) ->
         curve.setdefault(f"pass@{k}", []).append(value)
 
 
-def sampled(config: TrainConfig, n: int, out_dir: Path) -> dict[str, Any]:
+def sampled(config: TrainConfig, n: int, out_dir: Path, limit: int | None) -> dict[str, Any]:
     """pass@k (k = 1..min(n, 100)) and maj@k (k in CURVE_KS) from n graded samples per held-out prompt."""
-    result = asyncio.run(evaluate(config, n, list(CURVE_KS), out_dir, chunk=n))
+    result = asyncio.run(evaluate(config, n, list(CURVE_KS), out_dir, limit, chunk=n))
     rows = result["per_prompt"]
     passes = {
         str(k): sum(float(pass_at_k(p["n"], p["correct"], k)) for p in rows) / len(rows)
@@ -237,7 +240,7 @@ def run_tradeoff(config: TradeoffConfig) -> dict[str, Any]:
                 trained = TrainConfig.model_validate(
                     base | {"model": checkpoint, "data": held_out_data, "seed": seed}
                 )
-                final |= sampled(trained, config.eval_samples, run_dir / "eval")
+                final |= sampled(trained, config.eval_samples, run_dir / "eval", config.sampled_prompts)
                 runs.setdefault(name, []).append({"seed": seed, **final, "curve": curve})
                 (run_dir / "result.json").write_text(json.dumps(runs[name][-1], indent=2))
                 log.info(

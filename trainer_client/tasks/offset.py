@@ -1,7 +1,7 @@
 """The offset task: a one-digit answer `(N + e) mod 10` with a hidden offset e, so a prompt has several right
 answers across its rows, and pass@1 and pass@k pull a policy in different directions.
 
-Each prompt reads `Item a: a digit near N? The final answer is ` and is graded with the prompt
+Each prompt reads `Item a, near N. Answer: ` and is graded with the prompt
 (`data.grade_with_prompt: true`, one-token completions), by the real `math` backend. Each row's reference is
 `(N + e) mod 10` with e drawn from `offset_probs` (default .45, .2, .15, .1, .1). The draws are stratified per
 prompt (20 rows: 9/4/3/2/2 of offsets 0..4), so the rows of a prompt disagree in a fixed proportion and no
@@ -35,7 +35,8 @@ DIGITS = 10  # answers are the digits 0..9
 
 def prompt_text(item: int, base: int) -> str:
     """The prompt of item `item` whose answers sit near digit `base`."""
-    return f"Item {item}: a digit near {base}? The final answer is "
+    # Short, because the cost of a training step grows with it; "Answer:" is a marker the math backend reads.
+    return f"Item {item}, near {base}. Answer: "
 
 
 def stratified_counts(probs: list[float], total: int) -> list[int]:
