@@ -80,7 +80,7 @@ class TradeoffConfig(BaseModel):
         200, ge=1, description="n: samples per held-out prompt for the sampled pass@k and maj@k (n >= 100)."
     )
     sampled_prompts: int | None = Field(
-        None, ge=1, description="Held-out prompts of the sampled evaluation (the first ones); None: all."
+        50, ge=1, description="Held-out prompts of the sampled evaluation (the first ones); None: all."
     )
     reward_url: str | None = Field(None, description="A running reward server; None starts a local one.")
     math_workers: int = Field(1, ge=1, description="Math worker processes of the local reward server.")
@@ -220,9 +220,10 @@ def run_tradeoff(config: TradeoffConfig) -> dict[str, Any]:
         base = train_config(config, files, warm_start, url).model_dump()
         held_out_data = {"path": files.eval, "grade_with_prompt": True}
         warm_eval = TrainConfig.model_validate(base | {"data": held_out_data})
-        initial = held_out.exact(warm_model, ks) | sampled(
-            warm_eval, config.eval_samples, out / "initial_eval"
+        initial_sampled = sampled(
+            warm_eval, config.eval_samples, out / "initial_eval", config.sampled_prompts
         )
+        initial = held_out.exact(warm_model, ks) | initial_sampled
         start = held_out.exact(warm_model, list(CURVE_KS))  # step 0 of every curve
         del warm_model
         for name in config.estimators:

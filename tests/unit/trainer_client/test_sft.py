@@ -56,3 +56,15 @@ def test_load_pairs_reads_both_row_forms_and_refuses_bad_rows(tmp_path: Path) ->
         load_pairs(write_rows(tmp_path / "b.jsonl", [{"prompt": "p"}]))
     with pytest.raises(ValueError, match=">= 0"):
         load_pairs(write_rows(tmp_path / "c.jsonl", [{"prompt": "p", "completion": "c", "weight": -1}]))
+
+
+def test_the_sft_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from trainer_client.cli import app
+
+    data = write_rows(tmp_path / "pairs.jsonl", [{"prompt": "1+1=", "targets": {"2": 0.9, "3": 0.1}}])
+    args = ["sft", "--data", str(data), "--out", str(tmp_path / "out"), "--steps", "3", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "model.name_or_path=" in result.output and (tmp_path / "out/config.json").exists()
