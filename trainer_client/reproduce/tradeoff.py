@@ -47,7 +47,7 @@ from trainer_client.policy import load_model
 from trainer_client.reproduce.exact import answer_token_ids, exact_kl, exact_pass_at_k, next_token_probs
 from trainer_client.sft import SFTConfig, sft
 from trainer_client.tasks.offset import OffsetTask, TaskFiles, prompt_text
-from trainer_client.train import Trainer
+from trainer_client.train import StepHook, Trainer
 
 __all__ = ["CURVE_KS", "MAX_K", "TradeoffConfig", "quick_config", "run_tradeoff"]
 
@@ -127,7 +127,7 @@ class HeldOut:
         values = exact_pass_at_k(probs, self.answers, ks)
         return {"pass_at_k": {str(k): v for k, v in values.items()}, "kl": exact_kl(probs, self.reference)}
 
-    def hook(self, every: int, curve: dict[str, list[float]]) -> Any:
+    def hook(self, every: int, curve: dict[str, list[float]]) -> StepHook:
         """A `Trainer` step hook that appends to `curve` every `every` steps."""
 
         def on_step(step: int, model: torch.nn.Module) -> dict[str, float]:
