@@ -1,4 +1,5 @@
-"""Command line: `trainer-client train`, `eval`, `bandit`, `config-doc` and `doctor`."""
+"""Command line: `trainer-client train`, `eval`, `sft`, `bandit`, `reproduce tradeoff`, `config-doc` and
+`doctor`."""
 
 from __future__ import annotations
 
@@ -75,6 +76,117 @@ def evaluate(
     result = asyncio.run(run(cfg, n, list(k or DEFAULT_KS), out, limit))
     typer.echo((out / "eval.md").read_text())
     typer.echo(f"wrote {out / 'eval.json'} and {out / 'eval.png'} ({result['prompts']} prompts)")
+
+
+@app.command()
+def sft(
+    data: Annotated[
+        Path,
+        typer.Option(
+            exists=True, dir_okay=False, help="JSONL: prompt + completion (+ weight), or prompt + targets."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Folder of the fine-tuned model (a model.name_or_path).")] = Path(
+        "runs/sft"
+    ),
+    model: Annotated[str, typer.Option(help="`tiny` or a local Hugging Face model folder.")] = "tiny",
+    steps: Annotated[int, typer.Option(min=1)] = 300,
+    lr: Annotated[float, typer.Option(min=0)] = 1e-2,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Rows per step; default all rows.")] = None,
+    add_eos: Annotated[bool, typer.Option(help="Append the end-of-sequence token to completions.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:i].")] = "auto",
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Supervised fine-tuning on prompt/completion pairs: a warm start for `train` (model.name_or_path)."""
+    from trainer_client.config import ModelConfig
+    from trainer_client.sft import SFTConfig
+    from trainer_client.sft import sft as run
+
+    config = SFTConfig(
+        model=ModelConfig(name_or_path=model, device=device, seed=seed),
+        data=data,
+        out_dir=out,
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        add_eos=add_eos,
+        seed=seed,
+    )
+    losses = run(config)
+    typer.echo(
+        f"loss {losses[0]:.4f} -> {losses[-1]:.4f}; wrote {out} (train with --set model.name_or_path={out})"
+    )
+
+
+reproduce = typer.Typer(help="The paper's experiments at toy scale, one command each.", no_args_is_help=True)
+app.add_typer(reproduce, name="reproduce")
+
+
+def _probabilities(text: str | None) -> list[float] | None:
+    return None if text is None else [float(p) for p in text.split(",")]
+
+
+@reproduce.command()
+def tradeoff(
+    out: Annotated[Path, typer.Option(help="Output folder: tradeoff.json, .md, .png and every run.")] = Path(
+        "runs/tradeoff"
+    ),
+    quick: Annotated[
+        bool, typer.Option(help="One seed, shorter runs, n = 100 (a few minutes on 2 cores).")
+    ] = False,
+    seeds: Annotated[
+        int | None, typer.Option(min=1, help="RL seeds per estimator [3; 1 with --quick].")
+    ] = None,
+    reward_url: Annotated[
+        str | None, typer.Option(help="A running reward server; default: start a local one for the run.")
+    ] = None,
+    majority: Annotated[
+        bool, typer.Option(help="Also train with maj_loo (majority-vote objective).")
+    ] = False,
+    offset_probs: Annotated[
+        str | None,
+        typer.Option(help="The task's offset distribution, e.g. 0.8,0.1,0.05,0.05 (flatter gaps)."),
+    ] = None,
+    sft_probs: Annotated[
+        str | None, typer.Option(help="The warm start's offset distribution, e.g. 0.8,0.1,0.05,0.05.")
+    ] = None,
+    set_: SetOption = None,
+) -> None:
+    """pass@1 vs pass@k: SFT warm start, then RL with mean_loo, passk_loo, passk_biased (paper Tables 1-2)."""
+    from pydantic import ValidationError
+
+    from trainer_client.config import apply_overrides
+    from trainer_client.reproduce.tradeoff import TradeoffConfig, quick_config, run_tradeoff
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per grading request
+    fields: dict[str, object] = {"out_dir": str(out), "reward_url": reward_url}
+    if seeds is not None:
+        fields["seeds"] = seeds
+    if majority:
+        fields["estimators"] = ["mean_loo", "passk_loo", "passk_biased", "maj_loo"]
+    task = {
+        name: value
+        for name, value in {
+            "offset_probs": _probabilities(offset_probs),
+            "sft_probs": _probabilities(sft_probs),
+        }.items()
+        if value is not None
+    }
+    if task:
+        fields["task"] = task
+    try:
+        fields = apply_overrides(fields, set_ or [])
+        config = quick_config(**fields) if quick else TradeoffConfig.model_validate(fields)
+    except (ValidationError, ValueError) as exc:
+        typer.echo(f"invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    result = run_tradeoff(config)
+    typer.echo((out / "tradeoff.md").read_text())
+    typer.echo(
+        f"wrote {out / 'tradeoff.json'}, {out / 'tradeoff.md'}, {out / 'tradeoff.png'} "
+        f"in {result['config']['wall_s']:.0f} s"
+    )
 
 
 @app.command()

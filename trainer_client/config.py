@@ -248,7 +248,12 @@ class TrainingConfigWarning(UserWarning):
 def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config and apply `a.b=value` overrides (values parsed as YAML scalars)."""
     data: dict[str, Any] = yaml.safe_load(path.read_text()) if path else {}
-    for override in overrides or []:
+    return TrainConfig.model_validate(apply_overrides(data, overrides or []))
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each `a.b=value` of `overrides` in the nested dict `data` (in place; returned too)."""
+    for override in overrides:
         key, sep, raw = override.partition("=")
         if not sep:
             raise ValueError(f"override {override!r} is not of the form key=value")
@@ -259,4 +264,4 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainC
         value = yaml.safe_load(raw)
         # "a: b" parses as a mapping; an override sets one field, so such a value is meant as text.
         node[leaf] = raw if isinstance(value, dict) else value
-    return TrainConfig.model_validate(data)
+    return data

@@ -3,7 +3,8 @@
     RewardClientError             base class; also raised for a request that cannot be sent at all
     ├── RewardRequestError        HTTP 4xx: the request is wrong; never retried; has the server's error body
     ├── RewardServerUnavailable   retries exhausted on connection errors, timeouts, HTTP 5xx or 429
-    └── RewardResponseError       a 2xx answer that is malformed or does not match the request
+    ├── RewardResponseError       a 2xx answer that is malformed or does not match the request
+    └── LocalServerError          a reward server started by `trainer_client.local_server` did not come up
 
 Grading outcomes are data, never exceptions: a completion the server failed to grade comes back with status
 `error` and becomes a NaN reward (see `trainer_client.client.to_tensors`), never a wrong-answer reward.
@@ -88,3 +89,7 @@ class RewardServerUnavailable(RewardClientError):
 class RewardResponseError(RewardClientError):
     """The server answered 2xx, but the body is not a GradeResponse or does not match the request
     (a different number of groups or completions, other group ids, another request id)."""
+
+
+class LocalServerError(RewardClientError):
+    """The reward server started by `trainer_client.local_server` exited or was not ready in time."""

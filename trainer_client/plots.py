@@ -1,10 +1,12 @@
 """Plot helpers for the trainer's experiment outputs (non-interactive, PNG only).
 
-Only the bandit figure (paper Figure 1) lives here for now; see :func:`plot_bandit`.
+The bandit figure (paper Figure 1, :func:`plot_bandit`) and the pass@1 / pass@k trade-off of
+`trainer-client reproduce tradeoff` (:func:`plot_tradeoff`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +18,14 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
-__all__ = ["BANDIT_PANELS", "Panel", "plot_bandit"]
+__all__ = ["BANDIT_PANELS", "Panel", "plot_bandit", "plot_tradeoff"]
 
 # Readable names for the estimator keys of compute_advantages, as the paper's legend puts them.
 LABELS = {
     "mean_loo": "mean PG (leave-one-out)",
     "passk_loo": "pass@k PG (eq. 2)",
     "passk_biased": "biased pass@k PG (eq. 3)",
+    "maj_loo": "maj@k PG (leave-one-out)",
 }
 
 KL_LABEL = "$KL(\\pi_\\theta, \\pi_{{ref}})$"
@@ -123,3 +126,72 @@ def plot_bandit(result: dict[str, Any], out_dir: Path) -> list[Path]:
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def _band(
+    ax: Axes, x: Sequence[float], y: Sequence[float], se: Sequence[float | None] | None, color: str
+) -> None:
+    """A ± one standard error band, where there is one (none with a single seed)."""
+    if se is None or any(s is None for s in se):
+        return
+    lo = [m - s for m, s in zip(y, se, strict=True) if s is not None]
+    hi = [m + s for m, s in zip(y, se, strict=True) if s is not None]
+    ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
+
+
+def plot_tradeoff(result: dict[str, Any], path: Path) -> Path:
+    """Draw the trade-off of a :func:`trainer_client.reproduce.tradeoff.run_tradeoff` result.
+
+    Top row: exact pass@k against k after training, then held-out pass@1 and pass@k (k of training) against
+    the training step. Bottom row: sampled maj@k against k, then the same two metrics against the KL to the
+    warm start. One line per estimator, ± one standard error over seeds; the warm start dashed.
+
+    Args:
+        result: The content of tradeoff.json.
+        path: The PNG to write.
+
+    Returns:
+        `path`.
+    """
+    config = result["config"]
+    k_train = config["k"]
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), constrained_layout=True)
+    for row, metric, title in ((0, "pass_at_k", "pass@k (exact)"), (1, "maj_at_k", "maj@k (sampled)")):
+        ax = axes[row][0]
+        initial = result["initial"][metric]
+        ks = sorted(int(k) for k in initial)
+        ax.plot(ks, [initial[str(k)] for k in ks], "k--", label="warm start (SFT)", linewidth=1.2)
+        for name, entry in result["estimators"].items():
+            ks = sorted(int(k) for k in entry[metric])
+            y = [entry[metric][str(k)] for k in ks]
+            (line,) = ax.plot(ks, y, label=LABELS.get(name, name), linewidth=1.6)
+            _band(ax, ks, y, [entry[f"{metric}_se"][str(k)] for k in ks], line.get_color())
+        ax.set_xscale("log")
+        ax.set_xlabel("k (samples at inference)")
+        ax.set_ylabel(title)
+        ax.set_title(f"Held-out {title} after training")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    for col, curve_metric in ((1, "pass@1"), (2, f"pass@{k_train}")):
+        for row, x_metric in ((0, "step"), (1, "kl")):
+            ax = axes[row][col]
+            for name, entry in result["estimators"].items():
+                curves = entry["curves"]
+                x, y = curves[x_metric], curves[curve_metric]
+                (line,) = ax.plot(x, y, label=LABELS.get(name, name), linewidth=1.6, marker=".")
+                if x_metric == "step":  # a band over a curve that moves in x as well would mislead
+                    _band(ax, x, y, curves.get(f"{curve_metric}_se"), line.get_color())
+            ax.set_xlabel("RL step" if x_metric == "step" else KL_LABEL.replace("ref", "SFT"))
+            ax.set_ylabel(f"held-out {curve_metric}")
+            ax.set_title(f"Held-out {curve_metric} against {'step' if x_metric == 'step' else 'KL'}")
+            ax.grid(alpha=0.3)
+    task = config["task"]
+    seeds = sorted({entry["seeds"] for entry in result["estimators"].values()})
+    fig.suptitle(
+        f"Offset task Q = {task['offset_probs']}: RL from one SFT warm start, k = {k_train}, "
+        f"{config['steps']} steps, {'/'.join(map(str, seeds))} seed(s) per estimator (mean ± s.e.)",
+        fontsize=11,
+    )
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -18,6 +18,7 @@ import math
 import random
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,15 @@ class StepLogger:
             self._writer.close()
 
 
+# Called after each update with the number of updates so far and the model; its metrics join the step's
+# (e.g. held-out evaluation every N steps, returning {} on the others).
+StepHook = Callable[[int, torch.nn.Module], dict[str, float]]
+
+
 class Trainer:
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, on_step: StepHook | None = None) -> None:
         self.config = config
+        self.on_step = on_step
         for message in config.training_warnings():
             warnings.warn(message, TrainingConfigWarning, stacklevel=2)
         random.seed(config.seed)
@@ -318,6 +325,8 @@ class Trainer:
                     stats = self.update(rollout, graded)
                     update_s = time.perf_counter() - update_started
                     metrics = self.metrics(graded) | stats
+                    if self.on_step is not None:
+                        metrics |= self.on_step(step + 1, self.policy.model)
                     metrics |= {
                         "time/generate_s": rollout.generate_s,
                         "time/grade_s": grade_s,
