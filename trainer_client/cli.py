@@ -122,8 +122,13 @@ reproduce = typer.Typer(help="The paper's experiments at toy scale, one command 
 app.add_typer(reproduce, name="reproduce")
 
 
-def _probabilities(text: str | None) -> list[float] | None:
-    return None if text is None else [float(p) for p in text.split(",")]
+def _probabilities(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(p) for p in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{option}: {text!r} is not a comma-separated list of numbers") from None
 
 
 @reproduce.command()
@@ -165,17 +170,17 @@ def tradeoff(
         fields["seeds"] = seeds
     if majority:
         fields["estimators"] = ["mean_loo", "passk_loo", "passk_biased", "maj_loo"]
-    task = {
-        name: value
-        for name, value in {
-            "offset_probs": _probabilities(offset_probs),
-            "sft_probs": _probabilities(sft_probs),
-        }.items()
-        if value is not None
-    }
-    if task:
-        fields["task"] = task
     try:
+        task = {
+            name: value
+            for name, value in {
+                "offset_probs": _probabilities(offset_probs, "--offset-probs"),
+                "sft_probs": _probabilities(sft_probs, "--sft-probs"),
+            }.items()
+            if value is not None
+        }
+        if task:
+            fields["task"] = task
         fields = apply_overrides(fields, set_ or [])
         config = quick_config(**fields) if quick else TradeoffConfig.model_validate(fields)
     except (ValidationError, ValueError) as exc:
