@@ -17,12 +17,17 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"  # copied in, with its sources and licences (data/README.md)
 
 
-@pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings come from the test, never from the developer's shell."""
+def clear_our_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset our settings' variables (`REWARD_*`, `SANDBOX_*`, `TRAINER_*`) until `monkeypatch` undoes it."""
     for name in list(os.environ):
         if name.startswith(("REWARD_", "SANDBOX_", "TRAINER_")) and name != "REWARD_TEST_REDIS_URL":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the test, never from the developer's shell."""
+    clear_our_environ(monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -13,16 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from reward_server.api import app as app_module
 from reward_server.api.request_body import INLINE_MAX_BYTES
 from reward_server.api.routes.compat_openrlhf import label_reference, strip_end_tokens
-from reward_server.backends.base import RewardBackend, Verdict
-from reward_server.backends.code_sandbox import CodeBackend
-from reward_server.backends.math_sympy import MathBackend
+from reward_server.backends.base import Verdict
 from reward_server.code_grading import CodeProblem
 from reward_server.grading import GradingService
 from reward_server.schemas import GradeRequest, GradeResponse, Status
-from reward_server.settings import RewardSettings
+from tests.unit.reward_server.conftest import in_process_app
 
 URL = "/compat/openrlhf/v1/reward"
 KEY = "compat-key-" + "7" * 24
@@ -59,13 +56,8 @@ class Server:
     requests: list[GradeRequest]  # what reached the grading service
 
 
-async def start(monkeypatch: pytest.MonkeyPatch, settings: RewardSettings) -> AsyncIterator[Server]:
+async def start(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> AsyncIterator[Server]:
     executor = ScriptedExecutor()
-    backends: dict[str, RewardBackend] = {
-        "math": MathBackend(settings),
-        "code": CodeBackend(settings, executor=executor),
-    }
-    monkeypatch.setattr(app_module, "create_backends", lambda _settings: backends)
     requests: list[GradeRequest] = []
     grade = GradingService.grade
 
@@ -74,16 +66,13 @@ async def start(monkeypatch: pytest.MonkeyPatch, settings: RewardSettings) -> As
         return await grade(self, request)
 
     monkeypatch.setattr(GradingService, "grade", spy)
-    app = app_module.create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as http:
-            yield Server(http, executor, requests)
+    async with in_process_app(executor, **settings) as running:
+        yield Server(running.http, executor, requests)
 
 
 @pytest.fixture
 async def server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Server]:
-    async for running in start(monkeypatch, RewardSettings(math_workers=1, max_completions_per_request=8)):
+    async for running in start(monkeypatch, math_workers=1, max_completions_per_request=8):
         yield running
 
 
@@ -335,8 +324,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 async def test_api_keys_apply_and_a_url_can_carry_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = RewardSettings(math_workers=1, api_keys=[KEY])
-    async for server in start(monkeypatch, settings):
+    async for server in start(monkeypatch, math_workers=1, api_keys=[KEY]):
         payload = sample(PROMPT, "\\boxed{4}", "4")
         refused = await post(server, payload)
         assert refused.status_code == 401
