@@ -21,6 +21,7 @@ worker's time or memory is a `BodyTooLarge` (413).
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
@@ -58,22 +59,34 @@ class RequestRules:
 
 
 # Turns a body into what a route needs, or returns (never raises) the BadRequest that refuses it: it may run
-# in a worker process, whose exceptions would cross back as mere text (`workers.JobFailed`).
+# in a worker process, whose exceptions would cross back as mere text (`deadline_pool.JobFailed`).
 BodyParser = Callable[[bytes, RequestRules], T | BadRequest]
 
 
-def read_grade_request(body: bytes, rules: RequestRules) -> GradeRequest | BadRequest:
+def returns_refusal(parse: Callable[..., T]) -> Callable[..., T | BadRequest]:
+    """`parse` as a BodyParser: the BadRequest it raises is returned instead (a MemoryError becomes a
+    BodyTooLarge), so that it crosses a process boundary intact. The wrapper keeps `parse`'s name, so a
+    module-level parser decorated with it still pickles."""
+
+    @functools.wraps(parse)
+    def parser(*args: Any, **kwargs: Any) -> T | BadRequest:
+        try:
+            return parse(*args, **kwargs)
+        except BadRequest as exc:
+            return exc
+        except MemoryError:
+            return BodyTooLarge(
+                "the body is too complex to read within this server's memory",
+                [{"loc": ["body"], "msg": "too complex"}],
+            )
+
+    return parser
+
+
+@returns_refusal
+def read_grade_request(body: bytes, rules: RequestRules) -> GradeRequest:
     """The validated request, or the BadRequest that refuses it (returned: it crosses a process boundary)."""
-    try:
-        request = _validate(parse_json(body), rules)
-    except BadRequest as exc:
-        return exc
-    except MemoryError:
-        return BodyTooLarge(
-            "the body is too complex to read within this server's memory",
-            [{"loc": ["body"], "msg": "too complex"}],
-        )
-    return request
+    return _validate(parse_json(body), rules)
 
 
 def read_in_worker(reader: BodyParser[T], body: bytes, rules: RequestRules) -> T | BadRequest:

@@ -61,8 +61,8 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reward_server.api.deps import BodyReader, Service
-from reward_server.api.request_body import RequestRules, parse_json, validate_body
-from reward_server.errors import BackendNotFound, BadRequest, BodyTooLarge, GradingFailed
+from reward_server.api.request_body import RequestRules, parse_json, returns_refusal, validate_body
+from reward_server.errors import BackendNotFound, BadRequest, GradingFailed
 from reward_server.grading import MAX_FIELDS
 from reward_server.schemas import (
     ErrorResponse,
@@ -208,18 +208,11 @@ def label_reference(backend: str, label: Any) -> tuple[dict[str, Any], str | Non
     raise ValueError("must be a JSON object: this backend's reference (see GET /v1/backends)")
 
 
-def read_openrlhf_request(body: bytes, rules: RequestRules, backend: str) -> Converted | BadRequest:
+@returns_refusal
+def read_openrlhf_request(body: bytes, rules: RequestRules, backend: str) -> Converted:
     """The body as a validated `GradeRequest` for `backend`, or the BadRequest (naming the field) that refuses
     it: returned, not raised, since it may run in a body-reader process (`RequestBodyReader.read_as`)."""
-    try:
-        return _convert(_validate(parse_json(body)), backend, rules)
-    except BadRequest as exc:
-        return exc
-    except MemoryError:
-        return BodyTooLarge(
-            "the body is too complex to read within this server's memory",
-            [{"loc": ["body"], "msg": "too complex"}],
-        )
+    return _convert(_validate(parse_json(body)), backend, rules)
 
 
 def _validate(value: Any) -> OpenRLHFRewardRequest:
