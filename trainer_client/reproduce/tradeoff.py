@@ -224,7 +224,10 @@ def run_tradeoff(config: TradeoffConfig) -> dict[str, Any]:
             warm_eval, config.eval_samples, out / "initial_eval", config.sampled_prompts
         )
         initial = held_out.exact(warm_model, ks) | initial_sampled
-        start = held_out.exact(warm_model, list(CURVE_KS))  # step 0 of every curve
+        start = {  # step 0 of every curve: the warm start's exact figures, at the curves' k
+            "pass_at_k": {str(k): initial["pass_at_k"][str(k)] for k in CURVE_KS},
+            "kl": initial["kl"],
+        }
         del warm_model
         for name in config.estimators:
             for seed in range(config.seeds):
