@@ -938,3 +938,97 @@ async def test_tests_are_the_oom_killers_first_choice_and_the_host_its_last(sand
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
     if int(status["CapEff"], 16) & 1 << 24:
         assert int(Path("/proc/self/oom_score_adj").read_text()) == HOST_OOM_SCORE_ADJ
+
+
+# -- kernel state that outlives a session, and neighbours that talk --
+
+KEYRING = (
+    "import ctypes\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "USER_KEYRING = -4  # KEY_SPEC_USER_KEYRING: the uid's, not the process's\n"
+)
+
+
+async def test_sessions_cannot_leave_notes_in_the_kernel_keyring(sandbox: Sandbox, secret: str) -> None:
+    """A uid's keyring outlives its processes: a session of the slot could leave a note for the next one."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("the program below uses x86_64 syscall numbers")
+    writer = KEYRING + (
+        f"key = libc.syscall(248, b'user', b'note', {secret.encode()!r}, {len(secret)}, USER_KEYRING)\n"
+        "print('refused' if key < 0 else 'written')\n"
+    )
+    reader = KEYRING + (
+        "key = libc.syscall(250, 10, USER_KEYRING, b'user', b'note', 0)  # KEYCTL_SEARCH\n"
+        "buffer = ctypes.create_string_buffer(200)\n"
+        "size = libc.syscall(250, 11, key, buffer, 200) if key >= 0 else -1  # KEYCTL_READ\n"
+        "print(buffer.value.decode() if size > 0 else 'WRONG')\n"
+    )
+    written = await run_program(sandbox, writer)
+    assert written.stdout == "refused\n", written  # keyrings are refused to solutions
+    for _ in range(3):  # later sessions, whichever slot they get
+        read = await run_program(sandbox, reader)
+        assert_not_passed(read, secret)
+        assert read.stdout == "WRONG\n", read
+
+
+async def test_kernel_interfaces_no_solution_needs_are_refused(sandbox: Sandbox) -> None:
+    """io_uring, bpf, perf_event_open, userfaultfd and the keyrings: kernel surface, refused (the call fails
+    and the program goes on: its own outcome)."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("the program below uses x86_64 syscall numbers")
+    code = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "attr = ctypes.create_string_buffer(128)\n"
+        "for name, number, args in [\n"
+        "    ('io_uring_setup', 425, (8, attr)),\n"
+        "    ('bpf', 321, (0, attr, 128)),\n"
+        "    ('perf_event_open', 298, (attr, 0, -1, -1, 0)),\n"
+        "    ('userfaultfd', 323, (0,)),\n"
+        "    ('keyctl', 250, (0, -4, 0)),  # KEYCTL_GET_KEYRING_ID of the user keyring\n"
+        "]:\n"
+        "    if libc.syscall(number, *args) >= 0:\n"
+        "        print('did', name)\n"
+        "print('WRONG')\n"
+    )
+    run = await run_program(sandbox, code)
+    assert (run.outcome, run.stdout) == (Outcome.OK, "WRONG\n"), run
+
+
+async def test_neighbours_cannot_talk_over_abstract_unix_sockets(sandbox: Sandbox, secret: str) -> None:
+    """Two sessions at once: an abstract socket (no file to hide) is in the network namespace of one only."""
+    needs_namespaces(sandbox)
+    name = f"\0sbx-neighbour-{uuid.uuid4().hex}"
+    listener = (
+        "import socket\n"
+        "with socket.socket(socket.AF_UNIX) as server:\n"
+        f"    server.bind({name!r})\n"
+        "    server.listen()\n"
+        "    server.settimeout(3)\n"
+        "    print('listening', flush=True)\n"
+        "    try:\n"
+        "        conn, _ = server.accept()\n"
+        f"        conn.sendall({secret.encode()!r})\n"
+        "        print('served')\n"
+        "    except OSError:\n"
+        "        print('nobody came')\n"
+    )
+    caller = (
+        "import socket, time\n"
+        "got = ''\n"
+        "for _ in range(20):\n"
+        "    try:\n"
+        "        with socket.socket(socket.AF_UNIX) as s:\n"
+        f"            s.connect({name!r})\n"
+        "            got = s.recv(200).decode()\n"
+        "            break\n"
+        "    except OSError:\n"
+        "        time.sleep(0.1)\n"
+        "print(got or 'WRONG')\n"
+    )
+    served, called = await asyncio.gather(
+        run_program(sandbox, listener, wall_time_s=10), run_program(sandbox, caller, wall_time_s=10)
+    )
+    assert_not_passed(called, secret)
+    assert called.stdout == "WRONG\n", called
+    assert served.stdout == "listening\nnobody came\n", served
