@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -1032,3 +1033,28 @@ async def test_neighbours_cannot_talk_over_abstract_unix_sockets(sandbox: Sandbo
     assert_not_passed(called, secret)
     assert called.stdout == "WRONG\n", called
     assert served.stdout == "listening\nnobody came\n", served
+
+
+@pytest.mark.parametrize("mode", ["stdin", "call"])
+async def test_making_the_session_its_tracer_is_its_own_outcome(sandbox: Sandbox, mode: str) -> None:
+    """PTRACE_TRACEME would make the session process the test's tracer: each signal the test then gets
+    stops it and is reported to the session as a stop, which must never become an infrastructure error (a
+    policy would learn that `error` is dropped rather than scored). ptrace is refused to solutions; the
+    session waits for exits only where it is not (see session._wait_for_exit)."""
+    body = (
+        "import ctypes, os, signal\n"
+        "traced = ctypes.CDLL(None).ptrace(0, 0, 0, 0) == 0  # PTRACE_TRACEME\n"
+        "signal.signal(signal.SIGUSR1, lambda *_: None)\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "os.kill(os.getpid(), signal.SIGUSR2)  # (default action: it dies of it)\n"
+    )
+    if mode == "call":
+        code = "def f():\n" + "".join(f"    {line}\n" for line in body.splitlines()) + "    return 1\n"
+        async with sandbox.session(Program(code=code, mode="call", fn_name="f"), Limits(wall_time_s=3)) as s:
+            run = await s.run(TestInput(args=[]))
+    else:
+        run = await run_program(sandbox, body, wall_time_s=3)
+    # Refused: it dies of SIGUSR2. Elsewhere (no filter) it stays stopped until its deadline.
+    assert run.outcome in (Outcome.RUNTIME_ERROR, Outcome.TIMEOUT), run
+    if isinstance(sandbox, ProcessSandbox) and sandbox.isolation_info.get("ipc_and_memfd_blocked"):
+        assert (run.outcome, run.signal) == (Outcome.RUNTIME_ERROR, signal.SIGUSR2), run
