@@ -1058,3 +1058,119 @@ async def test_making_the_session_its_tracer_is_its_own_outcome(sandbox: Sandbox
     assert run.outcome in (Outcome.RUNTIME_ERROR, Outcome.TIMEOUT), run
     if isinstance(sandbox, ProcessSandbox) and sandbox.isolation_info.get("ipc_and_memfd_blocked"):
         assert (run.outcome, run.signal) == (Outcome.RUNTIME_ERROR, signal.SIGUSR2), run
+
+
+# -- a program's own misbehaviour is classed as its own (never an infrastructure error) --
+
+OWN_FAILURES = [
+    # C-stack recursion past the raised limit (lru_cache is C): a segfault, not a sandbox crash.
+    pytest.param(
+        "import sys, functools\nsys.setrecursionlimit(10**7)\n"
+        "@functools.lru_cache(None)\ndef r(n):\n    return 0 if n == 0 else r(n - 1) + 1\nprint(r(10**6))\n",
+        {},
+        {Outcome.RUNTIME_ERROR},
+        id="deep-c-recursion-segfault",
+    ),
+    # Python-frame recursion with no effective limit: out of time or memory, or Python gives up.
+    pytest.param(
+        "import sys\nsys.setrecursionlimit(10**8)\ndef r(n):\n    return r(n + 1) + 1\nr(0)\n",
+        {"cpu_time_s": 2, "wall_time_s": 6},
+        {Outcome.TIMEOUT, Outcome.MEMORY, Outcome.RUNTIME_ERROR},
+        id="deep-python-recursion",
+    ),
+    # Reading past the end of stdin: EOF at once (stdin is a file), never a wait until the deadline.
+    pytest.param("print(input())\nprint(input())\n", {}, {Outcome.RUNTIME_ERROR}, id="input-past-eof"),
+    pytest.param(
+        "import os, sys\nsys.stdin.read()\nassert os.read(0, 10) == b''\nprint('WRONG')\n",
+        {},
+        {Outcome.OK},
+        id="read-after-eof",
+    ),
+    # Every signal blocked (SIGXCPU included) in a busy loop: its CPU time still ends it.
+    pytest.param(
+        "import signal\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals))\n"
+        "while True:\n    pass\n",
+        {"cpu_time_s": 1, "wall_time_s": 10},
+        {Outcome.TIMEOUT},
+        id="signals-blocked",
+    ),
+    # Its own standard streams closed or swapped: its output is lost, its exit status says so.
+    pytest.param("import os\nos.close(1)\nprint('WRONG')\n", {}, {Outcome.RUNTIME_ERROR}, id="stdout-closed"),
+    pytest.param(
+        "import os\n"
+        "for fd in range(64):\n    try:\n        os.close(fd)\n    except OSError:\n        pass\n",
+        {},
+        {Outcome.OK},
+        id="every-fd-closed",
+    ),
+    pytest.param("import os\nos.dup2(2, 1)\nprint('WRONG')\n", {}, {Outcome.OK}, id="stdout-onto-stderr"),
+    # Output that is not text: decoded with U+FFFD, judged as a wrong answer by the grader.
+    pytest.param(
+        "import sys\nsys.stdout.buffer.write(b'\\xff\\xfe\\x00WRONG')\n", {}, {Outcome.OK}, id="binary-output"
+    ),
+    # A non-daemon thread outliving the main one: waited for, as Python does.
+    pytest.param(
+        "import threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('late', flush=True))).start()\n",
+        {},
+        {Outcome.OK},
+        id="thread-outlives-main",
+    ),
+]
+
+
+@pytest.mark.parametrize(("code", "limits", "outcomes"), OWN_FAILURES)
+async def test_a_programs_own_misbehaviour_is_its_own_outcome(
+    sandbox: Sandbox, code: str, limits: dict[str, Any], outcomes: set[Outcome]
+) -> None:
+    run = await run_program(sandbox, code, **{"wall_time_s": 5, **limits})
+    assert run.outcome in outcomes, run
+    assert "WRONG" not in run.stdout or run.outcome is Outcome.OK
+
+
+CALL_EDGES = [
+    # A module-level function wins over a method of class Solution of the same name.
+    pytest.param(
+        "class Solution:\n    def f(self, x):\n        return 1\ndef f(x):\n    return 2\n",
+        "2",
+        id="fn-over-class",
+    ),
+    # fn_name naming a class: no function to call.
+    pytest.param("class f:\n    def __init__(self, x):\n        pass\n", None, id="fn-is-a-class"),
+    # Prints at exit (atexit, __del__) and a thread still running: the returned value stands.
+    pytest.param(
+        "import atexit\natexit.register(print, 'atexit')\n"
+        "class Noisy:\n    def __del__(self):\n        print('del')\nkeep = Noisy()\n"
+        "def f(x):\n    return 5\n",
+        "5",
+        id="prints-at-exit",
+    ),
+    pytest.param(
+        "import atexit, os\natexit.register(os._exit, 0)\ndef f(x):\n    return 5\n",
+        "5",
+        id="os-exit-at-exit",
+    ),
+    # The result channel (fd 3) closed or replaced by stdout: no result, its own runtime_error.
+    pytest.param("import os\ndef f(x):\n    os.close(3)\n    return 5\n", None, id="result-channel-closed"),
+    pytest.param(
+        "import os\ndef f(x):\n    os.dup2(1, 3)\n    return 5\n", None, id="result-channel-replaced"
+    ),
+    # A value with no JSON form (recursion in the encoder): its runtime_error.
+    pytest.param(
+        "def f(x):\n    a = []\n    for _ in range(10**5):\n        a = [a]\n    return a\n",
+        None,
+        id="deep-list",
+    ),
+]
+
+
+@pytest.mark.parametrize(("code", "result_json"), CALL_EDGES)
+async def test_call_mode_edges_are_the_programs_own(
+    sandbox: Sandbox, code: str, result_json: str | None
+) -> None:
+    run = await call(sandbox, code, "f", 1)
+    if result_json is None:
+        assert run.outcome is Outcome.RUNTIME_ERROR and run.result_json is None, run
+    else:
+        assert (run.outcome, run.result_json) == (Outcome.OK, result_json), run
