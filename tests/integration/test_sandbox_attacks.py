@@ -1109,6 +1109,33 @@ OWN_FAILURES = [
     pytest.param(
         "import sys\nsys.stdout.buffer.write(b'\\xff\\xfe\\x00WRONG')\n", {}, {Outcome.OK}, id="binary-output"
     ),
+    # A subreaper of its own whose orphan keeps stdout open: ended with it, not awaited to the deadline.
+    pytest.param(
+        "import ctypes, os, time\n"
+        "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER\n"
+        "if os.fork() == 0:\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "print('WRONG')\n",
+        {},
+        {Outcome.OK},
+        id="subreaper-orphan-holds-stdout",
+    ),
+    # An argument list or environment past the kernel's limit: exec fails (E2BIG), its own error.
+    pytest.param(
+        "import os\nos.execv('/bin/true', ['true'] + ['x' * 100_000] * 100)\n",
+        {},
+        {Outcome.RUNTIME_ERROR},
+        id="exec-huge-argv",
+    ),
+    pytest.param(
+        "import os\nos.execve('/bin/true', ['true'], {'A': 'x' * 10**7})\n",
+        {"memory_mb": 1024},
+        {Outcome.RUNTIME_ERROR},
+        id="exec-huge-env",
+    ),
     # A non-daemon thread outliving the main one: waited for, as Python does.
     pytest.param(
         "import threading, time\n"
