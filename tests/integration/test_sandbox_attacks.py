@@ -686,6 +686,20 @@ async def test_call_forging_the_result_channel(sandbox: Sandbox) -> None:
     assert run.outcome is Outcome.RUNTIME_ERROR
 
 
+@pytest.mark.parametrize("mode", ["stdin", "call"])
+async def test_bytes_on_the_result_channel_that_are_not_text(sandbox: Sandbox, mode: str) -> None:
+    """One result record of bytes that are not UTF-8, then a clean exit: no result (a call's runtime_error;
+    ignored in stdin mode), never a sandbox crash, which the grader reports as `error` (not scored)."""
+    forge = "os.write(3, b'R\\x00\\x00\\x00\\x01\\xff')\n"
+    if mode == "call":
+        code = "import os\ndef f(x):\n    " + forge + "    os._exit(0)\n"
+        run = await call(sandbox, code, "f", 1)
+        assert (run.outcome, run.result_json) == (Outcome.RUNTIME_ERROR, None), run
+    else:
+        run = await run_program(sandbox, "import os\n" + forge + "print('WRONG')\n")
+        assert (run.outcome, run.stdout) == (Outcome.OK, "WRONG\n"), run
+
+
 # -- one session against another --
 
 

@@ -123,6 +123,25 @@ def test_result_records_parse_only_when_well_formed() -> None:
     assert outcome.parse_records(b"R\x00") is None  # short header
 
 
+@pytest.mark.parametrize("call", [True, False])
+def test_a_result_record_that_is_not_utf8_is_no_result_not_our_failure(call: bool) -> None:
+    """The test writes its result channel (fd 3) itself if it likes: bytes that are not UTF-8 there are no
+    result (a call's runtime_error), never an exception in the session process (an infrastructure error)."""
+    forged = b"R" + struct.pack(">I", 1) + b"\xff"
+    judged = outcome.judge(
+        0, 0.1, None, None, 0.1, bytearray(b"WRONG\n"), bytearray(), forged, b"k",
+        probe=False, expect_result=call, cpu_time_s=1.0, cgroup_shared=None,
+    )  # fmt: skip
+    assert judged["result_json"] is None
+    assert judged["outcome"] == ("runtime_error" if call else "ok")
+    surrogate = b"R" + struct.pack(">I", 5) + '"\udcff"'.encode("utf-8", "surrogatepass")
+    judged = outcome.judge(
+        0, 0.1, None, None, 0.1, bytearray(), bytearray(), surrogate, b"k",
+        probe=False, expect_result=True, cpu_time_s=1.0, cgroup_shared=None,
+    )  # fmt: skip
+    assert (judged["outcome"], judged["result_json"]) == ("ok", '"\udcff"')  # as the harness encodes them
+
+
 def test_config_rejects_an_unknown_namespace_mode() -> None:
     with pytest.raises(ValueError, match="namespaces"):
         isolation.Config({"namespaces": "sometimes"})
