@@ -154,3 +154,16 @@ def test_levels_tried_in_order() -> None:
     required = isolation.plan_levels(isolation.Config({"namespaces": "require"}))
     assert auto[-1] == "none" and "none" not in required
     assert auto[:-1] == required
+
+
+def test_the_output_cap_keeps_the_largest_result_frame_sendable() -> None:
+    """Output and a call's result, each at the cap and all control bytes (6 bytes each as JSON text), still
+    fit in one frame: a test cannot make its own result unsendable (an infrastructure error)."""
+    import pydantic
+
+    from sandbox.schemas import MAX_OUTPUT_BYTES, Limits
+
+    worst = 6 * (2 * MAX_OUTPUT_BYTES + (1 << 16)) + (1 << 20)  # stdout, result (+ one read), the rest
+    assert worst < protocol.MAX_FRAME_BYTES
+    with pytest.raises(pydantic.ValidationError):
+        Limits(max_output_bytes=MAX_OUTPUT_BYTES + 1)
