@@ -167,3 +167,22 @@ def test_the_output_cap_keeps_the_largest_result_frame_sendable() -> None:
     assert worst < protocol.MAX_FRAME_BYTES
     with pytest.raises(pydantic.ValidationError):
         Limits(max_output_bytes=MAX_OUTPUT_BYTES + 1)
+
+
+def test_whatever_a_test_writes_on_its_result_channel_is_judged_never_raised() -> None:
+    """Random records (any tag, length, bytes): judging them never raises in the session process."""
+    import random
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        channel = b""
+        for _ in range(rng.randrange(0, 4)):
+            body = rng.randbytes(rng.randrange(0, 12))
+            size = len(body) if rng.random() < 0.8 else rng.randrange(0, 1 << 32)
+            channel += rng.choice([b"R", b"E", b"C", b"X"]) + struct.pack(">I", size) + body
+        for call in (True, False):
+            judged = outcome.judge(
+                rng.choice([0, 1 << 8, 9]), 0.1, None, None, 0.1, bytearray(), bytearray(), channel, b"k",
+                probe=False, expect_result=call, cpu_time_s=1.0, cgroup_shared=None,
+            )  # fmt: skip
+            assert judged["outcome"] in ("ok", "runtime_error"), (channel, judged)
