@@ -74,8 +74,9 @@ Process backend: what is enforced (the start-up log line and `ProcessSandbox.iso
 
 Not contained (all levels)
 --------------------------
-- Kernel bugs: the seccomp filter on tests refuses only namespaces, mounts, SysV IPC and memfds; a local
-  privilege escalation in the kernel escapes.
+- Kernel bugs: the seccomp filter on tests refuses only namespaces, mounts, SysV IPC, memfds, keyrings,
+  io_uring, bpf, perf_event_open, userfaultfd and ptrace; a local privilege escalation in the kernel
+  escapes.
 - Memory across processes without a cgroup of the sandbox's own: RLIMIT_AS is per process, so a test may
   then use up to `max_processes` x `memory_mb` at once. Each session's tmpfs takes up to `workdir_mb` of RAM.
 - What is world-readable inside the exposed paths (/etc, /usr, site-packages) is readable, e.g. the host

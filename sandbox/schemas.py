@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_TIME_LIMIT_S = 120.0  # a test's time limit (CPU time); its wall clock may be a multiple of it
 MAX_WALL_TIME_S = 3600.0
 MIN_MEMORY_MB, MAX_MEMORY_MB = 16, 16384
+# A test's result frame (at most 256 MiB: sandbox/runner/protocol.py) carries its output and a call's result
+# (each up to max_output_bytes) as JSON text, where a control byte takes 6 bytes (\u0001): past 16 MiB a
+# test could make its frame too large to send, an infrastructure error of its own making.
+MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 
 
 class Program(BaseModel):
@@ -56,7 +60,9 @@ class Limits(BaseModel):
         "the test's processes together (plus the session's /tmp).",
     )
     max_processes: int = Field(16, ge=1, le=1024, description="Processes/threads the test may run at once.")
-    max_output_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="stdout + stderr kept per test.")
+    max_output_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, le=MAX_OUTPUT_BYTES, description="stdout + stderr kept per test."
+    )
     max_open_files: int = Field(64, ge=8, le=4096, description="RLIMIT_NOFILE.")
     max_file_bytes: int = Field(16 * 1024 * 1024, ge=0, description="Largest file the program may write.")
 

@@ -59,13 +59,18 @@ def _print_exception(
         pass
 
 
-def _exit_code(exc: SystemExit, _isinstance: Any = isinstance, _bool: Any = bool, _int: Any = int) -> int:
-    """The exit status python gives an uncaught SystemExit."""
+def _exit_code(exc: SystemExit, _isinstance: Any = isinstance, _int: Any = int) -> int:
+    """The exit status python gives an uncaught SystemExit.
+
+    As CPython has it: any int (a bool too: exit(False) is 0) as a C long, whose low byte is the status;
+    one that does not fit in a C long is -1, so 255 (`raise SystemExit(2**100)` is no clean exit).
+    """
     code = exc.code
     if code is None:
         return 0
-    if _isinstance(code, _int) and not _isinstance(code, _bool):
-        return int(code) & 0xFF
+    if _isinstance(code, _int):
+        value = _int.__index__(code)  # (never the subclass's own methods)
+        return value & 0xFF if -(1 << 63) <= value < 1 << 63 else 255
     try:
         sys.stderr.write(f"{code}\n")
     except BaseException:  # noqa: BLE001, S110

@@ -49,14 +49,20 @@ SECCOMP_MODE_FILTER = 2
 SYSCALLS = {"x86_64": (155, 126), "aarch64": (41, 91), "arm64": (41, 91)}
 # For the seccomp filter of tests (see solution_filter), per machine: the audit arch; the calls that make or
 # enter namespaces or mount (unshare, setns, mount, umount2, pivot_root, open_tree, move_mount, fsopen,
-# fsconfig, fsmount, mount_setattr); the calls that hold memory outside every process (SysV shmget, shmat,
-# semget, msgget; memfd_create, memfd_secret); clone; clone3.
+# fsconfig, fsmount, mount_setattr); the calls always refused: those that hold memory outside every process
+# (SysV shmget, shmat, semget, msgget; memfd_create, memfd_secret), then those whose state outlives the
+# session or that open kernel surface no solution needs (add_key, request_key, keyctl: a uid's keyring
+# outlives its session, so a later session of the slot could read it; io_uring_setup, io_uring_enter,
+# io_uring_register; bpf; perf_event_open; userfaultfd), and ptrace (PTRACE_TRACEME would make the
+# session process the tracer of a test, which then stops at every signal it gets); clone; clone3.
 _X86_64_NAMESPACE_CALLS = (272, 308, 165, 166, 155, 428, 429, 430, 431, 432, 442)
 _AARCH64_NAMESPACE_CALLS = (97, 268, 40, 39, 41, 428, 429, 430, 431, 432, 442)
+_X86_64_REFUSED_CALLS = (29, 30, 64, 68, 319, 447) + (248, 249, 250, 425, 426, 427, 321, 298, 323, 101)
+_AARCH64_REFUSED_CALLS = (194, 196, 190, 186, 279, 447) + (217, 218, 219, 425, 426, 427, 280, 241, 282, 117)
 SECCOMP_ARCH = {
-    "x86_64": (0xC000003E, _X86_64_NAMESPACE_CALLS, (29, 30, 64, 68, 319, 447), 56, 435),
-    "aarch64": (0xC00000B7, _AARCH64_NAMESPACE_CALLS, (194, 196, 190, 186, 279, 447), 220, 435),
-    "arm64": (0xC00000B7, _AARCH64_NAMESPACE_CALLS, (194, 196, 190, 186, 279, 447), 220, 435),
+    "x86_64": (0xC000003E, _X86_64_NAMESPACE_CALLS, _X86_64_REFUSED_CALLS, 56, 435),
+    "aarch64": (0xC00000B7, _AARCH64_NAMESPACE_CALLS, _AARCH64_REFUSED_CALLS, 220, 435),
+    "arm64": (0xC00000B7, _AARCH64_NAMESPACE_CALLS, _AARCH64_REFUSED_CALLS, 220, 435),
 }
 CLONE_NEW_ANY = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
 
@@ -139,9 +145,12 @@ def solution_filter(block_namespaces: bool) -> Any:
 
     It always refuses SysV shared memory, semaphores and message queues, and memfds: memory that no
     process's RSS shows and RLIMIT_AS does not count, so the OOM killer would pick an innocent process
-    (the server, a neighbour) instead of the program holding it. Competitive-programming solutions never
-    need them. With `block_namespaces` it also refuses new namespaces and mounts, for tests where the
-    kernel would let them make user namespaces and the runner could not forbid that with
+    (the server, a neighbour) instead of the program holding it. It also refuses the kernel keyrings (a
+    uid's keys outlive the session: a note for the next session of the slot), io_uring, bpf,
+    perf_event_open and userfaultfd (kernel surface, often exploited), and ptrace (PTRACE_TRACEME makes
+    the session process a test's tracer). Competitive-programming solutions never need any of these.
+    With `block_namespaces` it also refuses new namespaces and mounts, for tests where the kernel would
+    let them make user namespaces and the runner could not forbid that with
     max_user_namespaces (read-only /proc/sys in Docker): clone3 then gets ENOSYS (its flags sit in memory,
     out of a filter's reach), so libc falls back to clone, whose flags are checked. x32 calls are refused
     and a foreign architecture is killed. Everything else is allowed: a container's own profile still
@@ -150,7 +159,7 @@ def solution_filter(block_namespaces: bool) -> Any:
     spec = SECCOMP_ARCH.get(_machine())
     if spec is None:
         return None
-    arch, namespace_calls, memory_calls, clone, clone3 = spec
+    arch, namespace_calls, refused_calls, clone, clone3 = spec
     ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, JMP|JEQ/JGE/JSET|K, RET|K
     allow, eperm, enosys = 0x7FFF0000, 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
     kill = 0x80000000  # SECCOMP_RET_KILL_PROCESS
@@ -161,7 +170,7 @@ def solution_filter(block_namespaces: bool) -> Any:
         (ld, None, None, 0),  # the call's number
         (jge, "eperm", None, 0x40000000),  # x32
     ]
-    denied = memory_calls + (namespace_calls if block_namespaces else ())
+    denied = refused_calls + (namespace_calls if block_namespaces else ())
     code += [(jeq, "eperm", None, number) for number in denied]
     labels: dict[str, int] = {}
     if block_namespaces:

@@ -67,7 +67,7 @@ def judge(
         results = [body for tag, body in records if tag == b"R"]
         exceptions = [body for tag, body in records if tag == b"E"]
         if len(results) == 1:
-            result_json = results[0].decode("utf-8", "surrogatepass")
+            result_json = _text(results[0])
         if exceptions:
             exception = exceptions[-1].decode("utf-8", "replace")
         if probe:
@@ -112,6 +112,15 @@ def judge(
         "certain": certain,
         **({"compiled": compiled} if probe else {}),
     }
+
+
+def _text(body: bytes) -> str | None:
+    """A result record's JSON text; None if it is not UTF-8 (lone surrogates allowed, as the harness
+    writes them). The channel is the test's to write: bytes of its own are no result, never our failure."""
+    try:
+        return body.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None
 
 
 def static_result(outcome: str, stderr: str, exit_code: int | None = None) -> dict[str, Any]:

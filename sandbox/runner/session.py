@@ -460,13 +460,13 @@ class Session:
                 wait_s = min(wait_s, 0.002)
             events = poller.poll(max(0, math.ceil(wait_s * 1000)))
             if child.pidfd is None and not exited:
-                done, status = os.waitpid(pid, os.WNOHANG)
+                done, status = _wait_for_exit(pid, os.WNOHANG)
                 if done:
                     events.append((-1, select.POLLIN))
             for fd, _ in events:
                 if fd == child.pidfd or fd == -1:
                     if fd == child.pidfd:
-                        _, status = os.waitpid(pid, 0)
+                        _, status = _wait_for_exit(pid, 0)
                         poller.unregister(fd)
                     end = time.monotonic()
                     exited = True
@@ -649,6 +649,18 @@ class Session:
             os.setresuid(iso.test_uid, iso.test_uid, iso.test_uid)
         elif iso.drop_caps:
             drop_capabilities()
+
+
+def _wait_for_exit(pid: int, options: int) -> tuple[int, int]:
+    """os.waitpid for an exit only: a test process that made us its tracer (PTRACE_TRACEME, where no
+    seccomp filter refuses it) is reported at each of its ptrace-stops too, which is no exit (and no status
+    that os.waitstatus_to_exitcode takes). (0, 0) while it has not exited, with WNOHANG."""
+    while True:
+        done, status = os.waitpid(pid, options)
+        if not done or not os.WIFSTOPPED(status):
+            return done, status
+        if options & os.WNOHANG:
+            return 0, 0  # stopped, not exited: it stays so until the deadline's SIGKILL
 
 
 def _count_processes_of(uid: int) -> int:

@@ -109,6 +109,39 @@ def test_limits_and_crashes_are_failure_kinds(code_server: ServerProcess) -> Non
     assert kinds == ["memory", "output_limit", "runtime_error", "runtime_error"]
 
 
+def test_programs_cannot_turn_their_failure_into_an_infrastructure_error(code_server: ServerProcess) -> None:
+    """`error` is not scored (the trainer drops it): a policy that could reach it from a failing program would
+    learn to. Each of these once reached it or a clean exit; each is the program's own failure."""
+    forge = "import os\nos.write(3, b'R\\x00\\x00\\x00\\x01\\xff')\n"  # one record, not UTF-8
+    traceme = (
+        "import ctypes, os, signal\n"
+        "ctypes.CDLL(None).ptrace(0, 0, 0, 0)  # PTRACE_TRACEME\n"
+        "os.kill(os.getpid(), signal.SIGUSR2)\n"
+    )
+    right = "a, b = map(int, input().split())\nprint(a + b)\n"
+    stdin_completions = [
+        f"```python\n{forge}print(0)\n```",
+        f"```python\n{forge}os._exit(0)\n```",
+        f"```python\n{right}{traceme}```",
+        f"```python\n{right}raise SystemExit(2**100)\n```",  # CPython exits with 255
+    ]
+    call_reference = {"fn_name": "pair", "tests": [{"input": [1, 2], "output": [1, 2]}]}
+    call_completions = [
+        "```python\nimport os\ndef pair(a, b):\n"
+        + "".join(f"    {line}\n" for line in forge.split("\n")[1:])
+        + "    os._exit(0)\n```"
+    ]
+    response = post(
+        code_server,
+        [code_group(ADD, stdin_completions, "stdin"), code_group(call_reference, call_completions, "call")],
+    )
+    assert response.status_code == 200, response.text
+    stdin_results, call_results = (group["results"] for group in response.json()["groups"])
+    assert [r["status"] for r in stdin_results + call_results] == ["incorrect"] * 5, response.text
+    kinds = [r["tests"]["failure_kind"] for r in stdin_results + call_results]
+    assert kinds == ["wrong_answer", "wrong_answer", "runtime_error", "runtime_error", "runtime_error"]
+
+
 def test_call_groups_in_every_form(code_server: ServerProcess) -> None:
     taco = {"fn_name": "twice", "inputs": [[2], [[1, 2]]], "outputs": [[4], [[1, 2, 1, 2]]]}
     normalized = {"fn_name": "pair", "tests": [{"input": [1, 2], "output": [1, 2]}]}

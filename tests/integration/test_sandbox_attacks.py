@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -685,6 +686,20 @@ async def test_call_forging_the_result_channel(sandbox: Sandbox) -> None:
     assert run.outcome is Outcome.RUNTIME_ERROR
 
 
+@pytest.mark.parametrize("mode", ["stdin", "call"])
+async def test_bytes_on_the_result_channel_that_are_not_text(sandbox: Sandbox, mode: str) -> None:
+    """One result record of bytes that are not UTF-8, then a clean exit: no result (a call's runtime_error;
+    ignored in stdin mode), never a sandbox crash, which the grader reports as `error` (not scored)."""
+    forge = "os.write(3, b'R\\x00\\x00\\x00\\x01\\xff')\n"
+    if mode == "call":
+        code = "import os\ndef f(x):\n    " + forge + "    os._exit(0)\n"
+        run = await call(sandbox, code, "f", 1)
+        assert (run.outcome, run.result_json) == (Outcome.RUNTIME_ERROR, None), run
+    else:
+        run = await run_program(sandbox, "import os\n" + forge + "print('WRONG')\n")
+        assert (run.outcome, run.stdout) == (Outcome.OK, "WRONG\n"), run
+
+
 # -- one session against another --
 
 
@@ -938,3 +953,265 @@ async def test_tests_are_the_oom_killers_first_choice_and_the_host_its_last(sand
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
     if int(status["CapEff"], 16) & 1 << 24:
         assert int(Path("/proc/self/oom_score_adj").read_text()) == HOST_OOM_SCORE_ADJ
+
+
+# -- kernel state that outlives a session, and neighbours that talk --
+
+KEYRING = (
+    "import ctypes\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "USER_KEYRING = -4  # KEY_SPEC_USER_KEYRING: the uid's, not the process's\n"
+)
+
+
+async def test_sessions_cannot_leave_notes_in_the_kernel_keyring(sandbox: Sandbox, secret: str) -> None:
+    """A uid's keyring outlives its processes: a session of the slot could leave a note for the next one."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("the program below uses x86_64 syscall numbers")
+    writer = KEYRING + (
+        f"key = libc.syscall(248, b'user', b'note', {secret.encode()!r}, {len(secret)}, USER_KEYRING)\n"
+        "print('refused' if key < 0 else 'written')\n"
+    )
+    reader = KEYRING + (
+        "key = libc.syscall(250, 10, USER_KEYRING, b'user', b'note', 0)  # KEYCTL_SEARCH\n"
+        "buffer = ctypes.create_string_buffer(200)\n"
+        "size = libc.syscall(250, 11, key, buffer, 200) if key >= 0 else -1  # KEYCTL_READ\n"
+        "print(buffer.value.decode() if size > 0 else 'WRONG')\n"
+    )
+    written = await run_program(sandbox, writer)
+    assert written.stdout == "refused\n", written  # keyrings are refused to solutions
+    for _ in range(3):  # later sessions, whichever slot they get
+        read = await run_program(sandbox, reader)
+        assert_not_passed(read, secret)
+        assert read.stdout == "WRONG\n", read
+
+
+async def test_kernel_interfaces_no_solution_needs_are_refused(sandbox: Sandbox) -> None:
+    """io_uring, bpf, perf_event_open, userfaultfd and the keyrings: kernel surface, refused (the call fails
+    and the program goes on: its own outcome)."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("the program below uses x86_64 syscall numbers")
+    code = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "attr = ctypes.create_string_buffer(128)\n"
+        "for name, number, args in [\n"
+        "    ('io_uring_setup', 425, (8, attr)),\n"
+        "    ('bpf', 321, (0, attr, 128)),\n"
+        "    ('perf_event_open', 298, (attr, 0, -1, -1, 0)),\n"
+        "    ('userfaultfd', 323, (0,)),\n"
+        "    ('keyctl', 250, (0, -4, 0)),  # KEYCTL_GET_KEYRING_ID of the user keyring\n"
+        "]:\n"
+        "    if libc.syscall(number, *args) >= 0:\n"
+        "        print('did', name)\n"
+        "print('WRONG')\n"
+    )
+    run = await run_program(sandbox, code)
+    assert (run.outcome, run.stdout) == (Outcome.OK, "WRONG\n"), run
+
+
+async def test_neighbours_cannot_talk_over_abstract_unix_sockets(sandbox: Sandbox, secret: str) -> None:
+    """Two sessions at once: an abstract socket (no file to hide) is in the network namespace of one only."""
+    needs_namespaces(sandbox)
+    name = f"\0sbx-neighbour-{uuid.uuid4().hex}"
+    listener = (
+        "import socket\n"
+        "with socket.socket(socket.AF_UNIX) as server:\n"
+        f"    server.bind({name!r})\n"
+        "    server.listen()\n"
+        "    server.settimeout(3)\n"
+        "    print('listening', flush=True)\n"
+        "    try:\n"
+        "        conn, _ = server.accept()\n"
+        f"        conn.sendall({secret.encode()!r})\n"
+        "        print('served')\n"
+        "    except OSError:\n"
+        "        print('nobody came')\n"
+    )
+    caller = (
+        "import socket, time\n"
+        "got = ''\n"
+        "for _ in range(20):\n"
+        "    try:\n"
+        "        with socket.socket(socket.AF_UNIX) as s:\n"
+        f"            s.connect({name!r})\n"
+        "            got = s.recv(200).decode()\n"
+        "            break\n"
+        "    except OSError:\n"
+        "        time.sleep(0.1)\n"
+        "print(got or 'WRONG')\n"
+    )
+    served, called = await asyncio.gather(
+        run_program(sandbox, listener, wall_time_s=10), run_program(sandbox, caller, wall_time_s=10)
+    )
+    assert_not_passed(called, secret)
+    assert called.stdout == "WRONG\n", called
+    assert served.stdout == "listening\nnobody came\n", served
+
+
+@pytest.mark.parametrize("mode", ["stdin", "call"])
+async def test_making_the_session_its_tracer_is_its_own_outcome(sandbox: Sandbox, mode: str) -> None:
+    """PTRACE_TRACEME would make the session process the test's tracer: each signal the test then gets
+    stops it and is reported to the session as a stop, which must never become an infrastructure error (a
+    policy would learn that `error` is dropped rather than scored). ptrace is refused to solutions; the
+    session waits for exits only where it is not (see session._wait_for_exit)."""
+    body = (
+        "import ctypes, os, signal\n"
+        "traced = ctypes.CDLL(None).ptrace(0, 0, 0, 0) == 0  # PTRACE_TRACEME\n"
+        "signal.signal(signal.SIGUSR1, lambda *_: None)\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "os.kill(os.getpid(), signal.SIGUSR2)  # (default action: it dies of it)\n"
+    )
+    if mode == "call":
+        code = "def f():\n" + "".join(f"    {line}\n" for line in body.splitlines()) + "    return 1\n"
+        async with sandbox.session(Program(code=code, mode="call", fn_name="f"), Limits(wall_time_s=3)) as s:
+            run = await s.run(TestInput(args=[]))
+    else:
+        run = await run_program(sandbox, body, wall_time_s=3)
+    # Refused: it dies of SIGUSR2. Elsewhere (no filter) it stays stopped until its deadline.
+    assert run.outcome in (Outcome.RUNTIME_ERROR, Outcome.TIMEOUT), run
+    if isinstance(sandbox, ProcessSandbox) and sandbox.isolation_info.get("ipc_and_memfd_blocked"):
+        assert (run.outcome, run.signal) == (Outcome.RUNTIME_ERROR, signal.SIGUSR2), run
+
+
+# -- a program's own misbehaviour is classed as its own (never an infrastructure error) --
+
+OWN_FAILURES = [
+    # C-stack recursion past the raised limit (lru_cache is C): a segfault, not a sandbox crash.
+    pytest.param(
+        "import sys, functools\nsys.setrecursionlimit(10**7)\n"
+        "@functools.lru_cache(None)\ndef r(n):\n    return 0 if n == 0 else r(n - 1) + 1\nprint(r(10**6))\n",
+        {},
+        {Outcome.RUNTIME_ERROR},
+        id="deep-c-recursion-segfault",
+    ),
+    # Python-frame recursion with no effective limit: out of time or memory, or Python gives up.
+    pytest.param(
+        "import sys\nsys.setrecursionlimit(10**8)\ndef r(n):\n    return r(n + 1) + 1\nr(0)\n",
+        {"cpu_time_s": 2, "wall_time_s": 6},
+        {Outcome.TIMEOUT, Outcome.MEMORY, Outcome.RUNTIME_ERROR},
+        id="deep-python-recursion",
+    ),
+    # Reading past the end of stdin: EOF at once (stdin is a file), never a wait until the deadline.
+    pytest.param("print(input())\nprint(input())\n", {}, {Outcome.RUNTIME_ERROR}, id="input-past-eof"),
+    pytest.param(
+        "import os, sys\nsys.stdin.read()\nassert os.read(0, 10) == b''\nprint('WRONG')\n",
+        {},
+        {Outcome.OK},
+        id="read-after-eof",
+    ),
+    # Every signal blocked (SIGXCPU included) in a busy loop: its CPU time still ends it.
+    pytest.param(
+        "import signal\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals))\n"
+        "while True:\n    pass\n",
+        {"cpu_time_s": 1, "wall_time_s": 10},
+        {Outcome.TIMEOUT},
+        id="signals-blocked",
+    ),
+    # Its own standard streams closed or swapped: its output is lost, its exit status says so.
+    pytest.param("import os\nos.close(1)\nprint('WRONG')\n", {}, {Outcome.RUNTIME_ERROR}, id="stdout-closed"),
+    pytest.param(
+        "import os\n"
+        "for fd in range(64):\n    try:\n        os.close(fd)\n    except OSError:\n        pass\n",
+        {},
+        {Outcome.OK},
+        id="every-fd-closed",
+    ),
+    pytest.param("import os\nos.dup2(2, 1)\nprint('WRONG')\n", {}, {Outcome.OK}, id="stdout-onto-stderr"),
+    # Output that is not text: decoded with U+FFFD, judged as a wrong answer by the grader.
+    pytest.param(
+        "import sys\nsys.stdout.buffer.write(b'\\xff\\xfe\\x00WRONG')\n", {}, {Outcome.OK}, id="binary-output"
+    ),
+    # A subreaper of its own whose orphan keeps stdout open: ended with it, not awaited to the deadline.
+    pytest.param(
+        "import ctypes, os, time\n"
+        "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER\n"
+        "if os.fork() == 0:\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "print('WRONG')\n",
+        {},
+        {Outcome.OK},
+        id="subreaper-orphan-holds-stdout",
+    ),
+    # An argument list or environment past the kernel's limit: exec fails (E2BIG), its own error.
+    pytest.param(
+        "import os\nos.execv('/bin/true', ['true'] + ['x' * 100_000] * 100)\n",
+        {},
+        {Outcome.RUNTIME_ERROR},
+        id="exec-huge-argv",
+    ),
+    pytest.param(
+        "import os\nos.execve('/bin/true', ['true'], {'A': 'x' * 10**7})\n",
+        {"memory_mb": 1024},
+        {Outcome.RUNTIME_ERROR},
+        id="exec-huge-env",
+    ),
+    # A non-daemon thread outliving the main one: waited for, as Python does.
+    pytest.param(
+        "import threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('late', flush=True))).start()\n",
+        {},
+        {Outcome.OK},
+        id="thread-outlives-main",
+    ),
+]
+
+
+@pytest.mark.parametrize(("code", "limits", "outcomes"), OWN_FAILURES)
+async def test_a_programs_own_misbehaviour_is_its_own_outcome(
+    sandbox: Sandbox, code: str, limits: dict[str, Any], outcomes: set[Outcome]
+) -> None:
+    run = await run_program(sandbox, code, **{"wall_time_s": 5, **limits})
+    assert run.outcome in outcomes, run
+    assert "WRONG" not in run.stdout or run.outcome is Outcome.OK
+
+
+CALL_EDGES = [
+    # A module-level function wins over a method of class Solution of the same name.
+    pytest.param(
+        "class Solution:\n    def f(self, x):\n        return 1\ndef f(x):\n    return 2\n",
+        "2",
+        id="fn-over-class",
+    ),
+    # fn_name naming a class: no function to call.
+    pytest.param("class f:\n    def __init__(self, x):\n        pass\n", None, id="fn-is-a-class"),
+    # Prints at exit (atexit, __del__) and a thread still running: the returned value stands.
+    pytest.param(
+        "import atexit\natexit.register(print, 'atexit')\n"
+        "class Noisy:\n    def __del__(self):\n        print('del')\nkeep = Noisy()\n"
+        "def f(x):\n    return 5\n",
+        "5",
+        id="prints-at-exit",
+    ),
+    pytest.param(
+        "import atexit, os\natexit.register(os._exit, 0)\ndef f(x):\n    return 5\n",
+        "5",
+        id="os-exit-at-exit",
+    ),
+    # The result channel (fd 3) closed or replaced by stdout: no result, its own runtime_error.
+    pytest.param("import os\ndef f(x):\n    os.close(3)\n    return 5\n", None, id="result-channel-closed"),
+    pytest.param(
+        "import os\ndef f(x):\n    os.dup2(1, 3)\n    return 5\n", None, id="result-channel-replaced"
+    ),
+    # A value with no JSON form (recursion in the encoder): its runtime_error.
+    pytest.param(
+        "def f(x):\n    a = []\n    for _ in range(10**5):\n        a = [a]\n    return a\n",
+        None,
+        id="deep-list",
+    ),
+]
+
+
+@pytest.mark.parametrize(("code", "result_json"), CALL_EDGES)
+async def test_call_mode_edges_are_the_programs_own(
+    sandbox: Sandbox, code: str, result_json: str | None
+) -> None:
+    run = await call(sandbox, code, "f", 1)
+    if result_json is None:
+        assert run.outcome is Outcome.RUNTIME_ERROR and run.result_json is None, run
+    else:
+        assert (run.outcome, run.result_json) == (Outcome.OK, result_json), run

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from reward_server.code_grading import call_result_matches, stdout_matches
-from reward_server.code_grading.compare import stdout_tokens
+from reward_server.code_grading.compare import _first_tokens, stdout_tokens
 
 STDOUT_MATCH = [
     ("3\n", "3\n"),
@@ -55,6 +55,20 @@ STDOUT_MISMATCH = [
     ("١", "1"),  # nor non-ASCII digits
     ("inf", "1e400 5"),
     ("ÉTÉ", "été"),  # only ASCII letters are lowercased
+    # Outputs a policy might try against numeric checks:
+    ("nan", "5"),
+    ("nan nan", "1 2"),
+    ("inf", "1e308"),
+    ("-inf", "-1e308"),
+    ("1e999", "inf"),  # both infinite: |inf - inf| is nan, not < 1e-5 (as in CodeContests)
+    ("infinity", "1e300"),
+    # Binary or invalid UTF-8 output (the sandbox decodes it with U+FFFD):
+    ("\ufffd5", "5"),
+    ("5\x00", "5"),
+    # Every answer it can guess, one after another: the token count gives it away.
+    ("YES NO", "yes"),
+    ("5 " + "1 " * 100_000, "5"),
+    ("1 2 3", "1"),
 ]
 
 
@@ -143,3 +157,23 @@ def test_taco_wrapped_outputs() -> None:
     assert call_result_matches([1, 2], [[1, 2]], accept_wrapped=True)
     assert not call_result_matches(1, [1, 2], accept_wrapped=True)  # TACO would accept x[0]; we do not
     assert not call_result_matches(5, [6], accept_wrapped=True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        " A\tb\r\nC\v\n",
+        "1 2 3",
+        "\n\n x  y\n",
+        "a\fb c",
+        "ÉTÉ Yes é",
+        "1 " * 50,
+    ],
+)
+@pytest.mark.parametrize("count", [1, 2, 3, 100])
+def test_a_long_output_is_cut_after_the_tokens_compared(text: str, count: int) -> None:
+    """stdout_matches splits no more of the program's output than the expected count + 1 (a long wrong
+    output is not cut into millions of strings on the server's event loop): the same tokens as in full."""
+    assert _first_tokens(text, count) == stdout_tokens(text)[:count]

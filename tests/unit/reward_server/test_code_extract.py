@@ -47,6 +47,17 @@ CASES = [
     ("```python\r\nprint(1)\r\nprint(2)\r\n```\r\n", "print(1)\nprint(2)\n"),
     # A form feed or U+2028 inside a line is code, not a line break.
     ("```python\ns = 'a\u2028b'\n```", "s = 'a\u2028b'\n"),
+    # A fence line inside a string literal closes the block, as in CommonMark: the program is cut there
+    # (and fails to compile: the completion's own runtime_error); a longer fence keeps it whole (above).
+    ('```python\ns = """\n```\n"""\nprint(s)\n```', 's = """\n'),
+    # A block in another language after the Python one, or a bare block of sample output: not the program.
+    ("```python\nprint(1)\n```\n```cpp\nint main() {}\n```\n```\n1\n```", "print(1)\n"),
+    # A "solution" that is a harness printing every answer it can guess is extracted as it is: it runs,
+    # and fails on the token count (tests/unit/reward_server/test_code_compare.py).
+    (
+        "```python\nfor guess in ('YES', 'NO'):\n    print(guess)\n```",
+        "for guess in ('YES', 'NO'):\n    print(guess)\n",
+    ),
 ]
 
 NO_CODE = [

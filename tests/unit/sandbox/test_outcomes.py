@@ -70,6 +70,18 @@ async def test_right_output_then_crash_is_a_runtime_error(sandbox: ProcessSandbo
         ("quit(3)", 3, Outcome.RUNTIME_ERROR),
         ("import sys\nsys.exit(7)", 7, Outcome.RUNTIME_ERROR),
         ("import sys\nsys.exit('message')", 1, Outcome.RUNTIME_ERROR),
+        # As CPython: bools are ints, and an int past a C long exits with 255 (not its low byte).
+        ("import sys\nsys.exit(False)", 0, Outcome.OK),
+        ("import sys\nsys.exit(True)", 1, Outcome.RUNTIME_ERROR),
+        ("raise SystemExit(256)", 0, Outcome.OK),
+        ("raise SystemExit(-1)", 255, Outcome.RUNTIME_ERROR),
+        ("raise SystemExit(2**100)", 255, Outcome.RUNTIME_ERROR),
+        ("raise SystemExit(2**64)", 255, Outcome.RUNTIME_ERROR),
+        (
+            "class Code(int):\n    def __index__(self):\n        return 0\nraise SystemExit(Code(3))",
+            3,
+            Outcome.RUNTIME_ERROR,
+        ),
         ("import os\nprint('lost', end='')\nos._exit(0)", 0, Outcome.OK),
         ("import os\nos._exit(4)", 4, Outcome.RUNTIME_ERROR),
     ],

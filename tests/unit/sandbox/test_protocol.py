@@ -123,6 +123,25 @@ def test_result_records_parse_only_when_well_formed() -> None:
     assert outcome.parse_records(b"R\x00") is None  # short header
 
 
+@pytest.mark.parametrize("call", [True, False])
+def test_a_result_record_that_is_not_utf8_is_no_result_not_our_failure(call: bool) -> None:
+    """The test writes its result channel (fd 3) itself if it likes: bytes that are not UTF-8 there are no
+    result (a call's runtime_error), never an exception in the session process (an infrastructure error)."""
+    forged = b"R" + struct.pack(">I", 1) + b"\xff"
+    judged = outcome.judge(
+        0, 0.1, None, None, 0.1, bytearray(b"WRONG\n"), bytearray(), forged, b"k",
+        probe=False, expect_result=call, cpu_time_s=1.0, cgroup_shared=None,
+    )  # fmt: skip
+    assert judged["result_json"] is None
+    assert judged["outcome"] == ("runtime_error" if call else "ok")
+    surrogate = b"R" + struct.pack(">I", 5) + '"\udcff"'.encode("utf-8", "surrogatepass")
+    judged = outcome.judge(
+        0, 0.1, None, None, 0.1, bytearray(), bytearray(), surrogate, b"k",
+        probe=False, expect_result=True, cpu_time_s=1.0, cgroup_shared=None,
+    )  # fmt: skip
+    assert (judged["outcome"], judged["result_json"]) == ("ok", '"\udcff"')  # as the harness encodes them
+
+
 def test_config_rejects_an_unknown_namespace_mode() -> None:
     with pytest.raises(ValueError, match="namespaces"):
         isolation.Config({"namespaces": "sometimes"})
@@ -135,3 +154,35 @@ def test_levels_tried_in_order() -> None:
     required = isolation.plan_levels(isolation.Config({"namespaces": "require"}))
     assert auto[-1] == "none" and "none" not in required
     assert auto[:-1] == required
+
+
+def test_the_output_cap_keeps_the_largest_result_frame_sendable() -> None:
+    """Output and a call's result, each at the cap and all control bytes (6 bytes each as JSON text), still
+    fit in one frame: a test cannot make its own result unsendable (an infrastructure error)."""
+    import pydantic
+
+    from sandbox.schemas import MAX_OUTPUT_BYTES, Limits
+
+    worst = 6 * (2 * MAX_OUTPUT_BYTES + (1 << 16)) + (1 << 20)  # stdout, result (+ one read), the rest
+    assert worst < protocol.MAX_FRAME_BYTES
+    with pytest.raises(pydantic.ValidationError):
+        Limits(max_output_bytes=MAX_OUTPUT_BYTES + 1)
+
+
+def test_whatever_a_test_writes_on_its_result_channel_is_judged_never_raised() -> None:
+    """Random records (any tag, length, bytes): judging them never raises in the session process."""
+    import random
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        channel = b""
+        for _ in range(rng.randrange(0, 4)):
+            body = rng.randbytes(rng.randrange(0, 12))
+            size = len(body) if rng.random() < 0.8 else rng.randrange(0, 1 << 32)
+            channel += rng.choice([b"R", b"E", b"C", b"X"]) + struct.pack(">I", size) + body
+        for call in (True, False):
+            judged = outcome.judge(
+                rng.choice([0, 1 << 8, 9]), 0.1, None, None, 0.1, bytearray(), bytearray(), channel, b"k",
+                probe=False, expect_result=call, cpu_time_s=1.0, cgroup_shared=None,
+            )  # fmt: skip
+            assert judged["outcome"] in ("ok", "runtime_error"), (channel, judged)

@@ -267,6 +267,63 @@ def test_solution_filter_refuses_hidden_memory_and_namespaces(block_namespaces: 
     assert done.stdout == f"thread\n{expected} 0 0\n", done.stdout + done.stderr
 
 
+KERNEL_SURFACE_PROBE = (
+    "import ctypes\n"
+    "from sandbox.runner import linux\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)\n"
+    "linux.install_filter(linux.solution_filter(block_namespaces=False))\n"
+    "attr = ctypes.create_string_buffer(128)\n"
+    "calls = [('add_key', 248, (b'user', b'k', b'v', 1, -4)), ('keyctl', 250, (0, -4, 0)),\n"
+    "         ('io_uring_setup', 425, (8, attr)), ('bpf', 321, (0, attr, 128)),\n"
+    "         ('perf_event_open', 298, (attr, 0, -1, -1, 0)), ('userfaultfd', 323, (0,)),\n"
+    "         ('ptrace', 101, (0, 0, 0, 0))]  # PTRACE_TRACEME\n"
+    "print([(name, ctypes.get_errno() if libc.syscall(n, *args) == -1 else 0) for name, n, args in calls])\n"
+)
+
+
+def test_solution_filter_refuses_kernel_surface_no_solution_needs() -> None:
+    """Keyrings (a uid's keys outlive its session), io_uring, bpf, perf_event_open, userfaultfd and ptrace
+    (PTRACE_TRACEME would make the session process the test's tracer) are refused with EPERM."""
+    if os.uname().machine != "x86_64" or linux.solution_filter(False) is None:
+        pytest.skip("the probe uses x86_64 syscall numbers")
+    import errno
+
+    done = subprocess.run(
+        [sys.executable, "-c", KERNEL_SURFACE_PROBE], capture_output=True, text=True, timeout=30, cwd="/"
+    )
+    assert done.returncode == 0, done.stderr
+    names = ["add_key", "keyctl", "io_uring_setup", "bpf", "perf_event_open", "userfaultfd", "ptrace"]
+    assert done.stdout == f"{[(name, errno.EPERM) for name in names]}\n", done.stdout + done.stderr
+
+
+def test_a_test_that_made_the_session_its_tracer_is_waited_for_until_it_exits() -> None:
+    """Where no filter refuses PTRACE_TRACEME, the session process is reported each ptrace-stop of its test:
+    those are not exits (os.waitstatus_to_exitcode would raise, and the session fail as an infrastructure
+    error)."""
+    import ctypes
+    import signal
+    import time
+
+    from sandbox.runner.session import _wait_for_exit
+
+    child = os.fork()
+    if child == 0:
+        try:
+            ctypes.CDLL(None).ptrace(0, 0, 0, 0)  # PTRACE_TRACEME: the parent, this test, is its tracer
+            os.kill(os.getpid(), signal.SIGUSR1)  # a ptrace-stop (its delivery waits for the tracer)
+        finally:
+            os._exit(0)
+    try:
+        for _ in range(100):
+            time.sleep(0.01)
+            assert _wait_for_exit(child, os.WNOHANG) == (0, 0)  # stopped, not exited
+    finally:
+        os.kill(child, signal.SIGKILL)
+    _, status = _wait_for_exit(child, 0)
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL
+
+
 def test_require_fails_loudly_when_no_level_works(start: Any) -> None:
     box = start({"levels": ["userns", "no-such-level"], "namespaces": "require"})  # userns lacks its uids
     assert box.ready["op"] == "error"
