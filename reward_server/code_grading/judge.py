@@ -72,4 +72,10 @@ def _describe(run: TestRun) -> str:
         parts.append(f"signal {run.signal}")
     last_line = next((line for line in reversed(run.stderr_tail.splitlines()) if line.strip()), "")
     text = ", ".join(parts)
-    return f"{text}: {last_line[:200]}" if last_line else text
+    return f"{text}: {_printable(last_line[:200])}" if last_line else text
+
+
+def _printable(text: str) -> str:
+    # The program writes this line: escape sequences or control characters would reach every log and terminal
+    # that shows a verdict's detail, so each non-printable character becomes U+FFFD.
+    return "".join(char if char.isprintable() else "\ufffd" for char in text)

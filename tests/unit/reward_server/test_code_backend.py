@@ -55,6 +55,11 @@ PROGRAMS: dict[str, Behaviour] = {
     ),
     "loop": lambda t: TestRun(outcome=Outcome.TIMEOUT, signal=9),
     "hog": lambda t: TestRun(outcome=Outcome.MEMORY, stderr_tail="MemoryError\n", exit_code=1),
+    "escape_codes": lambda t: TestRun(
+        outcome=Outcome.RUNTIME_ERROR,
+        exit_code=1,
+        stderr_tail="\x1b[2J\x1b]0;owned\x07Error: \x00boom\u202e\n",
+    ),
     "chatty": lambda t: TestRun(outcome=Outcome.OUTPUT_LIMIT),
     "sandbox_crash": crash,
     "add_call": lambda t: ok(result=sum(t.args or [])),
@@ -185,6 +190,12 @@ async def test_failure_kinds(sandbox: FakeSandbox, program: str, kind: str) -> N
 async def test_runtime_error_detail_shows_the_exception(sandbox: FakeSandbox) -> None:
     (verdict,) = await grade(await make_backend(sandbox), STDIN, ["crash_after_output"])
     assert verdict.detail == "test 0 of 2: runtime_error, exit status 1: ValueError: boom"
+
+
+async def test_detail_shows_no_control_characters_the_program_wrote(sandbox: FakeSandbox) -> None:
+    (verdict,) = await grade(await make_backend(sandbox), STDIN, ["escape_codes"])
+    assert verdict.detail is not None and verdict.detail.isprintable()
+    assert verdict.detail.endswith("Error: \ufffdboom\ufffd")
 
 
 @pytest.mark.parametrize("program", ["sandbox_crash", "unavailable", "our_bug"])
