@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from reward_server.backends.base import AnyBackend
 from reward_server.backends.registry import get_backend
@@ -143,7 +144,16 @@ class GradingService:
             ]
             raise
         # The reference is hashed once per group: a CodeContests suite can be megabytes.
-        ref_hash = hashlib.sha256(reference.model_dump_json().encode()).hexdigest()
+        try:
+            dumped = reference.model_dump_json()
+        except PydanticSerializationError as exc:  # a plug-in reference holding what JSON cannot
+            where = f"body.groups.{index}.reference"
+            message = f"cannot be written as JSON ({exc})"
+            raise BadRequest(
+                f"invalid reference for backend {backend.name!r} at {where}: {message}",
+                [{"loc": ["body", "groups", index, "reference"], "msg": message}],
+            ) from None
+        ref_hash = hashlib.sha256(dumped.encode()).hexdigest()
         return _Prepared(group, backend, reference, ref_hash)
 
     async def _grade_group(self, prepared: _Prepared, reward: RewardSpec) -> GroupResult:

@@ -184,6 +184,8 @@ def label_reference(backend: str, label: Any) -> tuple[dict[str, Any], str | Non
         if isinstance(label, str):
             return {"answer": scrub_surrogates(label)}, "answer"
         if isinstance(label, int | float) and not isinstance(label, bool):
+            if isinstance(label, float) and not math.isfinite(label):  # 1e999 reads as inf: the gold "inf"
+                raise ValueError(f"must be a finite number, not {label} (1e999 reads as inf)")
             return {"answer": str(label)}, "answer"
         raise ValueError("must be the gold answer, a string (OpenRLHF's --data.label_key column)")
     value = label

@@ -198,6 +198,19 @@ HOSTILE_BODIES: dict[str, tuple[bytes, list[str | int]]] = {
         b'{"groups": [' + call_group('[{"input": [1], "output": Infinity}]') + b"]}",
         [*TESTS, 0, "output"],
     ),
+    "overflowing_output": (
+        b'{"groups": [' + call_group('[{"input": [1], "output": 1e999}]') + b"]}",
+        [*TESTS, 0, "output"],
+    ),
+    # A lone surrogate in a test, or a limit past 1e308, could not be hashed or converted: a 500.
+    "surrogate_in_a_test": (
+        b'{"groups": [' + call_group('[{"input": ["\\ud800"], "output": 1}]') + b"]}",
+        [*TESTS, 0, "input"],
+    ),
+    "overflowing_memory_limit": (
+        b'{"groups": [' + call_group('[{"input": [1], "output": 1}]', memory_limit_bytes=10**400) + b"]}",
+        ["body", "groups", 0, "reference", "memory_limit_bytes"],
+    ),
     # A test nested 300 levels could not be hashed: a 500.
     "deep_test": (
         b'{"groups": [' + call_group('[{"input": [' + "[" * 300 + "]" * 300 + '], "output": 1}]') + b"]}",

@@ -189,6 +189,66 @@ def test_deeply_nested_test_data_is_refused_naming_the_test() -> None:
     assert problem.model_dump_json().count("[") == 101
 
 
+@pytest.mark.parametrize(
+    ("raw", "loc", "why"),
+    [
+        # 1e999 reads as inf; the cache key wrote it (and NaN) as null, the key of another reference.
+        (
+            {"fn_name": "f", "tests": [{"input": [1], "output": float("inf")}]},
+            ("tests", 0, "output"),
+            "finite",
+        ),
+        (
+            {"fn_name": "f", "tests": [{"input": [[float("-inf")]], "output": 1}]},
+            ("tests", 0, "input"),
+            "finite",
+        ),
+        (
+            {"input_output": '{"fn_name": "f", "inputs": [[NaN]], "outputs": [1]}'},
+            ("input_output", "inputs", 0),
+            "finite",
+        ),
+        # A lone surrogate has no UTF-8 form: hashing the reference raised (a 500).
+        ({"tests": [{"input": "\ud800", "output": "1"}]}, ("tests", 0, "input"), "surrogate"),
+        (
+            {"fn_name": "f", "tests": [{"input": [{"\udc00": 1}], "output": 1}]},
+            ("tests", 0, "input"),
+            "surrogate",
+        ),
+        (
+            {"public_tests": {"input": ["1"], "output": ["a\ud800"]}},
+            ("public_tests", "output", 0),
+            "surrogate",
+        ),
+        (
+            {"input_output": '{"inputs": ["\\ud800"], "outputs": ["1"]}'},
+            ("input_output", "inputs", 0),
+            "surrogate",
+        ),
+    ],
+)
+def test_test_data_json_cannot_hold_is_refused_naming_the_test(
+    raw: dict[str, Any], loc: tuple[Any, ...], why: str
+) -> None:
+    with pytest.raises(ValidationError, match=why) as info:
+        normalize(raw)
+    assert [tuple(error["loc"]) for error in info.value.errors()] == [loc]
+
+
+@pytest.mark.parametrize(
+    ("limits", "loc"),
+    [
+        # Each overflowed a float conversion (OverflowError: a 500) before it was compared with the cap.
+        ({"time_limit": {"seconds": 10**400}}, ("time_limit",)),
+        ({"memory_limit_bytes": 10**400}, ("memory_limit_bytes",)),
+        ({"time_limit": 1e400}, ("time_limit",)),
+    ],
+)
+def test_huge_limits_are_refused_naming_the_field(limits: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    raw = {"public_tests": {"input": ["1"], "output": ["1"]}, **limits}
+    assert any(found[: len(loc)] == loc for found in error_locs(raw)), error_locs(raw)
+
+
 def test_caps_hold_requests_only() -> None:
     assert CodeReference.model_validate({"tests": STDIN_TESTS * 10}).tests is not None
 
