@@ -60,7 +60,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reward_server.api.deps import BodyReader, Service
+from reward_server.api.deps import PLAIN_BODY, BodyReader, Service
 from reward_server.api.request_body import RequestRules, parse_json, returns_refusal, validate_body
 from reward_server.errors import BackendNotFound, BadRequest, GradingFailed
 from reward_server.grading import MAX_FIELDS
@@ -350,7 +350,9 @@ def openrlhf_answer(
     }
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (401, 413, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (401, 413, 415, 422, 503)
+}
 REQUEST_BODY = {
     "requestBody": {
         "required": True,
@@ -359,7 +361,13 @@ REQUEST_BODY = {
 }
 
 
-@router.post("/reward", response_model=OpenRLHFRewardResponse, responses=ERRORS, openapi_extra=REQUEST_BODY)
+@router.post(
+    "/reward",
+    response_model=OpenRLHFRewardResponse,
+    responses=ERRORS,
+    openapi_extra=REQUEST_BODY,
+    dependencies=PLAIN_BODY,
+)
 async def reward(
     request: Request,
     service: Service,

@@ -33,6 +33,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 LOCATION_ROOTS = {"body", "query", "header", "path", "method"}
+ROOT_OF_STATUS = {404: "path", 405: "method", 415: "header"}
 
 MATH_GROUP = {
     "group_id": "m",
@@ -151,7 +152,7 @@ def assert_answered(response: httpx.Response) -> Any:
     assert set(body) == {"error", "message", "fields"}, body
     assert body["message"] and body["fields"], body
     loc = body["fields"][0]["loc"]
-    assert loc and loc[0] in LOCATION_ROOTS, body
+    assert loc and loc[0] == ROOT_OF_STATUS.get(response.status_code, loc[0]) in LOCATION_ROOTS, body
     return body
 
 
