@@ -392,6 +392,16 @@ class CodeReference(BaseModel):
                     raise invalid((index, field), message, getattr(test, field))
         return tests
 
+    @field_validator("time_limit", mode="before")
+    @classmethod
+    def _within_a_duration(cls, value: Any) -> Any:
+        """Seconds past a Duration's range, said once: an integer past 1e308 failed each member of the
+        union ("time_limit.float: Input should be a valid number", then `.CodeContestsDuration`, `.str`)."""
+        seconds = value.get("seconds") if isinstance(value, dict) else value
+        if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds > MAX_DURATION_SECONDS:
+            raise ValueError(f"must be at most {MAX_DURATION_SECONDS} seconds (a protobuf Duration's range)")
+        return value
+
     @field_validator("time_limit")
     @classmethod
     def _time_limit(cls, value: float | CodeContestsDuration | str | None) -> float | None:

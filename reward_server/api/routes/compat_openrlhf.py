@@ -63,7 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from reward_server.api.deps import PLAIN_BODY, BodyReader, Service
 from reward_server.api.request_body import RequestRules, parse_json, returns_refusal, validate_body
 from reward_server.errors import BackendNotFound, BadRequest, GradingFailed
-from reward_server.grading import MAX_FIELDS
+from reward_server.grading import MAX_FIELDS, error_message
 from reward_server.schemas import (
     ErrorResponse,
     GradeGroup,
@@ -301,7 +301,7 @@ def _unwrap(loc: list[Any], key: str | None) -> list[Any]:
 
 def _label_error(index: int, backend: str, key: str | None, exc: ValidationError) -> BadRequest:
     fields = [
-        {"loc": ["body", "labels", index, *_unwrap(list(err["loc"]), key)], "msg": err["msg"]}
+        {"loc": ["body", "labels", index, *_unwrap(list(err["loc"]), key)], "msg": error_message(err)}
         for err in exc.errors(include_url=False, include_input=False, include_context=False)[:MAX_FIELDS]
     ]
     where = ".".join(map(str, fields[0]["loc"]))
