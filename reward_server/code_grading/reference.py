@@ -315,7 +315,9 @@ def _check_fn_name(value: str | None) -> str | None:
     return value
 
 
-_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(s|sec|secs|seconds?|ms|milliseconds?)?\s*\.?\s*", re.I)
+# Read from the stripped text, with one `\s*`: three in a row (`\s*(unit)?\s*\.?\s*`) were cubic on spaces
+# before a bad character ("1" + 2,000 spaces + "x" took 10 s, holding the body reader's GIL).
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(s|sec|secs|seconds?|ms|milliseconds?)?\.?", re.I)
 _FORMS = {
     "problem_id": ("`problem_id`", ("problem_id",)),
     "tests": ("`tests`", ("tests",)),
@@ -410,7 +412,7 @@ class CodeReference(BaseModel):
         elif isinstance(value, CodeContestsDuration):
             seconds = value.seconds + value.nanos / 1e9
         else:
-            match = _DURATION.fullmatch(value)
+            match = _DURATION.fullmatch(value.strip())
             if match is None:
                 raise ValueError(f"cannot read {value!r} as a duration (e.g. 2, 1.5 seconds, 500 ms)")
             seconds = float(match[1]) / (1000 if (match[2] or "s").lower().startswith("m") else 1)

@@ -65,11 +65,28 @@ def test_codecontests_native_form() -> None:
 
 @pytest.mark.parametrize(
     ("time_limit", "seconds"),
-    [(3, 3.0), (1.5, 1.5), ("2 seconds", 2.0), ("1 second", 1.0), ("500 ms", 0.5), ({"seconds": 1}, 1.0)],
+    [
+        (3, 3.0),
+        (1.5, 1.5),
+        ("2 seconds", 2.0),
+        (" 1 second. ", 1.0),
+        ("500 ms", 0.5),
+        ("2.5s", 2.5),
+        ({"seconds": 1}, 1.0),
+    ],
 )
 def test_codecontests_time_limit_forms(time_limit: Any, seconds: float) -> None:
     raw = {"private_tests": {"input": ["1"], "output": ["1"]}, "time_limit": time_limit}
     assert normalize(raw).time_limit_s == seconds
+
+
+def test_a_long_time_limit_text_is_refused_quickly() -> None:
+    import time
+
+    # The duration pattern was cubic on spaces before a bad character: 2,000 took 10 s, this about 20 min.
+    start = time.perf_counter()
+    assert error_locs({"tests": STDIN_TESTS, "time_limit": "1" + " " * 10_000 + "x"}) == [("time_limit",)]
+    assert time.perf_counter() - start < 5.0
 
 
 def test_unknown_limits_fall_back_to_defaults() -> None:
