@@ -15,6 +15,7 @@ fixed (test_api.py, test_code_reference.py, test_compat_openrlhf.py).
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -161,8 +162,12 @@ HOSTILE_VALUES = [
     "null", "true", "0", "-1", "0.5", '""', "[]", "{}", "[null]", '{"": null}',
     "1e999", "-1e999", "NaN", "9" * 400, "-" + "9" * 400, "9" * 5000,
     '"\\ud800"', '"a\\udfff"', '["\\ud800"]', '{"\\ud800": 1}', json.dumps("x" * 20_000),
-    "[" * 300 + "]" * 300, '"' + "[" * 600 + '"',
+    "[" * 300 + "]" * 300,
+    "[" * 900 + "]" * 900, '"' + "[" * 600 + '"',
+    # Texts that once took a regex cubic time (a duration, a fence line): minutes, holding the GIL.
+    json.dumps("1" + " " * 3000 + "x"), json.dumps("```" + " " * 3000 + "`"),
 ]  # fmt: skip
+SLOW_S = 20.0  # what no answer may take here (each takes milliseconds): a generous bound, not a benchmark
 REMOVED = "@@removed@@"
 
 
@@ -188,8 +193,10 @@ async def test_every_part_of_a_grade_body_takes_every_hostile_value(app: InProce
     valid = await app.http.post("/v1/grade", content=json.dumps(GRADE_BODY))
     assert valid.status_code == 200, valid.text
     for content in sweep(GRADE_BODY):
+        started = time.monotonic()
         response = await app.http.post("/v1/grade", content=content)
         assert_answered(response)
+        assert time.monotonic() - started < SLOW_S, content[:300]
 
 
 @pytest.mark.parametrize("backend", ["math", "code"])
@@ -200,8 +207,10 @@ async def test_every_part_of_an_openrlhf_body_takes_every_hostile_value(
     url = f"/compat/openrlhf/v1/reward?backend={backend}"
     assert (await app.http.post(url, content=json.dumps(valid))).status_code == 200
     for content in sweep(valid):
+        started = time.monotonic()
         response = await app.http.post(url, content=content)
         assert_answered(response)
+        assert time.monotonic() - started < SLOW_S, content[:300]
 
 
 @FUZZ
