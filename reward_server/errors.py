@@ -3,7 +3,8 @@
     RewardError
     ├── BadRequest            the request is wrong (HTTP 422 or 400), names the offending field
     │   ├── BackendNotFound   the group names a backend that is not registered (HTTP 422)
-    │   └── BodyTooLarge      the body is too big or too complex to read (HTTP 413)
+    │   ├── BodyTooLarge      the body is too big or too complex to read (HTTP 413)
+    │   └── UnsupportedEncoding  the body is compressed (Content-Encoding), which is not read (HTTP 415)
     ├── DuplicateBackend      two backends claim one name (start-up)
     ├── InvalidBackend        a backend (a plug-in) cannot be loaded or lacks what the server needs (start-up)
     ├── GradingFailed         a compat route whose trainer cannot drop a sample got an `error` verdict (503)
@@ -48,6 +49,11 @@ class BackendNotFound(BadRequest):
 class BodyTooLarge(BadRequest):
     http_status = 413
     kind = "body_too_large"
+
+
+class UnsupportedEncoding(BadRequest):
+    http_status = 415
+    kind = "unsupported_encoding"
 
 
 class DuplicateBackend(RewardError):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails, PydanticSerializationError
 
 from reward_server.backends.base import AnyBackend
 from reward_server.backends.registry import get_backend
@@ -66,10 +67,19 @@ def check_request_size(request: GradeRequest, max_groups: int, max_completions: 
         )
 
 
+def error_message(error: ErrorDetails) -> str:
+    """pydantic's message for one error, in plain words where pydantic's are obscure: a lone UTF-16
+    surrogate (the JSON escape "\\ud800") in a string field is "unable to parse raw data as a unicode
+    string" there."""
+    if error["type"] == "string_unicode":
+        return "holds a lone UTF-16 surrogate (such as \\ud800), which has no UTF-8 form"
+    return error["msg"]
+
+
 def reference_error(index: int, backend: str, exc: ValidationError) -> BadRequest:
     """The BadRequest of group `index`'s invalid reference, each field located from the body."""
     fields = [
-        {"loc": ["body", "groups", index, "reference", *err["loc"]], "msg": err["msg"]}
+        {"loc": ["body", "groups", index, "reference", *err["loc"]], "msg": error_message(err)}
         for err in exc.errors(include_url=False, include_input=False, include_context=False)[:MAX_FIELDS]
     ]
     where = ".".join(str(part) for part in fields[0]["loc"])
@@ -143,7 +153,16 @@ class GradingService:
             ]
             raise
         # The reference is hashed once per group: a CodeContests suite can be megabytes.
-        ref_hash = hashlib.sha256(reference.model_dump_json().encode()).hexdigest()
+        try:
+            dumped = reference.model_dump_json()
+        except PydanticSerializationError as exc:  # a plug-in reference holding what JSON cannot
+            where = f"body.groups.{index}.reference"
+            message = f"cannot be written as JSON ({exc})"
+            raise BadRequest(
+                f"invalid reference for backend {backend.name!r} at {where}: {message}",
+                [{"loc": ["body", "groups", index, "reference"], "msg": message}],
+            ) from None
+        ref_hash = hashlib.sha256(dumped.encode()).hexdigest()
         return _Prepared(group, backend, reference, ref_hash)
 
     async def _grade_group(self, prepared: _Prepared, reward: RewardSpec) -> GroupResult:

@@ -5,6 +5,7 @@ Run it with `reward-server serve` (or `uvicorn --factory reward_server.api.app:c
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -105,10 +106,18 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
     return app
 
 
+class _ErrorResponse(JSONResponse):
+    """ASCII JSON: an error that quotes the request (a path, a name) cannot fail to encode, not even a lone
+    surrogate (`JSONResponse` writes UTF-8, which has none)."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+
+
 def _error(
     status: int, kind: str, message: str, fields: list[dict[str, object]], **headers: str
 ) -> JSONResponse:
-    return JSONResponse(
+    return _ErrorResponse(
         {"error": kind, "message": message, "fields": fields}, status_code=status, headers=headers
     )
 
@@ -135,13 +144,20 @@ async def _reward_error(request: Request, exc: RewardError) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    """Errors raised by the framework itself (unreadable body, unknown path, wrong method)."""
+    """Errors raised by the framework itself (unreadable body, unknown path, wrong method), located at
+    what is wrong: the path of a 404, the method of a 405, else the body."""
     kind = "invalid_request" if exc.status_code == 400 else "http_error"
     _count(request, kind)
-    message = f"{exc.detail} (the body must be UTF-8 JSON)" if exc.status_code == 400 else str(exc.detail)
-    return _error(
-        exc.status_code, kind, message, [{"loc": ["body"], "msg": str(exc.detail)}], **(exc.headers or {})
-    )
+    headers = exc.headers or {}
+    where, message = "body", str(exc.detail)
+    if exc.status_code == 400:
+        message = f"{exc.detail} (the body must be UTF-8 JSON)"
+    elif exc.status_code == 404:
+        where, message = "path", f"no route {request.url.path[:200]!r} (the routes are listed at /docs)"
+    elif exc.status_code == 405:
+        allowed = headers.get("Allow") or headers.get("allow") or "another method"
+        where, message = "method", f"{request.method} is not allowed on {request.url.path}; use {allowed}"
+    return _error(exc.status_code, kind, message, [{"loc": [where], "msg": str(exc.detail)}], **headers)
 
 
 async def _client_gone(request: Request, exc: Exception) -> JSONResponse:

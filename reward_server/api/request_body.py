@@ -34,7 +34,7 @@ from pydantic import BaseModel, ValidationError
 
 from reward_server.deadline_pool import DeadlinePool, JobFailed, JobTimeout, WorkerCrashed
 from reward_server.errors import BackendNotFound, BadRequest, BodyTooLarge
-from reward_server.grading import MAX_FIELDS, check_request_size, reference_error
+from reward_server.grading import MAX_FIELDS, check_request_size, error_message, reference_error
 from reward_server.schemas import GradeRequest
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,9 @@ def validate_body(model: type[BodyT], value: Any) -> BodyT:
         return model.model_validate(value)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)[:MAX_FIELDS]
-        fields = [{"loc": ["body", *err["loc"]], "msg": err["msg"], "type": err["type"]} for err in errors]
+        fields = [
+            {"loc": ["body", *err["loc"]], "msg": error_message(err), "type": err["type"]} for err in errors
+        ]
         where = ".".join(map(str, fields[0]["loc"]))
         raise BadRequest(f"invalid request: {where}: {fields[0]['msg']}", fields) from None
 

@@ -67,6 +67,7 @@ from reward_server.settings import RewardSettings
 from sandbox.schemas import MAX_MEMORY_MB, MAX_TIME_LIMIT_S, MIN_MEMORY_MB
 
 MAX_VALUE_DEPTH = 100  # nesting of one test's input or output (pydantic's serializer gives up near 255)
+MAX_DURATION_SECONDS = 315_576_000_000  # google.protobuf.Duration's limit
 VALUE_COST_BYTES = 64  # about what Python needs to hold one JSON value; a string adds its length
 
 
@@ -161,15 +162,16 @@ def _too_many_tests(count: int, policy: LimitPolicy) -> str:
     return f"{count} tests or more; at most {policy.max_tests} per reference (REWARD_CODE_MAX_TESTS)"
 
 
-def _measure(value: Any, budget: int) -> tuple[int, int]:
-    """(size, depth) of a JSON value: `VALUE_COST_BYTES` per value plus each string's length, and its nesting.
+def _measure(value: Any, budget: int) -> tuple[int, int, str | None]:
+    """(size, depth, flaw) of a JSON value: `VALUE_COST_BYTES` per value plus each string's length, its
+    nesting, and why it cannot be test data (`_flaw`) or None.
 
-    Stops early once the size passes `budget` or the depth passes `MAX_VALUE_DEPTH`. Iterative, and walks
-    each container through an iterator: a list of 20 million values is never copied.
+    Stops early once the size passes `budget`, the depth passes `MAX_VALUE_DEPTH` or a flaw is found.
+    Iterative, and walks each container through an iterator: a list of 20 million values is never copied.
     """
-    size, deepest = _cost(value), 0
+    size, deepest, flaw = _cost(value), 0, _flaw(value)
     stack: list[tuple[Iterator[Any], int]] = [(_children(value), 1)]
-    while stack and size <= budget and deepest <= MAX_VALUE_DEPTH:
+    while stack and size <= budget and deepest <= MAX_VALUE_DEPTH and flaw is None:
         children, depth = stack[-1]
         child = next(children, _END)
         if child is _END:
@@ -177,9 +179,10 @@ def _measure(value: Any, budget: int) -> tuple[int, int]:
             continue
         size += _cost(child)
         deepest = max(deepest, depth)
+        flaw = _flaw(child)
         if isinstance(child, list | dict):
             stack.append((_children(child), depth + 1))
-    return size, deepest
+    return size, deepest, flaw
 
 
 _END = object()
@@ -191,6 +194,25 @@ def _cost(value: Any) -> int:
     if isinstance(value, dict):
         return VALUE_COST_BYTES + sum(len(key) for key in value)
     return VALUE_COST_BYTES
+
+
+def _flaw(value: Any) -> str | None:
+    """Why `value` (one JSON value, not its children) cannot be test data, or None.
+
+    A non-finite float (`1e999` reads as inf) has no JSON form: the cache key would write it as null, the
+    key of another reference. A lone UTF-16 surrogate (the escape `"\\ud800"`) has no UTF-8 form: no program
+    reads or prints it, and the reference could not be hashed.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"holds {value}: test data must be finite numbers (1e999 reads as inf)"
+    texts = value if isinstance(value, dict) else (value,) if isinstance(value, str) else ()
+    for text in texts:
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return "holds a lone UTF-16 surrogate (such as \\ud800), which has no UTF-8 form"
+    return None
 
 
 def _children(value: Any) -> Iterator[Any]:
@@ -230,7 +252,8 @@ class CodeContestsDuration(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seconds: int = Field(0, ge=0)
+    # Protobuf's own range (10,000 years); unbounded, `seconds + nanos / 1e9` overflowed past 1e308 (a 500).
+    seconds: int = Field(0, ge=0, le=MAX_DURATION_SECONDS)
     nanos: int = Field(0, ge=0, lt=1_000_000_000)
 
 
@@ -273,6 +296,11 @@ class TacoInputOutput(BaseModel):
         return self
 
 
+def _ceil_mib(size_bytes: int) -> int:
+    """`size_bytes` in MiB, rounded up; in integers: a float division overflows past 1e308 bytes."""
+    return -(-size_bytes // 2**20)
+
+
 def _is_text(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
 
@@ -287,7 +315,9 @@ def _check_fn_name(value: str | None) -> str | None:
     return value
 
 
-_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(s|sec|secs|seconds?|ms|milliseconds?)?\s*\.?\s*", re.I)
+# Read from the stripped text, with one `\s*`: three in a row (`\s*(unit)?\s*\.?\s*`) were cubic on spaces
+# before a bad character ("1" + 2,000 spaces + "x" took 10 s, holding the body reader's GIL).
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(s|sec|secs|seconds?|ms|milliseconds?)?\.?", re.I)
 _FORMS = {
     "problem_id": ("`problem_id`", ("problem_id",)),
     "tests": ("`tests`", ("tests",)),
@@ -364,6 +394,16 @@ class CodeReference(BaseModel):
                     raise invalid((index, field), message, getattr(test, field))
         return tests
 
+    @field_validator("time_limit", mode="before")
+    @classmethod
+    def _within_a_duration(cls, value: Any) -> Any:
+        """Seconds past a Duration's range, said once: an integer past 1e308 failed each member of the
+        union ("time_limit.float: Input should be a valid number", then `.CodeContestsDuration`, `.str`)."""
+        seconds = value.get("seconds") if isinstance(value, dict) else value
+        if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds > MAX_DURATION_SECONDS:
+            raise ValueError(f"must be at most {MAX_DURATION_SECONDS} seconds (a protobuf Duration's range)")
+        return value
+
     @field_validator("time_limit")
     @classmethod
     def _time_limit(cls, value: float | CodeContestsDuration | str | None) -> float | None:
@@ -372,12 +412,12 @@ class CodeReference(BaseModel):
         elif isinstance(value, CodeContestsDuration):
             seconds = value.seconds + value.nanos / 1e9
         else:
-            match = _DURATION.fullmatch(value)
+            match = _DURATION.fullmatch(value.strip())
             if match is None:
                 raise ValueError(f"cannot read {value!r} as a duration (e.g. 2, 1.5 seconds, 500 ms)")
             seconds = float(match[1]) / (1000 if (match[2] or "s").lower().startswith("m") else 1)
         if seconds is not None and (not math.isfinite(seconds) or seconds < 0):
-            raise ValueError("must be a non-negative number of seconds")
+            raise ValueError("must be a finite, non-negative number of seconds")
         return seconds or None  # 0 means unknown, as in CodeContests
 
     @field_validator("input_output", mode="before")
@@ -428,7 +468,9 @@ class CodeReference(BaseModel):
         budget = policy.max_test_bytes if policy is not None else 2**62
         total = 0
         for loc, value in self._test_values():
-            size, depth = _measure(value, budget - total)
+            size, depth, flaw = _measure(value, budget - total)
+            if flaw is not None:
+                raise invalid(loc, flaw)
             if depth > MAX_VALUE_DEPTH:
                 raise invalid(loc, f"nested deeper than {MAX_VALUE_DEPTH} levels")
             total += size
@@ -466,7 +508,7 @@ class CodeReference(BaseModel):
             raise invalid((time_field,), message + " (REWARD_CODE_MAX_TIME_LIMIT_S)", given_s)
         memory_mb, memory_field = self.memory_limit_mb, "memory_limit_mb"
         if memory_mb is None and self.memory_limit_bytes:
-            memory_mb, memory_field = math.ceil(self.memory_limit_bytes / 2**20), "memory_limit_bytes"
+            memory_mb, memory_field = _ceil_mib(self.memory_limit_bytes), "memory_limit_bytes"
         if memory_mb is not None and memory_mb > policy.max_memory_mb:
             message = f"{memory_mb} MiB is above this server's cap of {policy.max_memory_mb} MiB"
             raise invalid((memory_field,), message + " (REWARD_CODE_MAX_MEMORY_MB)", memory_mb)
@@ -493,7 +535,7 @@ class CodeReference(BaseModel):
         time_limit = self.time_limit_s if self.time_limit_s is not None else self.time_limit
         memory_mb = self.memory_limit_mb
         if memory_mb is None and self.memory_limit_bytes:
-            memory_mb = math.ceil(self.memory_limit_bytes / 2**20)
+            memory_mb = _ceil_mib(self.memory_limit_bytes)
         assert not isinstance(time_limit, CodeContestsDuration | str)  # normalized by `_time_limit`
         return CodeProblem(
             tests=tests,

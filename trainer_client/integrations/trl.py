@@ -62,6 +62,7 @@ from reward_server.schemas import GradeGroup, GradeResponse, RewardSpec, Status
 from trainer_client.client import RewardClient
 from trainer_client.errors import RewardClientError, RewardRequestError
 from trainer_client.estimators import compute_advantages
+from trainer_client.integrations._arguments import gold_number, per_sample, same_length, text
 
 if TYPE_CHECKING:
     from trainer_client.integrations._trl_trainer import InferenceAwareGRPOTrainer
@@ -102,15 +103,20 @@ def __getattr__(name: str) -> Any:
 # The reward function
 
 
-def completion_text(completion: str | Sequence[Mapping[str, Any]]) -> str:
+def completion_text(completion: str | Sequence[Mapping[str, Any]], where: str = "a completion") -> str:
     """The text to grade: a plain completion as is, a conversational one's last assistant message.
 
     Args:
         completion: A string, or a list of messages (`{"role": ..., "content": ...}`) whose content is a
             string or a list of content blocks (`{"type": "text", "text": ...}`; other blocks are skipped).
+        where: What errors call the completion (e.g. `completions[3]`).
 
     Returns:
         The text; "" when a conversation has no assistant message (graded as no answer).
+
+    Raises:
+        TypeError: `completion` is neither (None, a number, a message that is not a mapping, a content that
+            is neither a string nor a list).
 
     Example:
         >>> completion_text([{"role": "assistant", "content": "$\\\\boxed{2}$"}])
@@ -118,15 +124,21 @@ def completion_text(completion: str | Sequence[Mapping[str, Any]]) -> str:
     """
     if isinstance(completion, str):
         return completion
-    for message in reversed(completion):
-        if not isinstance(message, Mapping):
-            raise TypeError(f"a completion is a string or a list of messages, not {completion!r:.200}")
+    messages = [m for m in completion if isinstance(m, Mapping)] if isinstance(completion, Sequence) else []
+    if not isinstance(completion, Sequence) or len(messages) != len(completion):
+        raise TypeError(f"{where} must be a string or a list of messages, not {completion!r:.200}")
+    for message in reversed(messages):
         if message.get("role") == "assistant":
             content = message.get("content")
             if content is None:
                 return ""
             if isinstance(content, str):
                 return content
+            if not isinstance(content, Sequence):
+                raise TypeError(
+                    f"{where}: an assistant message's content must be a string or a list of content blocks, "
+                    f"not {type(content).__name__}"
+                )
             return "".join(
                 str(block.get("text", ""))
                 for block in content
@@ -142,7 +154,7 @@ def _reference(value: Any, column: str, where: str) -> dict[str, Any]:
     if isinstance(value, str):
         return {"answer": value}
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return {"answer": str(value)}
+        return {"answer": gold_number(f"{where}: the reference column {column!r}", value)}
     raise ValueError(
         f"{where}: the reference column {column!r} holds {type(value).__name__} {value!r}; expected a "
         "string or number (sent as {'answer': ...}) or a mapping (sent as the backend's reference)"
@@ -258,6 +270,8 @@ class ServerRewardFunc:
 
         Raises:
             KeyError: The batch has no `reference_column`.
+            TypeError, ValueError: An argument that is not one entry per sample (None, a string), lengths
+                that differ, a completion or reference of the wrong type; each names the argument.
             RewardRequestError: The server refused the request (4xx: a bad reference, a wrong key); never
                 turned into None, since no retry can fix it.
             RewardClientError: The server was unavailable and on_error is "raise".
@@ -268,17 +282,18 @@ class ServerRewardFunc:
                 f"reward function {self.__name__!r} grades against the dataset column "
                 f"{self.reference_column!r}, which this batch lacks; its columns: {columns}"
             )
-        references = list(kwargs[self.reference_column])
-        if not len(prompts) == len(completions) == len(references):
-            raise ValueError(
-                f"{len(prompts)} prompts, {len(completions)} completions and {len(references)} references"
-            )
-        texts = [completion_text(completion) for completion in completions]
+        prompts = per_sample("prompts", prompts)
+        completions = per_sample("completions", completions)
+        references = per_sample(
+            f"the reference column {self.reference_column!r}", kwargs[self.reference_column]
+        )
+        same_length(prompts=prompts, completions=completions, references=references)
+        texts = [completion_text(completion, f"completions[{i}]") for i, completion in enumerate(completions)]
         wire = [
             _reference(value, self.reference_column, f"row {row}") for row, value in enumerate(references)
         ]
         groups = [(wire[start], texts[start:stop]) for start, stop in _runs(prompts, references)]
-        response = self._grade(groups)
+        response = self._grade(groups) if groups else None  # an empty batch needs no request
         grading = _grading(texts, references, response)
         self.last = grading
         self._log(grading, kwargs.get("log_extra"), kwargs.get("log_metric"))
@@ -290,10 +305,16 @@ class ServerRewardFunc:
         The trainer calls this for the groups that straddle processes, whose classes from the per-process
         calls are not comparable. Returns None if the request failed and on_error is "none".
         """
-        wire = [
-            (_reference(value, self.reference_column, f"group {index}"), texts)
-            for index, (value, texts) in enumerate(groups)
-        ]
+        wire = []
+        for index, (value, texts) in enumerate(per_sample("groups", groups, "group")):
+            where = f"groups[{index}]"
+            completions = per_sample(f"{where} completions", texts, "completion")
+            wire.append(
+                (
+                    _reference(value, self.reference_column, f"group {index}"),
+                    [text(f"{where} completion {i}", item) for i, item in enumerate(completions)],
+                )
+            )
         response = self._grade(wire)
         if response is None:
             return None

@@ -46,9 +46,12 @@ from collections.abc import Coroutine, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from pydantic import ValidationError
+
 from reward_server.schemas import CompletionResult, GradeGroup, RewardSpec, Status
 from trainer_client.client import AsyncRewardClient, RewardClient
 from trainer_client.errors import RewardClientError, RewardRequestError
+from trainer_client.integrations._arguments import gold_number, per_sample, same_length, text
 
 __all__ = [
     "RESULT_KEYS",
@@ -156,10 +159,17 @@ def to_reference(backend: str, ground_truth: Any) -> dict[str, Any]:
             "inputs/outputs for code"
         )
     if backend == "code":
+        if not isinstance(ground_truth, str):  # None, a number: the server would refuse it, less clearly
+            raise ValueError(
+                "code ground_truth must be verl's tests, a dict or its JSON string, got "
+                f"{type(ground_truth).__name__}"
+            )
         return {"input_output": ground_truth}
     if isinstance(ground_truth, bool) or not isinstance(ground_truth, str | int | float):
         raise ValueError(f"math ground_truth must be a string, got {type(ground_truth).__name__}")
-    return {"answer": str(ground_truth)}
+    if isinstance(ground_truth, str):
+        return {"answer": ground_truth}
+    return {"answer": gold_number("math ground_truth", ground_truth)}
 
 
 def _plain(value: Any) -> Any:
@@ -419,15 +429,36 @@ def _prepare(data_source: str, ground_truth: Any, kwargs: dict[str, Any]) -> _Ca
     on_error = kwargs.get("on_error", "raise")
     if on_error not in ("raise", "nan"):
         raise ValueError(f"on_error must be 'raise' or 'nan', got {on_error!r}")
-    reward = kwargs.get("reward")
-    backend = infer_backend(data_source, kwargs.get("backend"))
+    given_backend = kwargs.get("backend")
+    if given_backend is not None and not isinstance(given_backend, str):
+        raise TypeError(f"reward_kwargs.backend must be a backend name, got {given_backend!r}")
+    backend = infer_backend(data_source, given_backend)
     coalescer = get_coalescer(
         str(url),
-        window_ms=float(kwargs.get("window_ms", DEFAULT_WINDOW_MS)),
-        max_batch=int(kwargs.get("max_batch", DEFAULT_MAX_BATCH)),
-        reward=None if reward is None else RewardSpec.model_validate(dict(reward)),
+        window_ms=_number("window_ms", kwargs, DEFAULT_WINDOW_MS, float),
+        max_batch=_number("max_batch", kwargs, DEFAULT_MAX_BATCH, int),
+        reward=_reward_spec(kwargs.get("reward")),
     )
     return _Call(coalescer, backend, to_reference(backend, ground_truth), on_error)
+
+
+def _number(name: str, kwargs: dict[str, Any], default: float, kind: type[float] | type[int]) -> Any:
+    try:
+        return kind(kwargs.get(name, default))
+    except (TypeError, ValueError):
+        raise ValueError(f"reward_kwargs.{name} must be a number, got {kwargs[name]!r}") from None
+
+
+def _reward_spec(reward: Any) -> RewardSpec | None:
+    if reward is None:
+        return None
+    if not isinstance(reward, Mapping):
+        raise TypeError(f"reward_kwargs.reward must be a mapping such as {{correct: 1.0}}, got {reward!r}")
+    try:
+        return RewardSpec.model_validate(dict(reward))
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"reward_kwargs.reward: {fields}") from None
 
 
 async def compute_score(
@@ -455,6 +486,8 @@ async def compute_score(
         RewardClientError: the request failed after retries (RewardServerUnavailable) or was refused (4xx).
         ValueError, TypeError: bad `reward_kwargs`, data source or ground truth.
     """
+    # Checked here, not in the batch's request: one bad sample would fail every sample batched with it.
+    text("solution_str", solution_str)
     call = _prepare(data_source, ground_truth, reward_kwargs)
     result = await call.coalescer.grade(call.backend, call.reference, solution_str)
     return to_result(result, call.on_error)
@@ -509,14 +542,22 @@ def group_answer_classes(
         ...                      ["math"] * 3, ["2", "2", "4"], url="http://127.0.0.1:8000")
         [0, 0, 0]
     """
+    uids, completions = per_sample("uids", uids, "row"), per_sample("completions", completions, "row")
+    data_sources = per_sample("data_sources", data_sources, "row")
+    ground_truths = per_sample("ground_truths", ground_truths, "row")
+    same_length(
+        "row", uids=uids, completions=completions, data_sources=data_sources, ground_truths=ground_truths
+    )
     count = len(uids)
-    if not len(completions) == len(data_sources) == len(ground_truths) == count:
-        raise ValueError("uids, completions, data_sources and ground_truths need one entry per row")
+    for row, completion in enumerate(completions):
+        text(f"completions[{row}]", completion)
     url = url or os.environ.get(URL_ENV)
     if not url:
         raise ValueError(f"no reward server URL: pass url= or set ${URL_ENV}")
     groups: dict[Hashable, list[int]] = {}
     for row, uid in enumerate(uids):
+        if not isinstance(uid, Hashable):
+            raise TypeError(f"uids[{row}] must be hashable (a string or a number), not {type(uid).__name__}")
         groups.setdefault(uid, []).append(row)
     request = []
     for g, rows in enumerate(groups.values()):

@@ -60,10 +60,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reward_server.api.deps import BodyReader, Service
+from reward_server.api.deps import PLAIN_BODY, BodyReader, Service
 from reward_server.api.request_body import RequestRules, parse_json, returns_refusal, validate_body
 from reward_server.errors import BackendNotFound, BadRequest, GradingFailed
-from reward_server.grading import MAX_FIELDS
+from reward_server.grading import MAX_FIELDS, error_message
 from reward_server.schemas import (
     ErrorResponse,
     GradeGroup,
@@ -184,6 +184,8 @@ def label_reference(backend: str, label: Any) -> tuple[dict[str, Any], str | Non
         if isinstance(label, str):
             return {"answer": scrub_surrogates(label)}, "answer"
         if isinstance(label, int | float) and not isinstance(label, bool):
+            if isinstance(label, float) and not math.isfinite(label):  # 1e999 reads as inf: the gold "inf"
+                raise ValueError(f"must be a finite number, not {label} (1e999 reads as inf)")
             return {"answer": str(label)}, "answer"
         raise ValueError("must be the gold answer, a string (OpenRLHF's --data.label_key column)")
     value = label
@@ -299,7 +301,7 @@ def _unwrap(loc: list[Any], key: str | None) -> list[Any]:
 
 def _label_error(index: int, backend: str, key: str | None, exc: ValidationError) -> BadRequest:
     fields = [
-        {"loc": ["body", "labels", index, *_unwrap(list(err["loc"]), key)], "msg": err["msg"]}
+        {"loc": ["body", "labels", index, *_unwrap(list(err["loc"]), key)], "msg": error_message(err)}
         for err in exc.errors(include_url=False, include_input=False, include_context=False)[:MAX_FIELDS]
     ]
     where = ".".join(map(str, fields[0]["loc"]))
@@ -348,7 +350,9 @@ def openrlhf_answer(
     }
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (401, 413, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (401, 413, 415, 422, 503)
+}
 REQUEST_BODY = {
     "requestBody": {
         "required": True,
@@ -357,7 +361,13 @@ REQUEST_BODY = {
 }
 
 
-@router.post("/reward", response_model=OpenRLHFRewardResponse, responses=ERRORS, openapi_extra=REQUEST_BODY)
+@router.post(
+    "/reward",
+    response_model=OpenRLHFRewardResponse,
+    responses=ERRORS,
+    openapi_extra=REQUEST_BODY,
+    dependencies=PLAIN_BODY,
+)
 async def reward(
     request: Request,
     service: Service,

@@ -8,11 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from reward_server.api.deps import BodyReader, Service
+from reward_server.api.deps import PLAIN_BODY, BodyReader, Service
 from reward_server.schemas import BackendInfo, BackendsResponse, ErrorResponse, GradeRequest, GradeResponse
 
 router = APIRouter(prefix="/v1", tags=["grading"])
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (413, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (413, 415, 422, 503)}
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +40,13 @@ REQUEST_BODY = {
 }
 
 
-@router.post("/grade", response_model=GradeResponse, responses=ERRORS, openapi_extra=REQUEST_BODY)
+@router.post(
+    "/grade",
+    response_model=GradeResponse,
+    responses=ERRORS,
+    openapi_extra=REQUEST_BODY,
+    dependencies=PLAIN_BODY,
+)
 async def grade(request: Request, service: Service, reader: BodyReader) -> Response:
     """Grade groups of completions (a `GradeRequest`); the response keeps their order."""
     started = time.perf_counter()

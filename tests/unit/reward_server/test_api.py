@@ -8,6 +8,7 @@ tests/integration/test_server_http.py.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import time
@@ -113,6 +114,37 @@ async def test_bad_input_is_a_4xx_that_names_the_field(app: InProcessApp, conten
     assert field in error["message"] or any(field in map(str, f["loc"]) for f in error["fields"])
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status", "loc"),
+    [
+        # Both were located at the body, which had nothing to do with them.
+        ("GET", "/nope", {}, 404, ["path"]),
+        ("GET", "/v1/grade", {}, 405, ["method"]),
+        # A gzip body was refused as "not UTF-8" at the body; a plain one under that header was read.
+        ("POST", "/v1/grade", {**JSON, "content-encoding": "gzip"}, 415, ["header", "content-encoding"]),
+        ("POST", "/compat/openrlhf/v1/reward?backend=math", {"content-encoding": "br"}, 415, None),
+    ],
+)
+async def test_framework_refusals_name_what_is_wrong(
+    app: InProcessApp, method: str, path: str, headers: dict[str, str], status: int, loc: list[str] | None
+) -> None:
+    body = gzip.compress(encode({"groups": []})) if "content-encoding" in headers else None
+    response = await app.http.request(method, path, content=body, headers=headers)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert error["fields"][0]["loc"] == (loc or ["header", "content-encoding"]), error
+    assert path.split("?")[0] in error["message"] or "Content-Encoding" in error["message"], error
+    if status == 405:
+        assert response.headers["allow"] == "POST" and "use POST" in error["message"]
+
+
+async def test_an_identity_content_encoding_is_read(app: InProcessApp) -> None:
+    headers = {**JSON, "content-encoding": "identity"}
+    assert (
+        await app.http.post("/v1/grade", content=encode({"groups": []}), headers=headers)
+    ).status_code == 200
+
+
 async def test_unknown_backend_lists_valid_backends(app: InProcessApp) -> None:
     response = await grade(
         app, {"groups": [{"group_id": "a", "backend": "lean", "reference": {}, "completions": []}]}
@@ -197,6 +229,19 @@ HOSTILE_BODIES: dict[str, tuple[bytes, list[str | int]]] = {
     "infinite_output": (
         b'{"groups": [' + call_group('[{"input": [1], "output": Infinity}]') + b"]}",
         [*TESTS, 0, "output"],
+    ),
+    "overflowing_output": (
+        b'{"groups": [' + call_group('[{"input": [1], "output": 1e999}]') + b"]}",
+        [*TESTS, 0, "output"],
+    ),
+    # A lone surrogate in a test, or a limit past 1e308, could not be hashed or converted: a 500.
+    "surrogate_in_a_test": (
+        b'{"groups": [' + call_group('[{"input": ["\\ud800"], "output": 1}]') + b"]}",
+        [*TESTS, 0, "input"],
+    ),
+    "overflowing_memory_limit": (
+        b'{"groups": [' + call_group('[{"input": [1], "output": 1}]', memory_limit_bytes=10**400) + b"]}",
+        ["body", "groups", 0, "reference", "memory_limit_bytes"],
     ),
     # A test nested 300 levels could not be hashed: a 500.
     "deep_test": (

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reward_server.code_grading import call_result_matches, stdout_matches
-from reward_server.code_grading.compare import _first_tokens, stdout_tokens
+from reward_server.code_grading.compare import _NUMBER, _first_tokens, stdout_tokens
 
 STDOUT_MATCH = [
     ("3\n", "3\n"),
@@ -101,6 +104,27 @@ def test_large_outputs_compare_quickly() -> None:
     start = time.perf_counter()
     assert stdout_matches(got, expected)
     assert time.perf_counter() - start < 2.0
+
+
+def test_a_long_token_that_is_almost_a_number_compares_quickly() -> None:
+    import time
+
+    # The number pattern was quadratic on such a token: 50,000 digits and an "x" took about a minute, holding
+    # the event loop (a program's output is up to 8 MiB).
+    start = time.perf_counter()
+    assert not stdout_matches("1" * 50_000 + "x", "5")
+    assert not stdout_matches("5", "-" + "9" * 50_000 + "e")
+    assert time.perf_counter() - start < 5.0
+
+
+# The number pattern as it was (quadratic, but right): the rewritten one must accept the same tokens.
+OLD_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789.e+-xinfa", max_size=12))
+def test_the_number_pattern_accepts_what_it_did(token: str) -> None:
+    assert (_NUMBER.fullmatch(token) is None) == (OLD_NUMBER.fullmatch(token) is None)
 
 
 CALL_MATCH = [

@@ -108,6 +108,21 @@ def test_a_forty_megabyte_completion_is_extracted_quickly_and_in_little_memory()
     assert extract_code(block) == "x = 1\n" * (4 * 1024 * 1024)
 
 
+@pytest.mark.parametrize(
+    "completion",
+    [
+        # A fence line of blanks that ends in a backtick was cubic: 2 KB took 20 s (in the server's thread).
+        "```" + " \t" * 50_000 + "`",
+        " " * 50_000 + "~~~" + " " * 50_000 + "`\nprint(1)",
+        ("```" + " " * 40 + "`\n") * 20_000,
+    ],
+)
+def test_blank_fence_lines_are_read_quickly(completion: str) -> None:
+    start = time.perf_counter()
+    extract_code(completion)
+    assert time.perf_counter() - start < 5.0
+
+
 def _line_by_line(completion: str) -> str | None:
     """The rule as first written, one line at a time: the oracle of the fast implementation."""
     opening_re = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")

@@ -65,11 +65,28 @@ def test_codecontests_native_form() -> None:
 
 @pytest.mark.parametrize(
     ("time_limit", "seconds"),
-    [(3, 3.0), (1.5, 1.5), ("2 seconds", 2.0), ("1 second", 1.0), ("500 ms", 0.5), ({"seconds": 1}, 1.0)],
+    [
+        (3, 3.0),
+        (1.5, 1.5),
+        ("2 seconds", 2.0),
+        (" 1 second. ", 1.0),
+        ("500 ms", 0.5),
+        ("2.5s", 2.5),
+        ({"seconds": 1}, 1.0),
+    ],
 )
 def test_codecontests_time_limit_forms(time_limit: Any, seconds: float) -> None:
     raw = {"private_tests": {"input": ["1"], "output": ["1"]}, "time_limit": time_limit}
     assert normalize(raw).time_limit_s == seconds
+
+
+def test_a_long_time_limit_text_is_refused_quickly() -> None:
+    import time
+
+    # The duration pattern was cubic on spaces before a bad character: 2,000 took 10 s, this about 20 min.
+    start = time.perf_counter()
+    assert error_locs({"tests": STDIN_TESTS, "time_limit": "1" + " " * 10_000 + "x"}) == [("time_limit",)]
+    assert time.perf_counter() - start < 5.0
 
 
 def test_unknown_limits_fall_back_to_defaults() -> None:
@@ -187,6 +204,68 @@ def test_deeply_nested_test_data_is_refused_naming_the_test() -> None:
     fine = json.loads("[" * 99 + "]" * 99)
     problem = normalize_reference({"fn_name": "f", "tests": [{"input": [fine], "output": 1}]}, POLICY, {})
     assert problem.model_dump_json().count("[") == 101
+
+
+@pytest.mark.parametrize(
+    ("raw", "loc", "why"),
+    [
+        # 1e999 reads as inf; the cache key wrote it (and NaN) as null, the key of another reference.
+        (
+            {"fn_name": "f", "tests": [{"input": [1], "output": float("inf")}]},
+            ("tests", 0, "output"),
+            "finite",
+        ),
+        (
+            {"fn_name": "f", "tests": [{"input": [[float("-inf")]], "output": 1}]},
+            ("tests", 0, "input"),
+            "finite",
+        ),
+        (
+            {"input_output": '{"fn_name": "f", "inputs": [[NaN]], "outputs": [1]}'},
+            ("input_output", "inputs", 0),
+            "finite",
+        ),
+        # A lone surrogate has no UTF-8 form: hashing the reference raised (a 500).
+        ({"tests": [{"input": "\ud800", "output": "1"}]}, ("tests", 0, "input"), "surrogate"),
+        (
+            {"fn_name": "f", "tests": [{"input": [{"\udc00": 1}], "output": 1}]},
+            ("tests", 0, "input"),
+            "surrogate",
+        ),
+        (
+            {"public_tests": {"input": ["1"], "output": ["a\ud800"]}},
+            ("public_tests", "output", 0),
+            "surrogate",
+        ),
+        (
+            {"input_output": '{"inputs": ["\\ud800"], "outputs": ["1"]}'},
+            ("input_output", "inputs", 0),
+            "surrogate",
+        ),
+    ],
+)
+def test_test_data_json_cannot_hold_is_refused_naming_the_test(
+    raw: dict[str, Any], loc: tuple[Any, ...], why: str
+) -> None:
+    with pytest.raises(ValidationError, match=why) as info:
+        normalize(raw)
+    assert [tuple(error["loc"]) for error in info.value.errors()] == [loc]
+
+
+@pytest.mark.parametrize(
+    ("limits", "loc"),
+    [
+        # Each overflowed a float conversion (OverflowError: a 500) before it was compared with the cap.
+        ({"time_limit": {"seconds": 10**400}}, ("time_limit",)),
+        ({"memory_limit_bytes": 10**400}, ("memory_limit_bytes",)),
+        ({"time_limit": 1e400}, ("time_limit",)),
+        # Named three times, once per member of the union (`time_limit.float`, ...): now once.
+        ({"time_limit": 10**400}, ("time_limit",)),
+    ],
+)
+def test_huge_limits_are_refused_naming_the_field(limits: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    raw = {"public_tests": {"input": ["1"], "output": ["1"]}, **limits}
+    assert error_locs(raw) == [loc]
 
 
 def test_caps_hold_requests_only() -> None:

@@ -205,6 +205,8 @@ async def test_a_taco_call_label_keeps_its_function(server: Server) -> None:
         (json.dumps({"inputs": ["1\n"], "outputs": [5]}), ["body", "labels", 0, "outputs", 0]),
         (json.dumps([{"input": "1\n"}]), ["body", "labels", 0, 0, "output"]),
         (json.dumps({"tests": [], "bogus": 1}), ["body", "labels", 0, "tests"]),
+        # A lone surrogate in a test has no UTF-8 form: hashing the reference raised (a 500).
+        ('[{"input": "\\ud800", "output": "1"}]', ["body", "labels", 0, 0, "input"]),
     ],
 )
 async def test_a_bad_code_label_is_refused_naming_it(server: Server, label: str, loc: list[Any]) -> None:
@@ -349,6 +351,10 @@ def test_label_reference_forms() -> None:
     assert label_reference("other", '{"answer": "a"}') == ({"answer": "a"}, None)
     with pytest.raises(ValueError, match="JSON object"):
         label_reference("other", "[1]")
+    # 1e999 reads as inf, which was graded against the gold answer "inf"; a long integer is a number.
+    with pytest.raises(ValueError, match="finite"):
+        label_reference("math", float("inf"))
+    assert label_reference("math", 10**400) == ({"answer": "1" + "0" * 400}, "answer")
 
 
 async def test_the_route_is_documented(server: Server) -> None:

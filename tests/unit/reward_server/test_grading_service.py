@@ -109,6 +109,13 @@ async def test_reference_errors_name_the_field(service: GradingService) -> None:
     assert ["body", "groups", 0, "reference", "answr"] in locs
 
 
+async def test_a_reference_json_cannot_hold_is_refused_naming_it(service: GradingService) -> None:
+    # A plug-in's reference model may let a lone surrogate through; hashing it for the cache key raised.
+    with pytest.raises(BadRequest, match="cannot be written as JSON") as info:
+        await service.grade(request(["a"], reference={"answer": "\ud800"}))
+    assert info.value.fields[0]["loc"] == ["body", "groups", 0, "reference"]
+
+
 async def test_unknown_backend_names_the_field(service: GradingService) -> None:
     with pytest.raises(BackendNotFound) as info:
         await service.grade(request(["a"], backend="math"))

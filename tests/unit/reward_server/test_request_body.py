@@ -61,6 +61,19 @@ def test_not_utf8() -> None:
     assert locs(refusal(b'{"groups": "\xff"}')) == [["body"]]
 
 
+def test_a_lone_surrogate_is_named_in_plain_words() -> None:
+    # pydantic says "unable to parse raw data as a unicode string" of a string field with a length limit.
+    for body, loc in [
+        (json.dumps({"groups": [group(group_id="\ud800")]}), ["body", "groups", 0, "group_id"]),
+        (
+            json.dumps({"groups": [group(reference={"answer": "x\udc00"})]}),
+            ["body", "groups", 0, "reference", "answer"],
+        ),
+    ]:
+        error = refusal(body)
+        assert locs(error) == [loc] and "lone UTF-16 surrogate" in str(error), error
+
+
 def test_an_unknown_backend_lists_the_valid_ones() -> None:
     error = refusal(json.dumps({"groups": [group(backend="lean")]}))
     assert isinstance(error, BackendNotFound) and "valid backends: code, math" in str(error)

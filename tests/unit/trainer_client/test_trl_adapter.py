@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import pickle
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -225,6 +226,41 @@ def test_references_mappings_numbers_and_other_columns() -> None:
 def test_a_missing_reference_column_names_the_columns_there_are() -> None:
     with pytest.raises(KeyError, match=r"'answer'.*\['solution'\]"):
         call(reward_func(FakeServer()), ["p"], ["1"], solution=["1"])
+
+
+@pytest.mark.parametrize(
+    ("prompts", "completions", "answers", "error", "names"),
+    [
+        # Each was len(None), "not reversible" or an IndexError; a string column was read letter by letter.
+        (["p"], None, ["1"], TypeError, "completions must be a list with one entry per sample"),
+        (None, ["a"], ["1"], TypeError, "prompts must be a list"),
+        (["p"], ["a"], None, TypeError, "the reference column 'answer' must be a list"),
+        (["p", "p"], ["a", "b"], "12", TypeError, "the reference column 'answer' must be a list"),
+        (["p"], ["a", "b"], ["1"], ValueError, "1 prompts, 2 completions, 1 references"),
+        (["p"], [None], ["1"], TypeError, "completions[0] must be a string or a list of messages"),
+        (["p"], [[{"role": "assistant", "content": 5}]], ["1"], TypeError, "completions[0]: an assistant"),
+        (["p"], ["a"], [float("nan")], ValueError, "row 0: the reference column 'answer' must be a finite"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_them(
+    prompts: Any, completions: Any, answers: Any, error: type[Exception], names: str
+) -> None:
+    server = FakeServer()
+    with pytest.raises(error, match=re.escape(names)):
+        reward_func(server)(prompts=prompts, completions=completions, answer=answers)
+    assert server.requests == []
+
+
+def test_an_empty_batch_sends_no_request() -> None:
+    server = FakeServer()
+    func = reward_func(server)
+    assert func(prompts=[], completions=[], answer=[]) == [] and server.requests == []
+    assert func.last is not None and func.last.rewards == []
+
+
+def test_group_classes_names_a_bad_group() -> None:
+    with pytest.raises(TypeError, match=re.escape("groups[0] completions must be a list")):
+        reward_func(FakeServer()).group_classes([("2", None)])  # type: ignore[list-item]
 
 
 def test_an_unavailable_server_gives_none_for_the_whole_call_or_raises() -> None:

@@ -8,6 +8,7 @@ import asyncio
 import doctest
 import json
 import math
+import re
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ import torch
 from reward_server.schemas import CompletionResult, Status
 from trainer_client.errors import RewardRequestError, RewardServerUnavailable
 from trainer_client.estimators import available_estimators, compute_advantages
-from trainer_client.integrations import verl_estimators, verl_reward
+from trainer_client.integrations import _arguments, verl_estimators, verl_reward
 from trainer_client.integrations.verl_estimators import (
     MissingAnswerClasses,
     answer_classes,
@@ -60,6 +61,7 @@ PARAMS: dict[str, dict[str, Any]] = {
 
 def test_doctests() -> None:
     assert doctest.testmod(verl_estimators).failed == 0
+    assert doctest.testmod(_arguments).failed == 0
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -540,3 +542,64 @@ def test_group_answer_classes_grades_each_uid_as_one_group(server: MockServer) -
     assert [g["completions"] for g in body["groups"]] == [["7", "2", "7"], ["5", "X"]]
     with pytest.raises(ValueError, match="one entry per row"):
         group_answer_classes(["a"], [], [], [], url=URL)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Bad arguments name themselves (they were IndexErrors, len(None), or pydantic errors about a GradeGroup)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "names"),
+    [
+        ({"solution_str": None}, TypeError, "solution_str"),
+        ({"solution_str": 5}, TypeError, "solution_str"),
+        ({"ground_truth": None, "data_source": "code"}, ValueError, "code ground_truth"),
+        ({"ground_truth": float("nan")}, ValueError, "math ground_truth must be a finite number"),
+        ({"backend": 5}, TypeError, "reward_kwargs.backend"),
+        ({"window_ms": "soon"}, ValueError, "reward_kwargs.window_ms"),
+        ({"max_batch": None}, ValueError, "reward_kwargs.max_batch"),
+        ({"reward": [1.0]}, TypeError, "reward_kwargs.reward"),
+        ({"reward": {"correct": "high"}}, ValueError, "reward_kwargs.reward: correct"),
+    ],
+)
+async def test_a_bad_sample_or_kwarg_is_refused_naming_it(
+    use_coalescer: Callable[..., dict[Any, GradeCoalescer]],
+    call: dict[str, Any],
+    error: type[Exception],
+    names: str,
+) -> None:
+    use_coalescer(window_ms=0)
+    arguments = {"data_source": "math", "solution_str": "2", "ground_truth": "2", "url": URL, **call}
+    with pytest.raises(error, match=re.escape(names)):
+        await compute_score(**arguments)
+
+
+async def test_a_none_completion_fails_alone_not_its_batch(
+    server: MockServer, use_coalescer: Callable[..., dict[Any, GradeCoalescer]]
+) -> None:
+    # It was put in the batch's GradeGroup, whose ValidationError every sample of the batch then got.
+    use_coalescer(window_ms=100)
+    good, bad = await asyncio.gather(
+        compute_score("math", "2", "2", url=URL),
+        compute_score("math", None, "2", url=URL),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    assert isinstance(bad, TypeError) and "solution_str" in str(bad)
+    assert isinstance(good, dict) and good["score"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "names"),
+    [
+        ((None, ["7"], ["math"], ["2"]), TypeError, "uids must be a list"),
+        ((["a"], "7", ["math"], ["2"]), TypeError, "completions must be a list"),
+        ((["a"], ["7", "8"], ["math"], ["2"]), ValueError, "1 uids, 2 completions"),
+        ((["a"], [None], ["math"], ["2"]), TypeError, "completions[0]"),
+        (([["a"]], ["7"], ["math"], ["2"]), TypeError, "uids[0]"),
+    ],
+)
+def test_group_answer_classes_names_a_bad_argument(
+    arguments: tuple[Any, ...], error: type[Exception], names: str
+) -> None:
+    with pytest.raises(error, match=re.escape(names)):
+        group_answer_classes(*arguments, url=URL)
