@@ -8,7 +8,8 @@ answers into classes for majority voting.
 A completion is only ever graded by what it does itself: when an extraction job of several completions
 fails (one of them ran past the deadline, or made the worker raise), each is extracted again alone, and the
 one to blame gets `REWARD_MATH_TIMEOUT_STATUS` (a deadline) or `no_answer` (its extraction raised, e.g.
-MemoryError), with a detail; its neighbours are graded normally. Only a dead worker is an `error`.
+MemoryError), with a detail; its neighbours are graded normally. An answer whose judging raises is
+`incorrect` (not shown equivalent). Only a dead worker is an `error`.
 
 Class rule (equivalence is not transitive, so the rule must be fixed): every correct answer joins one
 class, the class of the first correct answer; an incorrect answer joins the first earlier incorrect class
@@ -211,7 +212,13 @@ class MathBackend(BaseBackend[MathReference]):
             equivalent, display = await self.pool.run(judge_answer, gold, answer, timeout_s=self.timeout_s)
         except JobTimeout as exc:
             return Verdict(self.timeout_status, _short(answer), answer, f"grading deadline: {exc}")
-        except WorkerCrashed as exc:
+        except JobFailed as exc:
+            # The answer made the judging raise (sympy gave up on it, or it hit the worker's memory limit) and
+            # the worker lives on: not shown equivalent, as for any answer we cannot parse. As an `error` it
+            # would trade its penalty for a dropped sample. Logged: it may also be a bug of ours.
+            log.warning("judging %r against %r raised: %s", answer[:200], gold[:200], exc)
+            return Verdict(Status.INCORRECT, _short(answer), answer, f"grading raised: {exc}"[:300])
+        except WorkerCrashed as exc:  # the worker died: ours to retry, never the answer's
             return Verdict(Status.ERROR, _short(answer), answer, f"grading failed: {exc}")
         return Verdict(Status.CORRECT if equivalent else Status.INCORRECT, display, answer)
 

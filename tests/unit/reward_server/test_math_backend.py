@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import resource
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
 from reward_server.backends import math_sympy
 from reward_server.backends.math_sympy import MathBackend, MathReference
+from reward_server.deadline_pool import JobFailed, WorkerCrashed
 from reward_server.schemas import Status
 from reward_server.settings import RewardSettings
 
@@ -70,3 +72,24 @@ def test_the_worker_memory_limit_is_part_of_the_version() -> None:
     assert default.pool.memory_limit_mb == 4096  # the limit before it became a setting
     other = MathBackend(RewardSettings(math_workers=1, math_worker_memory_mb=8192))
     assert other.version != default.version
+
+
+async def test_an_answer_whose_judging_raises_is_incorrect_and_a_dead_worker_is_an_error(
+    backend: MathBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pool stands in for what the workers do: the judging of "7" raises (the answer's doing, e.g. a
+    # MemoryError under the worker's limit), that of "8" loses its worker (ours).
+    run = backend.pool.run
+
+    async def judging_fails(fn: Callable[..., Any], *args: Any, timeout_s: float) -> Any:
+        if fn is math_sympy.judge_answer and args[1] == "7":
+            raise JobFailed("MemoryError")
+        if fn is math_sympy.judge_answer and args[1] == "8":
+            raise WorkerCrashed("the worker died")
+        return await run(fn, *args, timeout_s=timeout_s)
+
+    monkeypatch.setattr(backend.pool, "run", judging_fails)
+    completions = ["$\\boxed{7}$", "$\\boxed{8}$", "$\\boxed{1}$"]
+    verdicts = await backend.grade(MathReference(answer="1"), completions)
+    assert [verdict.status for verdict in verdicts] == [Status.INCORRECT, Status.ERROR, Status.CORRECT]
+    assert verdicts[0].detail is not None and "MemoryError" in verdicts[0].detail
