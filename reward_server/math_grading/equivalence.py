@@ -287,18 +287,34 @@ def _item_equal(gold: Answer, answer: Answer) -> bool:
     return _answers_equal(gold, answer)
 
 
+# Conventional coordinate orders: (x, y, z), (a, b, c, d), polar (r, theta), spherical (rho, theta, phi), ...
+_COORDINATE_ORDERS: tuple[tuple[str, ...], ...] = (
+    ("x", "y", "z"),
+    ("a", "b", "c", "d"),
+    ("p", "q", "r", "s"),
+    ("h", "k"),
+    ("m", "n"),
+    ("r", "theta", "z"),
+    ("rho", "theta", "phi"),
+)
+
+
 def _named_values(answer: Answer) -> tuple[Answer, ...] | None:
     """`x = -2, y = 1`: the values of equations that each name a different variable, in their order."""
     if not isinstance(answer, Solutions) or len(answer.items) < 2:
         return None
-    names: set[str] = set()
-    values: list[Answer] = []
+    named: dict[str, Answer] = {}
     for item in answer.items:
         if not isinstance(item, Equation) or not _names_quantity(item):
             return None
-        names.add(str(item.sides[0].value))
-        values.append(Scalar(item.sides[1]))
-    return tuple(values) if len(names) == len(values) else None
+        named[str(item.sides[0].value)] = Scalar(item.sides[1])
+    if len(named) != len(answer.items):
+        return None
+    # "y = 8, x = -2" is the point (-2, 8): coordinates with conventional names take their conventional
+    # place, whatever order they are written in; other names keep the written order.
+    order = next((family for family in _COORDINATE_ORDERS if set(named) <= set(family)), None)
+    names = sorted(named, key=order.index) if order is not None else list(named)
+    return tuple(named[name] for name in names)
 
 
 def _bracketed_equal(gold: Bracketed, answer: Answer) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 
 from reward_server.math_grading.normalize import strip_math_delimiters
+from reward_server.math_grading.qualifiers import ALTERNATIVE_AFTER, bounded, conditioned, opens_with_bound
 
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _BRACE = re.compile(r"\\\\|\\[{}]|[{}]")
@@ -57,6 +58,16 @@ _WORK_STEP = re.compile(
     r"|compute|calculate|substitute|solve|check)\b",
     re.IGNORECASE,
 )
+# A sentence that announces work still to do states no result ("Let's compute $y$ from $x = 5$.", "We need
+# to find $n$ with $n < 12$."): its math is the data of the problem.
+_PLAN = re.compile(
+    r"[\s*]*(?:let's|let\s+us|let\s+me|we\s+(?:need|want|have|must)\s+to|we\s+(?:will|shall)|we'll"
+    r"|i\s+(?:need|want|have)\s+to|i\s+will|i'll|to\s+(?:find|compute|determine|solve))\b",
+    re.IGNORECASE,
+)
+# Fenced code is not read (docs/math-conventions.md, "Not read, on purpose"): a box or value in a code
+# block or tool call is not the stated answer; the text after the block still is.
+_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _CURRENCY = re.compile(r"\$(-?\d+(?:,\d{3})*(?:\.\d+)?)(?![\d$])")
 # The pieces of the words before "is the answer": math spans, numbers, words and punctuation.
 _VALUE_TOKEN = re.compile(
@@ -227,6 +238,11 @@ def _from_boxes(text: str, starts: list[re.Match[str]]) -> tuple[str | None, int
         contents.append(previous[2])
         index -= 1
     contents.reverse()
+    if bounded(text[: top[index][0]]) or conditioned(text[last[1] :]):
+        return None, last[1]  # "at least \boxed{7}", "\boxed{8} otherwise": not a value stated as the answer
+    alternative = _alternative(text, last[1])
+    if alternative is not None:
+        contents.append(alternative)
     if len(contents) > 1:
         # "x = \boxed{2} and y = \boxed{3}": boxes that name different variables keep their names, so
         # that the pair can be read as the point (2, 3); "x = \boxed{-2} or x = \boxed{5}" is a plain list.
@@ -237,6 +253,21 @@ def _from_boxes(text: str, starts: list[re.Match[str]]) -> tuple[str | None, int
     # Boxes joined in the final sentence form one list answer; different values there are a hedge,
     # and returning them as a list makes them fail against a single-valued gold.
     return _clean(", ".join(unique)), last[1]
+
+
+def _alternative(text: str, position: int) -> str | None:
+    """The value offered as an alternative right after a box ("\\boxed{7}, or possibly $8$" gives 8), or None.
+
+    It joins the box's list: a hedge then fails against a single-valued gold (conventions §3), and an
+    equivalent restatement ("\\boxed{\\frac12} (or $0.5$)") still passes."""
+    gap = ALTERNATIVE_AFTER.match(text, position)
+    if gap is None:
+        return None
+    span = _math_span(text[gap.end() : gap.end() + _TAIL_WINDOW])
+    if span is not None:
+        return _clean(span[0])
+    number = _NUMBER.match(text, gap.end())
+    return _clean(number.group()) if number is not None else None
 
 
 def _assigned_name(text: str, box_start: int) -> str | None:
@@ -274,6 +305,8 @@ def _plain_value(text: str) -> str:
 def _after_marker(text: str) -> str | None:
     lead = _MARKER_LEAD.match(text)
     rest = text[lead.end() :] if lead is not None else text
+    if opens_with_bound(rest):
+        return None  # "The answer is at least 7.": a bound, not a value
     amount = _amount(rest)
     if amount is not None:
         return amount
@@ -312,6 +345,8 @@ def _stated_value(rest: str) -> str | None:
     $6$." states 6; "the answer is correct" states nothing)."""
     lead = _MARKER_LEAD.match(rest)
     rest = rest[lead.end() :] if lead is not None else rest
+    if opens_with_bound(rest):
+        return None
     amount = _amount(rest)
     if amount is not None:
         return amount
@@ -398,8 +433,8 @@ def _math_values(rest: str) -> str | None:
         if gap is None or gap.end() == position or not rest.startswith(("$", "\\[", "\\("), gap.end()):
             break
         position = gap.end()
-    if not values:
-        return None
+    if not values or conditioned(rest[position:]):
+        return None  # "$7$ if $n$ is even": a conditional value is not stated as the answer
     cleaned = [value for value in (_clean(v) for v in values) if value]
     return ", ".join(dict.fromkeys(cleaned)) or None
 
@@ -479,8 +514,8 @@ def _trailing_display(tail: str) -> str | None:
 
 
 def _sentence_value(sentence: str) -> str | None:
-    if _REFUSAL.search(sentence):
-        return None
+    if _REFUSAL.search(sentence) or _PLAN.match(sentence):
+        return None  # a refusal, or a plan ("Let's compute $y$ from $x = 5$.") that states no result
     sentence = _digits_for_words(sentence)
     answer_after = _ANSWER_AFTER.search(sentence)
     if answer_after is not None:  # "$x=4$ is the solution."
@@ -501,6 +536,8 @@ def _sentence_value(sentence: str) -> str | None:
         return _clean(numbers[0]) if len(numbers) == 1 else None
     predicate = _predicate(sentence)
     if predicate is not None:
+        if opens_with_bound(predicate):
+            return None  # "Therefore $n$ is at least $7$.": a bound, not a value
         value = _predicate_value(predicate)
         if value is not None:
             return value
@@ -525,7 +562,7 @@ def extract_answer(completion: str) -> str | None:
         >>> extract_answer("So $x = \\\\boxed{-2}$ or $x = \\\\boxed{5}$.")
         '-2, 5'
     """
-    text = _own_turn(completion or "")
+    text = _CODE_BLOCK.sub("\n", _own_turn(completion or ""))
     if not text.strip():
         return None
     last_marker = None

@@ -1,0 +1,56 @@
+"""Words around a stated value that take back its claim to be the answer (docs/math-conventions.md §1, §3).
+
+A value is not stated as the answer when the words next to it make it something else:
+
+- a bound before it: "the answer is at least $7$", "at most \\boxed{7}" (an inequality, not a value);
+- a condition after it: "the answer is $7$ if $n$ is even", "\\boxed{8} otherwise";
+- a doubt after it: "\\boxed{7}, but it might be $8$", "\\boxed{7}, though it could also be 8".
+
+An alternative after a box ("\\boxed{7} or 8", "\\boxed{7} (or maybe 8)") is not a qualifier: the extractor
+joins it to the box as a list, so that a hedge fails and an equivalent restatement ("\\boxed{\\frac12} or
+$0.5$") still passes.
+
+"when" is not a condition here: "the minimum is $-4$ when $x = 1$" states the minimum and where it is
+attained.
+"""
+
+from __future__ import annotations
+
+import re
+
+_BOUND = (
+    r"(?:at\s+(?:least|most)|(?:no\s+)?(?:more|less|greater|fewer|smaller|larger|bigger)\s+than|up\s+to"
+    r"|between|bounded\s+by|exceeds?)\b"
+)
+_BOUND_BEFORE = re.compile(r"\b" + _BOUND + r"[\s$*]*(?:\\\(|\\\[)?\s*$", re.IGNORECASE)
+_BOUND_OPENING = re.compile(r"[\s*]*" + _BOUND, re.IGNORECASE)
+_CLOSING = re.compile(r"(?:\s|\$|\\\)|\\\]|\*)*")
+_CONDITION_AFTER = re.compile(
+    r",?\s*(?:(?:only\s+)?if\b(?!\s+(?:I|I'm|we|my|our)\b)|unless\b|otherwise\b|only\s+when\b|provided\b"
+    r"|(?:but|though|although)\b[^.\n]{0,40}?\b(?:might|could|may)\b)",
+    re.IGNORECASE,
+)
+# An alternative after a value: ", or possibly $8$", " (or 8)", " or maybe 8".
+ALTERNATIVE_AFTER = re.compile(
+    r"(?:\s|\$|\\\)|\\\]|\*)*,?\s*\(?\s*or\s+(?:(?:maybe|perhaps|possibly|probably|alternatively|equivalently"
+    r"|else|even|also)\s+)?",
+    re.IGNORECASE,
+)
+
+
+def bounded(before: str) -> bool:
+    """Whether the text right before a value makes it a bound ("... is at least $")."""
+    return _BOUND_BEFORE.search(before[-60:]) is not None
+
+
+def conditioned(after: str) -> bool:
+    """Whether the text right after a value makes it conditional or doubtful ("$ if $n$ is even")."""
+    rest = after[:200]
+    closing = _CLOSING.match(rest)
+    start = closing.end() if closing is not None else 0
+    return _CONDITION_AFTER.match(rest, start) is not None
+
+
+def opens_with_bound(text: str) -> bool:
+    """Whether `text` opens with a bound ("at least 7", "more than $5$")."""
+    return _BOUND_OPENING.match(text) is not None
