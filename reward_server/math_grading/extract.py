@@ -240,15 +240,15 @@ def _from_boxes(text: str, starts: list[re.Match[str]]) -> tuple[str | None, int
     contents.reverse()
     if bounded(text[: top[index][0]]) or conditioned(text[last[1] :]):
         return None, last[1]  # "at least \boxed{7}", "\boxed{8} otherwise": not a value stated as the answer
-    alternative = _alternative(text, last[1])
-    if alternative is not None:
-        contents.append(alternative)
     if len(contents) > 1:
         # "x = \boxed{2} and y = \boxed{3}": boxes that name different variables keep their names, so
         # that the pair can be read as the point (2, 3); "x = \boxed{-2} or x = \boxed{5}" is a plain list.
         names = [_assigned_name(text, box[0]) for box in top[index:]]
         if all(names) and len(set(names)) == len(names):
             contents = [f"{name} = {content}" for name, content in zip(names, contents, strict=True)]
+    alternative = _alternative(text, last[1])
+    if alternative is not None:
+        contents.append(alternative)
     unique = list(dict.fromkeys(contents))
     # Boxes joined in the final sentence form one list answer; different values there are a hedge,
     # and returning them as a list makes them fail against a single-valued gold.

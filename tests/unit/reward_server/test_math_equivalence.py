@@ -468,6 +468,27 @@ DISPLAYS = [
 ]
 
 
+# Named coordinates take their conventional place, whatever order they are written in.
+NAMED_COORDINATES = [
+    ("(8,-2)", "x = 8, y = -2", True),
+    ("(8,-2)", "y = -2, x = 8", True),
+    ("(8,-2)", "y = 8, x = -2", False),
+    ("(-2,8)", "y = 8, x = -2", True),
+    ("(1,2,3)", "z = 3, x = 1, y = 2", True),
+    ("(1,2,3)", "z = 1, y = 2, x = 3", False),
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "\\theta = \\frac{\\pi}{2}, r = 3", True),
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "\\theta = 3, r = \\frac{\\pi}{2}", False),
+    ("(4,5)", "b = 5, a = 4", True),
+    ("(4,5)", "b = 4, a = 5", False),
+    ("(2,3)", "m = 2, b = 3", True),  # no conventional order: the written one
+]
+
+
+@pytest.mark.parametrize(("gold", "answer", "expected"), NAMED_COORDINATES)
+def test_named_coordinates(gold: str, answer: str, expected: bool) -> None:
+    assert judge(gold, answer).equivalent is expected
+
+
 @pytest.mark.parametrize(("answer", "expected"), DISPLAYS)
 def test_display_form(answer: str, expected: str) -> None:
     assert display_form(answer) == expected

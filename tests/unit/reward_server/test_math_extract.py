@@ -197,6 +197,53 @@ def test_a_final_statement_after_the_boxes_wins(completion: str, expected: str) 
     assert extract_answer(completion) == expected
 
 
+# Words around a value that take back its claim to be the answer (reward_server/math_grading/qualifiers.py):
+# (gold, completion, equivalent). Each class has must-fail cases and must-pass neighbours.
+QUALIFIED_VALUES = [
+    # a bound before the value is an inequality, not the value
+    ("7", "After bounding, the answer is at least $7$.", False),
+    ("7", "So the answer is no more than 7.", False),
+    ("7", "Therefore $n$ is at least $7$.", False),
+    ("7", "The minimum is at least $\\boxed{7}$.", False),
+    ("4", "The number is between $\\boxed{3}$ and $\\boxed{5}$.", False),
+    ("7", "The least such $n$ is $\\boxed{7}$.", True),
+    ("7", "So at least one of them works, and the answer is $\\boxed{7}$.", True),
+    # a condition after the value makes it one case of several
+    ("7", "So the answer is $7$ if $n$ is even and $8$ otherwise.", False),
+    ("7", "The answer is $7$ unless $n = 2$.", False),
+    ("8", "Thus $\\boxed{7}$ if $n$ is even, and $\\boxed{8}$ otherwise.", False),
+    ("7", "Final Answer: The final answer is $7$ if $n$ is odd. I hope it is correct.", False),
+    ("-4", "The minimum is $\\boxed{-4}$ when $x = 1$.", True),
+    ("5", "The answer is $\\boxed{5}$ if I am not mistaken.", True),
+    # a doubt or an alternative after a box is a hedge; an equivalent restatement is not
+    ("7", "The answer is $\\boxed{7}$, but it might be $8$.", False),
+    ("7", "The box is $\\boxed{7}$, though it could also be $8$.", False),
+    ("7", "So $\\boxed{7}$, or possibly $8$.", False),
+    ("7", "So $\\boxed{7}$ (or 8).", False),
+    ("7", "So $\\boxed{7}$ or maybe 8.", False),
+    ("\\frac12", "The probability is $\\boxed{\\frac12}$ (or $0.5$).", True),
+    ("7, 8", "So $x = \\boxed{7}$ or 8.", True),
+    ("7", "So $\\boxed{7}$, but we should double check the arithmetic.", True),
+]
+
+# Sentences that state no result: a plan whose math is the data of the problem, and fenced code.
+NO_RESULT = [
+    ("5", "We are told that $x = 5$ and asked for $y = x^2 + 1$. Let's compute $y$ from $x = 5$.", False),
+    ("12", "We need to find the number of $n$ with $n < 12$.", False),
+    ("5", "I'll substitute $x = 5$ into the formula.", False),
+    ("5", "We can conclude that $x = 5$.", True),
+    ("5", "Putting everything together, we have $x = 5$.", True),
+    ("7", "```\n\\boxed{7}\n```", False),
+    ("7", "Check:\n```python\nprint(3 + 4)\n```\nThe answer is $\\boxed{7}$.", True),
+    ("7", "```output\n8\n```\nSo the answer is $7$.", True),
+]
+
+
+@pytest.mark.parametrize(("gold", "completion", "expected"), QUALIFIED_VALUES + NO_RESULT)
+def test_qualified_values_and_plans(gold: str, completion: str, expected: bool) -> None:
+    assert grade_completion(gold, completion) is expected, extract_answer(completion)
+
+
 MEGABYTE = 1_000_000
 LINEAR_INPUTS = {
     "3000-deep box": "\\boxed{" + "{" * 3000 + "1" + "}" * 3000 + "}",
