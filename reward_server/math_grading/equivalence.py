@@ -448,6 +448,36 @@ def _intervals_equal(gold: Interval, answer: Interval) -> bool:
 
 
 def _interval_sets_equal(gold: tuple[Interval, ...], answer: tuple[Interval, ...]) -> bool:
+    if _same_pieces(gold, answer):
+        return True
+    # "(0,2) \cup [2,3)" is the set (0,3): pieces that meet at a shared, included end are one interval.
+    return _same_pieces(_joined(gold), _joined(answer))
+
+
+def _joined(parts: tuple[Interval, ...]) -> tuple[Interval, ...]:
+    """The union with every two pieces that meet at a shared end, included in one of them, made one.
+
+    Only exactly shared ends are joined (no ordering of symbolic ends is needed); `(0,2) \\cup (2,3)`, which
+    leaves 2 out, stays two pieces."""
+    pieces = list(parts)
+    joined = True
+    while joined:
+        joined = False
+        for first in pieces:
+            for second in pieces:
+                meet = first is not second and (first.high_closed or second.low_closed)
+                if meet and _endpoints_equal(first.high, second.low) and _infinity_sign(first.high) == 0:
+                    pieces.remove(first)
+                    pieces.remove(second)
+                    pieces.append(Interval(first.low, second.high, first.low_closed, second.high_closed))
+                    joined = True
+                    break
+            if joined:
+                break
+    return tuple(pieces)
+
+
+def _same_pieces(gold: tuple[Interval, ...], answer: tuple[Interval, ...]) -> bool:
     # A union is a set: order does not matter (§10), but every piece must be there.
     if len(gold) != len(answer):
         return False

@@ -19,7 +19,13 @@ from __future__ import annotations
 import re
 
 from reward_server.math_grading.normalize import strip_math_delimiters
-from reward_server.math_grading.qualifiers import ALTERNATIVE_AFTER, bounded, conditioned, opens_with_bound
+from reward_server.math_grading.qualifiers import (
+    ALTERNATIVE_AFTER,
+    bounded,
+    conditioned,
+    opens_with_bound,
+    second_answer,
+)
 
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _BRACE = re.compile(r"\\\\|\\[{}]|[{}]")
@@ -32,6 +38,11 @@ _BOX_GAP = re.compile(
     re.ASCII,
 )
 _JOINER = re.compile(r",|\band\b|\bor\b", re.ASCII)
+# A later box in a sentence that opens with a hedge ("\boxed{7}. Or maybe it is \boxed{8}."): an alternative
+# to the box before it, not a revision ("Actually, it is \boxed{8}." revises).
+_HEDGE_GAP = re.compile(
+    r"(?:\s|\$|\\[()\[\]])*[.;,!]?\s*(?:or|alternatively|maybe|perhaps|possibly)\b[^.!?\n]*", re.IGNORECASE
+)
 _MAX_GAP = 80
 # A "Final Answer" heading on its own line ("**Final Answer**\n\n12", "### Final Answer\n12") marks one too.
 # GSM8K's answer lines mark one too, when a value follows (a Markdown heading or a prose "A:" does not): the
@@ -62,7 +73,7 @@ _WORK_STEP = re.compile(
 # to find $n$ with $n < 12$."): its math is the data of the problem.
 _PLAN = re.compile(
     r"[\s*]*(?:let's|let\s+us|let\s+me|we\s+(?:need|want|have|must)\s+to|we\s+(?:will|shall)|we'll"
-    r"|i\s+(?:need|want|have)\s+to|i\s+will|i'll|to\s+(?:find|compute|determine|solve))\b",
+    r"|i\s+(?:need|want|have)\s+to|i\s+will|i'll)\b",
     re.IGNORECASE,
 )
 # Fenced code is not read (docs/math-conventions.md, "Not read, on purpose"): a box or value in a code
@@ -232,13 +243,15 @@ def _from_boxes(text: str, starts: list[re.Match[str]]) -> tuple[str | None, int
     while index > 0:
         previous = top[index - 1]
         gap = text[previous[1] : top[index][0]]
-        joined = len(gap) <= _MAX_GAP and _BOX_GAP.fullmatch(gap) is not None
-        if previous[2] is None or not joined or _JOINER.search(gap) is None:
+        listed = _BOX_GAP.fullmatch(gap) is not None and _JOINER.search(gap) is not None
+        joined = len(gap) <= _MAX_GAP and (listed or _HEDGE_GAP.fullmatch(gap) is not None)
+        if previous[2] is None or not joined:
             break
         contents.append(previous[2])
         index -= 1
     contents.reverse()
-    if bounded(text[: top[index][0]]) or conditioned(text[last[1] :]):
+    after = text[last[1] :]
+    if bounded(text[: top[index][0]]) or conditioned(after) or second_answer(after):
         return None, last[1]  # "at least \boxed{7}", "\boxed{8} otherwise": not a value stated as the answer
     if len(contents) > 1:
         # "x = \boxed{2} and y = \boxed{3}": boxes that name different variables keep their names, so
@@ -581,6 +594,8 @@ def extract_answer(completion: str) -> str | None:
     for match in _ANSWER_AFTER_IN_TEXT.finditer(text):
         answer_after = match
     if last_marker is not None and (answer_after is None or answer_after.start() < last_marker.start()):
+        if second_answer(text[last_marker.end() :]):
+            return None  # "The answer is 7. Alternatively, it could be 8.": a hedge
         return _after_marker(text[last_marker.end() : last_marker.end() + _TAIL_WINDOW])
     if answer_after is not None:
         start = max(text.rfind(stop, 0, answer_after.start()) for stop in (". ", "\n", "! ", "? "))

@@ -4,7 +4,9 @@ A value is not stated as the answer when the words next to it make it something 
 
 - a bound before it: "the answer is at least $7$", "at most \\boxed{7}" (an inequality, not a value);
 - a condition after it: "the answer is $7$ if $n$ is even", "\\boxed{8} otherwise";
-- a doubt after it: "\\boxed{7}, but it might be $8$", "\\boxed{7}, though it could also be 8".
+- a doubt after it: "\\boxed{7}, but it might be $8$", "\\boxed{7}, though it could also be 8";
+- a second answer later on: "\\boxed{7}. (If order matters, the answer would be $14$.)", "\\boxed{7}.
+  Alternatively, one might argue for $8$."
 
 An alternative after a box ("\\boxed{7} or 8", "\\boxed{7} (or maybe 8)") is not a qualifier: the extractor
 joins it to the box as a list, so that a hedge fails and an equivalent restatement ("\\boxed{\\frac12} or
@@ -24,10 +26,20 @@ _BOUND = (
 )
 _BOUND_BEFORE = re.compile(r"\b" + _BOUND + r"[\s$*]*(?:\\\(|\\\[)?\s*$", re.IGNORECASE)
 _BOUND_OPENING = re.compile(r"[\s*]*" + _BOUND, re.IGNORECASE)
+_SECOND_ANSWER_WINDOW = 400
 _CLOSING = re.compile(r"(?:\s|\$|\\\)|\\\]|\*)*")
 _CONDITION_AFTER = re.compile(
     r",?\s*(?:(?:only\s+)?if\b(?!\s+(?:I|I'm|we|my|our)\b)|unless\b|otherwise\b|only\s+when\b|provided\b"
-    r"|(?:but|though|although)\b[^.\n]{0,40}?\b(?:might|could|may)\b)",
+    r"|(?:but|though|although)\b[^.\n]{0,40}?\b(?:might|could|may)\s+(?:also\s+)?be\b"
+    r"(?!\s+(?:written|expressed|simplified|rewritten|verified|checked)))",
+    re.IGNORECASE,
+)
+# A second answer offered after the stated one, in a later sentence. Only the answer itself is the subject
+# ("the answer would be $14$"): a check after the answer ("the total would be $13$, too big") is not one.
+_SECOND_ANSWER = re.compile(
+    r"\b(?:(?:answer|result|value)\s+(?:would|could|might|may)\s+(?:also\s+)?be|it\s+(?:could|might|may)\s+(?:also\s+)?be"
+    r"|might\s+argue\s+for)"
+    r"\s+(?:\$|\\\(|\\boxed|-?\d)",
     re.IGNORECASE,
 )
 # An alternative after a value: ", or possibly $8$", " (or 8)", " or maybe 8".
@@ -54,3 +66,8 @@ def conditioned(after: str) -> bool:
 def opens_with_bound(text: str) -> bool:
     """Whether `text` opens with a bound ("at least 7", "more than $5$")."""
     return _BOUND_OPENING.match(text) is not None
+
+
+def second_answer(after: str) -> bool:
+    """Whether the text after the stated answer offers another one ("... the answer would be $14$")."""
+    return _SECOND_ANSWER.search(after[:_SECOND_ANSWER_WINDOW]) is not None

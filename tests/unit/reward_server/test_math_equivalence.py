@@ -484,6 +484,30 @@ NAMED_COORDINATES = [
 ]
 
 
+# Pieces of a union that meet at a shared, included end are one interval; vulgar fractions are fractions.
+JOINED_INTERVALS_AND_VULGAR_FRACTIONS = [
+    ("(0,3)", "(0,2) \\cup [2,3)", True),
+    ("(0,3)", "(0,2] \\cup [2,3)", True),
+    ("(-\\infty,5)", "(-\\infty,1] \\cup [1,3) \\cup [3,5)", True),
+    ("(-\\infty,\\infty)", "(-\\infty, 1] \\cup (1, \\infty)", True),
+    ("(0,3)", "(0,2) \\cup (2,3)", False),
+    ("(0,2) \\cup (2,3)", "(0,3)", False),
+    ("(0,3]", "(0,2) \\cup [2,3)", False),
+    ("[0,3)", "(0,2) \\cup [2,3)", False),
+    ("(0,4)", "(0,2) \\cup [3,4)", False),
+    ("\\frac12", "\u00bd", True),
+    ("3\\frac12", "3\u00bd", True),
+    ("\\frac34", "\u00be", True),
+    ("\\frac32", "3\u00bd", False),
+    ("\\frac13", "\u00bc", False),
+]
+
+
+@pytest.mark.parametrize(("gold", "answer", "expected"), JOINED_INTERVALS_AND_VULGAR_FRACTIONS)
+def test_joined_intervals_and_vulgar_fractions(gold: str, answer: str, expected: bool) -> None:
+    assert judge(gold, answer).equivalent is expected
+
+
 @pytest.mark.parametrize(("gold", "answer", "expected"), NAMED_COORDINATES)
 def test_named_coordinates(gold: str, answer: str, expected: bool) -> None:
     assert judge(gold, answer).equivalent is expected

@@ -224,6 +224,18 @@ QUALIFIED_VALUES = [
     ("\\frac12", "The probability is $\\boxed{\\frac12}$ (or $0.5$).", True),
     ("7, 8", "So $x = \\boxed{7}$ or 8.", True),
     ("7", "So $\\boxed{7}$, but we should double check the arithmetic.", True),
+    ("12", "So $\\boxed{12}$, but this may be written as $\\frac{24}{2}$.", True),
+    # a later box in a sentence that opens with a hedge joins the box before it; a revision does not
+    ("8", "So the answer is $\\boxed{7}$. Or maybe it is $\\boxed{8}$.", False),
+    ("8", "The answer is $\\boxed{7}$; alternatively $\\boxed{8}$.", False),
+    ("8", "So the answer is $\\boxed{7}$. Actually, I made an error: it is $\\boxed{8}$.", True),
+    ("7, 8", "So the answer is $\\boxed{7}$. Or maybe it is $\\boxed{8}$.", True),
+    # a second answer offered after the stated one is a hedge; a check after it is not
+    ("7", "We get $\\boxed{7}$. (If the order matters, the answer would be $14$.)", False),
+    ("7", "The answer is $\\boxed{7}$. Alternatively, one might argue for $8$.", False),
+    ("7", "The answer is 7. Alternatively, it could be 8.", False),
+    ("7", "So $\\boxed{7}$. Checking: if $x = 7$, the total would be $3 \\cdot 7 - 2 = 19$.", True),
+    ("7", "The final answer is $7$. It could be verified by substitution.", True),
 ]
 
 # Sentences that state no result: a plan whose math is the data of the problem, and fenced code.
