@@ -38,6 +38,7 @@ _BOX_GAP = re.compile(
     re.ASCII,
 )
 _JOINER = re.compile(r",|\band\b|\bor\b", re.ASCII)
+_BARE_GAP = re.compile(r"(?:\s|\$|\\[()\[\]]|\\q?quad|\\[,;])*", re.ASCII)
 # A later box in a sentence that opens with a hedge ("\boxed{7}. Or maybe it is \boxed{8}."): an alternative
 # to the box before it, not a revision ("Actually, it is \boxed{8}." revises).
 _HEDGE_GAP = re.compile(
@@ -243,8 +244,10 @@ def _from_boxes(text: str, starts: list[re.Match[str]]) -> tuple[str | None, int
     while index > 0:
         previous = top[index - 1]
         gap = text[previous[1] : top[index][0]]
+        # Joined by "and"/"or"/commas, by nothing but space ("\boxed{5} \boxed{6}"), or by a hedge.
         listed = _BOX_GAP.fullmatch(gap) is not None and _JOINER.search(gap) is not None
-        joined = len(gap) <= _MAX_GAP and (listed or _HEDGE_GAP.fullmatch(gap) is not None)
+        side_by_side = _BARE_GAP.fullmatch(gap) is not None or _HEDGE_GAP.fullmatch(gap) is not None
+        joined = len(gap) <= _MAX_GAP and (listed or side_by_side)
         if previous[2] is None or not joined:
             break
         contents.append(previous[2])

@@ -148,9 +148,12 @@ _UNIT_WORDS = (
     r"|sq\.?\s*units?|square\s+units?|cubic\s+units?"
 )
 # A trailing `\text{...}` after a value is a unit label ("5 \text{ cm}", "18 \text{ dollars}").
-# "6 \text{ or more}" is not a unit: a label starting with "or"/"and" is kept (and fails as a hedge).
+# "6 \text{ or more}", "5 \text{ (or 6)}", "5 \text{ if } n \text{ is even}" are not units: a label with a
+# digit, or with a word that offers an alternative or a condition, is kept (and fails as a hedge).
 _TRAILING_TEXT = re.compile(
-    r"(?<=\S)\s*\\text\s*\{(?!\s*(?:or|and)\b)[^{}]*\}\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$", re.ASCII
+    r"(?<=\S)\s*\\text\s*\{(?![^{}]*\b(?:or|and|if|unless|when|except|not|otherwise|maybe|possibly|perhaps)\b)"
+    r"[^{}\d]*\}\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$",
+    re.ASCII,
 )
 # The whole answer in one text box that starts with a number ("\text{12 inches}") is that number with a
 # unit label: unwrapped so that the unit rules apply.

@@ -6,7 +6,8 @@ A value is not stated as the answer when the words next to it make it something 
 - a condition after it: "the answer is $7$ if $n$ is even", "\\boxed{8} otherwise";
 - a doubt after it: "\\boxed{7}, but it might be $8$", "\\boxed{7}, though it could also be 8";
 - a second answer later on: "\\boxed{7}. (If order matters, the answer would be $14$.)", "\\boxed{7}.
-  Alternatively, one might argue for $8$."
+  Alternatively, one might argue for $8$.";
+- a negation before it or a retraction after it: "it is not \\boxed{5}", "\\boxed{5}. Hmm, no, that's wrong."
 
 An alternative after a box ("\\boxed{7} or 8", "\\boxed{7} (or maybe 8)") is not a qualifier: the extractor
 joins it to the box as a list, so that a hedge fails and an equivalent restatement ("\\boxed{\\frac12} or
@@ -24,7 +25,7 @@ _BOUND = (
     r"(?:at\s+(?:least|most)|(?:no\s+)?(?:more|less|greater|fewer|smaller|larger|bigger)\s+than|up\s+to"
     r"|between|bounded\s+by|exceeds?)\b"
 )
-_BOUND_BEFORE = re.compile(r"\b" + _BOUND + r"[\s$*]*(?:\\\(|\\\[)?\s*$", re.IGNORECASE)
+_BOUND_BEFORE = re.compile(r"\b(?:" + _BOUND + r"|not)[\s$*]*(?:\\\(|\\\[)?\s*$", re.IGNORECASE)
 _BOUND_OPENING = re.compile(r"[\s*]*" + _BOUND, re.IGNORECASE)
 _SECOND_ANSWER_WINDOW = 400
 _CLOSING = re.compile(r"(?:\s|\$|\\\)|\\\]|\*)*")
@@ -42,6 +43,11 @@ _SECOND_ANSWER = re.compile(
     r"\s+(?:\$|\\\(|\\boxed|-?\d)",
     re.IGNORECASE,
 )
+_RETRACTION = re.compile(
+    r"^[\s$*]*(?:is|was)\s+(?:wrong|incorrect|not\s+(?:right|correct))\b"
+    r"|\b(?:that|this|it)(?:'s|\s+is|\s+was)\s+(?:wrong|incorrect|not\s+(?:right|correct))\b",
+    re.IGNORECASE,
+)
 # An alternative after a value: ", or possibly $8$", " (or 8)", " or maybe 8".
 ALTERNATIVE_AFTER = re.compile(
     r"(?:\s|\$|\\\)|\\\]|\*)*,?\s*\(?\s*or\s+(?:(?:maybe|perhaps|possibly|probably|alternatively|equivalently"
@@ -51,7 +57,7 @@ ALTERNATIVE_AFTER = re.compile(
 
 
 def bounded(before: str) -> bool:
-    """Whether the text right before a value makes it a bound ("... is at least $")."""
+    """Whether the text right before a value makes it a bound or negates it ("... is at least $", "not $")."""
     return _BOUND_BEFORE.search(before[-60:]) is not None
 
 
@@ -69,5 +75,7 @@ def opens_with_bound(text: str) -> bool:
 
 
 def second_answer(after: str) -> bool:
-    """Whether the text after the stated answer offers another one ("... the answer would be $14$")."""
-    return _SECOND_ANSWER.search(after[:_SECOND_ANSWER_WINDOW]) is not None
+    """Whether the text after the stated answer offers another one ("... the answer would be $14$") or takes
+    it back ("... no, that's wrong.")."""
+    window = after[:_SECOND_ANSWER_WINDOW]
+    return _SECOND_ANSWER.search(window) is not None or _RETRACTION.search(window) is not None

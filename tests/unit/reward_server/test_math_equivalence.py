@@ -484,7 +484,8 @@ NAMED_COORDINATES = [
 ]
 
 
-# Pieces of a union that meet at a shared, included end are one interval; vulgar fractions are fractions.
+# Pieces of a union that meet at a shared, included end are one interval; vulgar fractions are fractions;
+# a unit label states no alternative.
 JOINED_INTERVALS_AND_VULGAR_FRACTIONS = [
     ("(0,3)", "(0,2) \\cup [2,3)", True),
     ("(0,3)", "(0,2] \\cup [2,3)", True),
@@ -500,11 +501,17 @@ JOINED_INTERVALS_AND_VULGAR_FRACTIONS = [
     ("\\frac34", "\u00be", True),
     ("\\frac32", "3\u00bd", False),
     ("\\frac13", "\u00bc", False),
+    # a trailing text with a digit or an alternative or condition word is not a unit label
+    ("5", "5 \\text{ (or 6)}", False),
+    ("5", "5 \\text{ if n is even}", False),
+    ("5", "5 \\text{ not 6}", False),
+    ("5", "5 \\text{ square units}", True),
+    ("5", "5 \\text{ (approx.)}", True),
 ]
 
 
 @pytest.mark.parametrize(("gold", "answer", "expected"), JOINED_INTERVALS_AND_VULGAR_FRACTIONS)
-def test_joined_intervals_and_vulgar_fractions(gold: str, answer: str, expected: bool) -> None:
+def test_joined_intervals_vulgar_fractions_and_unit_labels(gold: str, answer: str, expected: bool) -> None:
     assert judge(gold, answer).equivalent is expected
 
 

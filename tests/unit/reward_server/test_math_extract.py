@@ -29,7 +29,6 @@ BOXES = [
 LAST_BOX_WINS = [
     ("The smallest value is $\\boxed{7}$.\n\nActually 7 fails; 9 works.\n\nFinal answer: $\\boxed{9}$", "9"),
     ("The width is $w = \\boxed{3}$ and the length is $4$. The area is $12$.\n\nHence $\\boxed{12}$.", "12"),
-    ("\\boxed{a}\\boxed{b}", "b"),
     ("An early \\boxed{12 draft, then \\boxed{5}", "5"),
 ]
 
@@ -42,6 +41,8 @@ ADJACENT_BOXES = [
     # Two different values in the final sentence are a hedge: returned as a list so a single gold fails.
     ("It is \\boxed{6} or \\boxed{7}.", "6, 7"),
     ("It is \\boxed{6} or \\boxed{6}.", "6"),
+    # Boxes with nothing but space between them are side by side too (§3: two boxes with different values).
+    ("\\boxed{a}\\boxed{b}", "a, b"),
 ]
 
 MARKERS = [
@@ -236,6 +237,17 @@ QUALIFIED_VALUES = [
     ("7", "The answer is 7. Alternatively, it could be 8.", False),
     ("7", "So $\\boxed{7}$. Checking: if $x = 7$, the total would be $3 \\cdot 7 - 2 = 19$.", True),
     ("7", "The final answer is $7$. It could be verified by substitution.", True),
+    # boxes side by side with nothing between them are one list answer
+    ("6", "The possible values are $\\boxed{5}$ $\\boxed{6}$", False),
+    ("6", "So the answer is $\\boxed{5}$\n\n$\\boxed{6}$", False),
+    ("5, 6", "The possible values are $\\boxed{5}$ $\\boxed{6}$", True),
+    ("5", "So $\\boxed{5}$ $\\boxed{5}$", True),
+    # a negated or retracted box states nothing; a confirmation after it is fine
+    ("5", "It is definitely not $\\boxed{5}$.", False),
+    ("5", "So the answer is $\\boxed{5}$. Hmm, no, that's wrong.", False),
+    ("5", "So $\\boxed{5}$ is incorrect.", False),
+    ("5", "So the answer is $\\boxed{5}$. This is correct because $5 \\cdot 3 = 15$.", True),
+    ("5", "So the answer is $\\boxed{5}$. Note that $6$ would be wrong because it is even.", True),
 ]
 
 # Sentences that state no result: a plan whose math is the data of the problem, and fenced code.
