@@ -454,11 +454,17 @@ def _interval_sets_equal(gold: tuple[Interval, ...], answer: tuple[Interval, ...
     return _same_pieces(_joined(gold), _joined(answer))
 
 
+_MAX_JOINED_PIECES = 8
+
+
 def _joined(parts: tuple[Interval, ...]) -> tuple[Interval, ...]:
     """The union with every two pieces that meet at a shared end, included in one of them, made one.
 
     Only exactly shared ends are joined (no ordering of symbolic ends is needed); `(0,2) \\cup (2,3)`, which
-    leaves 2 out, stays two pieces."""
+    leaves 2 out, stays two pieces. A union of more than `_MAX_JOINED_PIECES` pieces is left as it is (the
+    pairwise search is cubic, and no MATH answer has that many pieces)."""
+    if len(parts) > _MAX_JOINED_PIECES:
+        return parts
     pieces = list(parts)
     joined = True
     while joined:

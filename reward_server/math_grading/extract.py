@@ -42,7 +42,8 @@ _BARE_GAP = re.compile(r"(?:\s|\$|\\[()\[\]]|\\q?quad|\\[,;])*", re.ASCII)
 # A later box in a sentence that opens with a hedge ("\boxed{7}. Or maybe it is \boxed{8}."): an alternative
 # to the box before it, not a revision ("Actually, it is \boxed{8}." revises).
 _HEDGE_GAP = re.compile(
-    r"(?:\s|\$|\\[()\[\]])*[.;,!]?\s*(?:or|alternatively|maybe|perhaps|possibly)\b[^.!?\n]*", re.IGNORECASE
+    r"(?:\s|\$|\\[()\[\]])*(?:[.;,!]\s*)?(?:or|alternatively|maybe|perhaps|possibly)\b[^.!?\n]*",
+    re.IGNORECASE,
 )
 _MAX_GAP = 80
 # A "Final Answer" heading on its own line ("**Final Answer**\n\n12", "### Final Answer\n12") marks one too.
@@ -245,9 +246,11 @@ def _from_boxes(text: str, starts: list[re.Match[str]]) -> tuple[str | None, int
         previous = top[index - 1]
         gap = text[previous[1] : top[index][0]]
         # Joined by "and"/"or"/commas, by nothing but space ("\boxed{5} \boxed{6}"), or by a hedge.
-        listed = _BOX_GAP.fullmatch(gap) is not None and _JOINER.search(gap) is not None
-        side_by_side = _BARE_GAP.fullmatch(gap) is not None or _HEDGE_GAP.fullmatch(gap) is not None
-        joined = len(gap) <= _MAX_GAP and (listed or side_by_side)
+        joined = len(gap) <= _MAX_GAP and (
+            (_BOX_GAP.fullmatch(gap) is not None and _JOINER.search(gap) is not None)
+            or _BARE_GAP.fullmatch(gap) is not None
+            or _HEDGE_GAP.fullmatch(gap) is not None
+        )
         if previous[2] is None or not joined:
             break
         contents.append(previous[2])
@@ -276,13 +279,14 @@ def _alternative(text: str, position: int) -> str | None:
 
     It joins the box's list: a hedge then fails against a single-valued gold (conventions §3), and an
     equivalent restatement ("\\boxed{\\frac12} (or $0.5$)") still passes."""
-    gap = ALTERNATIVE_AFTER.match(text, position)
+    window = text[position : position + _TAIL_WINDOW]
+    gap = ALTERNATIVE_AFTER.match(window)
     if gap is None:
         return None
-    span = _math_span(text[gap.end() : gap.end() + _TAIL_WINDOW])
+    span = _math_span(window[gap.end() :])
     if span is not None:
         return _clean(span[0])
-    number = _NUMBER.match(text, gap.end())
+    number = _NUMBER.match(window, gap.end())
     return _clean(number.group()) if number is not None else None
 
 

@@ -25,7 +25,7 @@ _BOUND = (
     r"(?:at\s+(?:least|most)|(?:no\s+)?(?:more|less|greater|fewer|smaller|larger|bigger)\s+than|up\s+to"
     r"|between|bounded\s+by|exceeds?)\b"
 )
-_BOUND_BEFORE = re.compile(r"\b(?:" + _BOUND + r"|not)[\s$*]*(?:\\\(|\\\[)?\s*$", re.IGNORECASE)
+_BOUND_BEFORE = re.compile(r"\b(?:" + _BOUND + r"|not)[\s$*]*(?:(?:\\\(|\\\[)\s*)?$", re.IGNORECASE)
 _BOUND_OPENING = re.compile(r"[\s*]*" + _BOUND, re.IGNORECASE)
 _SECOND_ANSWER_WINDOW = 400
 _CLOSING = re.compile(r"(?:\s|\$|\\\)|\\\]|\*)*")
@@ -48,10 +48,11 @@ _RETRACTION = re.compile(
     r"|\b(?:that|this|it)(?:'s|\s+is|\s+was)\s+(?:wrong|incorrect|not\s+(?:right|correct))\b",
     re.IGNORECASE,
 )
-# An alternative after a value: ", or possibly $8$", " (or 8)", " or maybe 8".
+# An alternative after a value: ", or possibly $8$", " (or 8)", " or maybe 8". (Each part needs its own
+# first character, so that a long run of spaces is scanned once: callers also pass a bounded window.)
 ALTERNATIVE_AFTER = re.compile(
-    r"(?:\s|\$|\\\)|\\\]|\*)*,?\s*\(?\s*or\s+(?:(?:maybe|perhaps|possibly|probably|alternatively|equivalently"
-    r"|else|even|also)\s+)?",
+    r"(?:\s|\$|\\\)|\\\]|\*)*(?:,\s*)?(?:\(\s*)?or\s+(?:(?:maybe|perhaps|possibly|probably|alternatively"
+    r"|equivalently|else|even|also)\s+)?",
     re.IGNORECASE,
 )
 

@@ -584,6 +584,12 @@ ROBUSTNESS = {
     "division by zero vs infinity": ("\\frac{1}{0}", "\\infty"),
     "zero over zero": ("0", "\\frac{0}{0}"),
     "unicode junk": ("5", "\x00\ud800\U0001f4a9\u202e5"),
+    "union of 2000 touching intervals": ("(0,1)", " \\cup ".join(f"[{k},{k + 1})" for k in range(2000))),
+    "union of 8 touching symbolic intervals": (
+        "(0,1)",
+        " \\cup ".join(f"[\\sqrt{{{k}}},\\sqrt{{{k + 1}}})" for k in range(8)),
+    ),
+    "5 \\text{...} labels": ("5", "5" + " \\text{ a}" * 20_000),
     "fullwidth digit": ("5", "\uff15"),
     "long minus chain": ("1", "-" * 1500 + "1"),
     "long power chain": ("1", "2^" * 600 + "1"),

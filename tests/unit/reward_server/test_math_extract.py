@@ -286,6 +286,11 @@ LINEAR_INPUTS = {
     "1MB of role headers": "<|im_start|>assistant\n" * (MEGABYTE // 22),
     "1MB of number words": "twenty-four " * (MEGABYTE // 12) + ".",
     "1MB of stars before an answer": "*" * MEGABYTE + "Answer $1$",
+    "1MB of spaces after a box": "\\boxed{1}" + " " * MEGABYTE + "x",
+    "1MB of spaces between boxes": "\\boxed{1}" + " " * MEGABYTE + "x \\boxed{2}",
+    "1MB of spaces and dollars between boxes": "\\boxed{1}" + " $" * (MEGABYTE // 2) + ". Or \\boxed{2}",
+    "1MB of code fences": "```" * (MEGABYTE // 3) + "\\boxed{1}",
+    "1MB of spaces after a marker": "The answer is $7$" + " " * MEGABYTE + "x",
 }
 
 
