@@ -38,6 +38,8 @@ _BOX_GAP = re.compile(
     re.ASCII,
 )
 _JOINER = re.compile(r",|\band\b|\bor\b", re.ASCII)
+# A multiple-choice letter offered as an alternative after a box ("\boxed{C}, or possibly (D)").
+_CHOICE_LETTER = re.compile(r"\(?[A-E]\)?(?![A-Za-z0-9])", re.ASCII)
 _BARE_GAP = re.compile(r"(?:\s|\$|\\[()\[\]]|\\q?quad|\\[,;])*", re.ASCII)
 # A later box in a sentence that opens with a hedge ("\boxed{7}. Or maybe it is \boxed{8}."): an alternative
 # to the box before it, not a revision ("Actually, it is \boxed{8}." revises).
@@ -286,7 +288,7 @@ def _alternative(text: str, position: int) -> str | None:
     span = _math_span(window[gap.end() :])
     if span is not None:
         return _clean(span[0])
-    number = _NUMBER.match(window, gap.end())
+    number = _NUMBER.match(window, gap.end()) or _CHOICE_LETTER.match(window, gap.end())
     return _clean(number.group()) if number is not None else None
 
 

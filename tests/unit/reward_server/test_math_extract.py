@@ -224,6 +224,9 @@ QUALIFIED_VALUES = [
     ("7", "So $\\boxed{7}$ or maybe 8.", False),
     ("\\frac12", "The probability is $\\boxed{\\frac12}$ (or $0.5$).", True),
     ("7, 8", "So $x = \\boxed{7}$ or 8.", True),
+    ("\\text{(C)}", "So the answer is $\\boxed{C}$, or possibly D.", False),
+    ("\\text{(C)}", "So the answer is $\\boxed{\\text{(C)}}$ or (D).", False),
+    ("\\text{(C)}", "So the answer is $\\boxed{C}$ or Alice.", True),
     ("7", "So $\\boxed{7}$, but we should double check the arithmetic.", True),
     ("12", "So $\\boxed{12}$, but this may be written as $\\frac{24}{2}$.", True),
     # a later box in a sentence that opens with a hedge joins the box before it; a revision does not
