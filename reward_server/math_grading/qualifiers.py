@@ -48,6 +48,7 @@ _RETRACTION = re.compile(
     r"|\b(?:that|this|it)(?:'s|\s+is|\s+was)\s+(?:wrong|incorrect|not\s+(?:right|correct))\b",
     re.IGNORECASE,
 )
+_VALUE_MARK = re.compile(r"[\d$\\]")
 # An alternative after a value: ", or possibly $8$", " (or 8)", " or maybe 8". (Each part needs its own
 # first character, so that a long run of spaces is scanned once: callers also pass a bounded window.)
 ALTERNATIVE_AFTER = re.compile(
@@ -79,4 +80,12 @@ def second_answer(after: str) -> bool:
     """Whether the text after the stated answer offers another one ("... the answer would be $14$") or takes
     it back ("... no, that's wrong.")."""
     window = after[:_SECOND_ANSWER_WINDOW]
-    return _SECOND_ANSWER.search(window) is not None or _RETRACTION.search(window) is not None
+    if _SECOND_ANSWER.search(window) is not None:
+        return True
+    for retraction in _RETRACTION.finditer(window):
+        # "Hmm, no, that's wrong." takes the answer back; "My first try gave $6$, but that was wrong." is
+        # about the value named before it in its own sentence.
+        sentence_start = max(window.rfind(stop, 0, retraction.start()) for stop in ".!?\n") + 1
+        if not _VALUE_MARK.search(window, sentence_start, retraction.start()):
+            return True
+    return False

@@ -251,6 +251,7 @@ QUALIFIED_VALUES = [
     ("5", "So $\\boxed{5}$ is incorrect.", False),
     ("5", "So the answer is $\\boxed{5}$. This is correct because $5 \\cdot 3 = 15$.", True),
     ("5", "So the answer is $\\boxed{5}$. Note that $6$ would be wrong because it is even.", True),
+    ("5", "So the answer is $\\boxed{5}$. My first try gave $6$, but that was wrong.", True),
 ]
 
 # Sentences that state no result: a plan whose math is the data of the problem, and fenced code.
