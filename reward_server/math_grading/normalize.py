@@ -148,11 +148,12 @@ _UNIT_WORDS = (
     r"|sq\.?\s*units?|square\s+units?|cubic\s+units?"
 )
 # A trailing `\text{...}` after a value is a unit label ("5 \text{ cm}", "18 \text{ dollars}").
-# "6 \text{ or more}", "5 \text{ (or 6)}", "5 \text{ if } n \text{ is even}" are not units: a label with a
-# digit, or with a word that offers an alternative or a condition, is kept (and fails as a hedge).
+# "6 \text{ or more}", "5 \text{ (or 6)}", "5 \text{ if } n \text{ is even}", "-1 \text{ (rejected)}" are not
+# units: a label with a digit, or with a word that offers an alternative, a condition or a rejection, is kept
+# (and fails as a hedge).
 _TRAILING_TEXT = re.compile(
-    r"(?<=\S)\s*\\text\s*\{(?![^{}]*\b(?:or|and|if|unless|when|except|not|otherwise|maybe|possibly|perhaps)\b)"
-    r"[^{}\d]*\}\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$",
+    r"(?<=\S)\s*\\text\s*\{(?![^{}]*\b(?:or|and|if|unless|when|except|not|otherwise|maybe|possibly|perhaps"
+    r"|rejected|extraneous|invalid|incorrect|wrong|impossible|excluded)\b)[^{}\d]*\}\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$",
     re.ASCII,
 )
 # The whole answer in one text box that starts with a number ("\text{12 inches}") is that number with a
@@ -172,6 +173,11 @@ _NUMBER_WORDS = {
     )
 }
 _UNIT = rf"(?:(?:square|sq\.?|cubic)\s+)?(?:{_UNIT_WORDS})\.?(?:\s*\^\s*\{{?\s*[23]\s*\}}?)?"
+# "7 \pmod{12}", "7 (\mod 12)": a residue with its modulus after it states the residue, like a unit label
+# (never reduced: "19 \pmod{12}" stays 19).
+_TRAILING_MODULUS = re.compile(
+    r"(?<=\S)\s*(?:\\pmod\s*(?:\{\s*\d+\s*\}|\d+)|\(\s*\\?mod\s*\d+\s*\))\s*$", re.ASCII
+)
 _TRAILING_UNIT = re.compile(
     rf"(?<=[\d}})\s])\s*{_UNIT}(?:\s*(?:per|/)\s*{_UNIT})?\s*$",
     re.ASCII | re.IGNORECASE,
@@ -246,7 +252,7 @@ def normalize(answer: str) -> str:
         s = _TRAILING_PUNCT.sub("", text_number.group(1).strip())
     # Units may stack ("5 \text{ cm}^2", "12 square units"): strip a few trailing labels.
     for _ in range(3):
-        stripped = _TRAILING_UNIT.sub("", _TRAILING_TEXT.sub("", s)).rstrip()
+        stripped = _TRAILING_UNIT.sub("", _TRAILING_TEXT.sub("", _TRAILING_MODULUS.sub("", s))).rstrip()
         if stripped == s or not stripped:
             break
         s = _TRAILING_PUNCT.sub("", stripped)

@@ -485,7 +485,7 @@ NAMED_COORDINATES = [
 
 
 # Pieces of a union that meet at a shared, included end are one interval; vulgar fractions are fractions;
-# a unit label states no alternative.
+# a unit label states no alternative; a modulus after a residue is a label.
 JOINED_INTERVALS_AND_VULGAR_FRACTIONS = [
     ("(0,3)", "(0,2) \\cup [2,3)", True),
     ("(0,3)", "(0,2] \\cup [2,3)", True),
@@ -507,6 +507,14 @@ JOINED_INTERVALS_AND_VULGAR_FRACTIONS = [
     ("5", "5 \\text{ not 6}", False),
     ("5", "5 \\text{ square units}", True),
     ("5", "5 \\text{ (approx.)}", True),
+    ("-1", "-1 \\text{ (rejected)}", False),
+    ("4", "4 \\text{ (extraneous)}", False),
+    ("2", "2 \\text{ (double root)}", True),
+    # a residue with its modulus states the residue, never reduced
+    ("7", "7 \\pmod{12}", True),
+    ("7", "7 (\\mod 12)", True),
+    ("7", "19 \\pmod{12}", False),
+    ("12", "7 \\pmod{12}", False),
 ]
 
 

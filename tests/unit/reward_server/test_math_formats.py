@@ -55,10 +55,10 @@ def test_format_case(case: dict[str, object]) -> None:
 REDTEAM_CASES = Path(__file__).parents[3] / "data/math/redteam_cases.jsonl"
 REDTEAM_FIELDS = {"id", "category", "gold", "response", "equivalent", "note"}
 # Labeled by mathematical truth, but left as they are (false negatives; see data/math/SOURCE.md): a bare
-# "6, 31, -1" is an unordered list (§12), not the ordered triple; "7 \\pmod{12}", the ratio "3:4",
+# "6, 31, -1" is an unordered list (§12), not the ordered triple; the ratio "3:4",
 # "\\mathbb{R} \\setminus \\{1\\}", a sentence inside the box and "..., which is the final answer" are
 # forms the grader does not read yet.
-REDTEAM_OPEN = {"rt-0115", "rt-0308", "rt-0311", "rt-0369", "rt-0387", "rt-0413"}
+REDTEAM_OPEN = {"rt-0115", "rt-0311", "rt-0369", "rt-0387", "rt-0413"}
 
 
 def _redteam_cases() -> list[dict[str, object]]:
