@@ -48,6 +48,7 @@ _HEDGE_GAP = re.compile(
     re.IGNORECASE,
 )
 _MAX_GAP = 80
+_QUALIFIER_WINDOW = 400  # how far around a stated value the qualifiers look (see qualifiers.py)
 # A "Final Answer" heading on its own line ("**Final Answer**\n\n12", "### Final Answer\n12") marks one too.
 # GSM8K's answer lines mark one too, when a value follows (a Markdown heading or a prose "A:" does not): the
 # reference's "#### 42" and the sample's "A: 1250" on a line of its own; so does "Answer" opening a line
@@ -258,8 +259,13 @@ def _from_boxes(text: str, starts: list[re.Match[str]]) -> tuple[str | None, int
         contents.append(previous[2])
         index -= 1
     contents.reverse()
-    after = text[last[1] :]
-    if bounded(text[: top[index][0]]) or conditioned(after) or second_answer(after):
+    first_start = top[index][0]
+    after = text[last[1] : last[1] + _QUALIFIER_WINDOW]
+    if (
+        bounded(text[max(0, first_start - _QUALIFIER_WINDOW) : first_start])
+        or conditioned(after)
+        or second_answer(after)
+    ):
         return None, last[1]  # "at least \boxed{7}", "\boxed{8} otherwise": not a value stated as the answer
     if len(contents) > 1:
         # "x = \boxed{2} and y = \boxed{3}": boxes that name different variables keep their names, so
@@ -584,7 +590,9 @@ def extract_answer(completion: str) -> str | None:
         >>> extract_answer("So $x = \\\\boxed{-2}$ or $x = \\\\boxed{5}$.")
         '-2, 5'
     """
-    text = _CODE_BLOCK.sub("\n", _own_turn(completion or ""))
+    text = _own_turn(completion or "")
+    if "```" in text:
+        text = _CODE_BLOCK.sub("\n", text)
     if not text.strip():
         return None
     last_marker = None
@@ -603,7 +611,7 @@ def extract_answer(completion: str) -> str | None:
     for match in _ANSWER_AFTER_IN_TEXT.finditer(text):
         answer_after = match
     if last_marker is not None and (answer_after is None or answer_after.start() < last_marker.start()):
-        if second_answer(text[last_marker.end() :]):
+        if second_answer(text[last_marker.end() : last_marker.end() + _QUALIFIER_WINDOW]):
             return None  # "The answer is 7. Alternatively, it could be 8.": a hedge
         return _after_marker(text[last_marker.end() : last_marker.end() + _TAIL_WINDOW])
     if answer_after is not None:

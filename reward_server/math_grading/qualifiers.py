@@ -26,6 +26,7 @@ _BOUND = (
     r"|between|bounded\s+by|exceeds?)\b"
 )
 _BOUND_BEFORE = re.compile(r"\b(?:" + _BOUND + r"|not)[\s$*]*(?:(?:\\\(|\\\[)\s*)?$", re.IGNORECASE)
+_BOUND_WORDS = ("least", "most", "than", "up", "between", "bounded", "exceed", "not")
 _BOUND_OPENING = re.compile(r"[\s*]*" + _BOUND, re.IGNORECASE)
 _SECOND_ANSWER_WINDOW = 400
 _CLOSING = re.compile(r"(?:\s|\$|\\\)|\\\]|\*)*")
@@ -60,7 +61,11 @@ ALTERNATIVE_AFTER = re.compile(
 
 def bounded(before: str) -> bool:
     """Whether the text right before a value makes it a bound or negates it ("... is at least $", "not $")."""
-    return _BOUND_BEFORE.search(before[-60:]) is not None
+    tail = before[-60:]
+    lowered = tail.lower()
+    if not any(word in lowered for word in _BOUND_WORDS):
+        return False  # (a cheap check first: most values have no bound before them)
+    return _BOUND_BEFORE.search(tail) is not None
 
 
 def conditioned(after: str) -> bool:
@@ -80,8 +85,11 @@ def second_answer(after: str) -> bool:
     """Whether the text after the stated answer offers another one ("... the answer would be $14$") or takes
     it back ("... no, that's wrong.")."""
     window = after[:_SECOND_ANSWER_WINDOW]
-    if _SECOND_ANSWER.search(window) is not None:
+    # (Cheap substring checks first: most answers are followed by nothing of the kind.)
+    if (" be" in window or "argue" in window) and _SECOND_ANSWER.search(window) is not None:
         return True
+    if "wrong" not in window and "correct" not in window and "right" not in window:
+        return False
     for retraction in _RETRACTION.finditer(window):
         # "Hmm, no, that's wrong." takes the answer back; "My first try gave $6$, but that was wrong." is
         # about the value named before it in its own sentence.
