@@ -2,7 +2,8 @@
 
 Run from anywhere:
 
-    python bench/math_grading.py [--repeat 3] [--hang-s 10] [--no-holdout] [--no-formats] [--cpu N]
+    python bench/math_grading.py [--repeat 3] [--hang-s 10] [--no-holdout] [--no-formats] [--no-redteam]
+        [--cpu N]
 
 Two graders are compared in the same run:
 
@@ -10,12 +11,14 @@ Two graders are compared in the same run:
 - **math_verify**: `verify(parse("\\boxed{" + gold + "}"), parse(response))`. The gold is wrapped in
   `\\boxed{}` because Math-Verify does not parse bare LaTeX.
 
-They run on two datasets, reported separately:
+They run on these datasets, reported separately:
 
 - `data/math/dev_pairs.jsonl`;
 - `tests/data/math_holdout_pairs.jsonl` (holdout is on by default; turn it off with `--no-holdout`);
 - `data/math/format_cases.jsonl`: the answer formats of other harnesses and models (GSM8K, minerva-math,
-  Qwen2.5-Math, DeepSeek-Math, simple-evals, chat tokens; on by default, `--no-formats` to skip).
+  Qwen2.5-Math, DeepSeek-Math, simple-evals, chat tokens; on by default, `--no-formats` to skip);
+- `data/math/redteam_cases.jsonl`: hand-written red-team pairs over every MATH answer type, near misses
+  and hedges (on by default, `--no-redteam` to skip).
 
 How it runs:
 
@@ -66,6 +69,7 @@ DATASETS = {
     "dev": DATA / "math" / "dev_pairs.jsonl",
     "holdout": ROOT / "tests" / "data" / "math_holdout_pairs.jsonl",
     "formats": DATA / "math" / "format_cases.jsonl",
+    "redteam": DATA / "math" / "redteam_cases.jsonl",
 }
 RESULTS = ROOT / "bench" / "results" / "math_grading.json"
 OURS = "reward_server.math_grading:grade_completion"
@@ -431,6 +435,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run on data/math/format_cases.jsonl (default: on)",
     )
     ap.add_argument(
+        "--redteam",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run on data/math/redteam_cases.jsonl (default: on)",
+    )
+    ap.add_argument(
         "--cpu",
         type=int,
         default=None,
@@ -448,7 +458,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    names = ["dev"] + ["holdout"] * args.holdout + ["formats"] * args.formats
+    names = ["dev"] + ["holdout"] * args.holdout + ["formats"] * args.formats + ["redteam"] * args.redteam
     results: dict[str, Any] = {}
     for ds in names:
         pairs = load_pairs(DATASETS[ds])

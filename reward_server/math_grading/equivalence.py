@@ -287,18 +287,34 @@ def _item_equal(gold: Answer, answer: Answer) -> bool:
     return _answers_equal(gold, answer)
 
 
+# Conventional coordinate orders: (x, y, z), (a, b, c, d), polar (r, theta), spherical (rho, theta, phi), ...
+_COORDINATE_ORDERS: tuple[tuple[str, ...], ...] = (
+    ("x", "y", "z"),
+    ("a", "b", "c", "d"),
+    ("p", "q", "r", "s"),
+    ("h", "k"),
+    ("m", "n"),
+    ("r", "theta", "z"),
+    ("rho", "theta", "phi"),
+)
+
+
 def _named_values(answer: Answer) -> tuple[Answer, ...] | None:
     """`x = -2, y = 1`: the values of equations that each name a different variable, in their order."""
     if not isinstance(answer, Solutions) or len(answer.items) < 2:
         return None
-    names: set[str] = set()
-    values: list[Answer] = []
+    named: dict[str, Answer] = {}
     for item in answer.items:
         if not isinstance(item, Equation) or not _names_quantity(item):
             return None
-        names.add(str(item.sides[0].value))
-        values.append(Scalar(item.sides[1]))
-    return tuple(values) if len(names) == len(values) else None
+        named[str(item.sides[0].value)] = Scalar(item.sides[1])
+    if len(named) != len(answer.items):
+        return None
+    # "y = 8, x = -2" is the point (-2, 8): coordinates with conventional names take their conventional
+    # place, whatever order they are written in; other names keep the written order.
+    order = next((family for family in _COORDINATE_ORDERS if set(named) <= set(family)), None)
+    names = sorted(named, key=order.index) if order is not None else list(named)
+    return tuple(named[name] for name in names)
 
 
 def _bracketed_equal(gold: Bracketed, answer: Answer) -> bool:
@@ -432,6 +448,42 @@ def _intervals_equal(gold: Interval, answer: Interval) -> bool:
 
 
 def _interval_sets_equal(gold: tuple[Interval, ...], answer: tuple[Interval, ...]) -> bool:
+    if _same_pieces(gold, answer):
+        return True
+    # "(0,2) \cup [2,3)" is the set (0,3): pieces that meet at a shared, included end are one interval.
+    return _same_pieces(_joined(gold), _joined(answer))
+
+
+_MAX_JOINED_PIECES = 8
+
+
+def _joined(parts: tuple[Interval, ...]) -> tuple[Interval, ...]:
+    """The union with every two pieces that meet at a shared end, included in one of them, made one.
+
+    Only exactly shared ends are joined (no ordering of symbolic ends is needed); `(0,2) \\cup (2,3)`, which
+    leaves 2 out, stays two pieces. A union of more than `_MAX_JOINED_PIECES` pieces is left as it is (the
+    pairwise search is cubic, and no MATH answer has that many pieces)."""
+    if len(parts) > _MAX_JOINED_PIECES:
+        return parts
+    pieces = list(parts)
+    joined = True
+    while joined:
+        joined = False
+        for first in pieces:
+            for second in pieces:
+                meet = first is not second and (first.high_closed or second.low_closed)
+                if meet and _endpoints_equal(first.high, second.low) and _infinity_sign(first.high) == 0:
+                    pieces.remove(first)
+                    pieces.remove(second)
+                    pieces.append(Interval(first.low, second.high, first.low_closed, second.high_closed))
+                    joined = True
+                    break
+            if joined:
+                break
+    return tuple(pieces)
+
+
+def _same_pieces(gold: tuple[Interval, ...], answer: tuple[Interval, ...]) -> bool:
     # A union is a set: order does not matter (§10), but every piece must be there.
     if len(gold) != len(answer):
         return False

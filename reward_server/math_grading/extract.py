@@ -19,6 +19,13 @@ from __future__ import annotations
 import re
 
 from reward_server.math_grading.normalize import strip_math_delimiters
+from reward_server.math_grading.qualifiers import (
+    ALTERNATIVE_AFTER,
+    bounded,
+    conditioned,
+    opens_with_bound,
+    second_answer,
+)
 
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _BRACE = re.compile(r"\\\\|\\[{}]|[{}]")
@@ -31,7 +38,17 @@ _BOX_GAP = re.compile(
     re.ASCII,
 )
 _JOINER = re.compile(r",|\band\b|\bor\b", re.ASCII)
+# A multiple-choice letter offered as an alternative after a box ("\boxed{C}, or possibly (D)").
+_CHOICE_LETTER = re.compile(r"\(?[A-E]\)?(?![A-Za-z0-9])", re.ASCII)
+_BARE_GAP = re.compile(r"(?:\s|\$|\\[()\[\]]|\\q?quad|\\[,;])*", re.ASCII)
+# A later box in a sentence that opens with a hedge ("\boxed{7}. Or maybe it is \boxed{8}."): an alternative
+# to the box before it, not a revision ("Actually, it is \boxed{8}." revises).
+_HEDGE_GAP = re.compile(
+    r"(?:\s|\$|\\[()\[\]])*(?:[.;,!]\s*)?(?:or|alternatively|maybe|perhaps|possibly)\b[^.!?\n]*",
+    re.IGNORECASE,
+)
 _MAX_GAP = 80
+_QUALIFIER_WINDOW = 400  # how far around a stated value the qualifiers look (see qualifiers.py)
 # A "Final Answer" heading on its own line ("**Final Answer**\n\n12", "### Final Answer\n12") marks one too.
 # GSM8K's answer lines mark one too, when a value follows (a Markdown heading or a prose "A:" does not): the
 # reference's "#### 42" and the sample's "A: 1250" on a line of its own; so does "Answer" opening a line
@@ -57,6 +74,16 @@ _WORK_STEP = re.compile(
     r"|compute|calculate|substitute|solve|check)\b",
     re.IGNORECASE,
 )
+# A sentence that announces work still to do states no result ("Let's compute $y$ from $x = 5$.", "We need
+# to find $n$ with $n < 12$."): its math is the data of the problem.
+_PLAN = re.compile(
+    r"[\s*]*(?:let's|let\s+us|let\s+me|we\s+(?:need|want|have|must)\s+to|we\s+(?:will|shall)|we'll"
+    r"|i\s+(?:need|want|have)\s+to|i\s+will|i'll)\b",
+    re.IGNORECASE,
+)
+# Fenced code is not read (docs/math-conventions.md, "Not read, on purpose"): a box or value in a code
+# block or tool call is not the stated answer; the text after the block still is.
+_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _CURRENCY = re.compile(r"\$(-?\d+(?:,\d{3})*(?:\.\d+)?)(?![\d$])")
 # The pieces of the words before "is the answer": math spans, numbers, words and punctuation.
 _VALUE_TOKEN = re.compile(
@@ -221,22 +248,54 @@ def _from_boxes(text: str, starts: list[re.Match[str]]) -> tuple[str | None, int
     while index > 0:
         previous = top[index - 1]
         gap = text[previous[1] : top[index][0]]
-        joined = len(gap) <= _MAX_GAP and _BOX_GAP.fullmatch(gap) is not None
-        if previous[2] is None or not joined or _JOINER.search(gap) is None:
+        # Joined by "and"/"or"/commas, by nothing but space ("\boxed{5} \boxed{6}"), or by a hedge.
+        joined = len(gap) <= _MAX_GAP and (
+            (_BOX_GAP.fullmatch(gap) is not None and _JOINER.search(gap) is not None)
+            or _BARE_GAP.fullmatch(gap) is not None
+            or _HEDGE_GAP.fullmatch(gap) is not None
+        )
+        if previous[2] is None or not joined:
             break
         contents.append(previous[2])
         index -= 1
     contents.reverse()
+    first_start = top[index][0]
+    after = text[last[1] : last[1] + _QUALIFIER_WINDOW]
+    if (
+        bounded(text[max(0, first_start - _QUALIFIER_WINDOW) : first_start])
+        or conditioned(after)
+        or second_answer(after)
+    ):
+        return None, last[1]  # "at least \boxed{7}", "\boxed{8} otherwise": not a value stated as the answer
     if len(contents) > 1:
         # "x = \boxed{2} and y = \boxed{3}": boxes that name different variables keep their names, so
         # that the pair can be read as the point (2, 3); "x = \boxed{-2} or x = \boxed{5}" is a plain list.
         names = [_assigned_name(text, box[0]) for box in top[index:]]
         if all(names) and len(set(names)) == len(names):
             contents = [f"{name} = {content}" for name, content in zip(names, contents, strict=True)]
+    alternative = _alternative(text, last[1])
+    if alternative is not None:
+        contents.append(alternative)
     unique = list(dict.fromkeys(contents))
     # Boxes joined in the final sentence form one list answer; different values there are a hedge,
     # and returning them as a list makes them fail against a single-valued gold.
     return _clean(", ".join(unique)), last[1]
+
+
+def _alternative(text: str, position: int) -> str | None:
+    """The value offered as an alternative right after a box ("\\boxed{7}, or possibly $8$" gives 8), or None.
+
+    It joins the box's list: a hedge then fails against a single-valued gold (conventions §3), and an
+    equivalent restatement ("\\boxed{\\frac12} (or $0.5$)") still passes."""
+    window = text[position : position + _TAIL_WINDOW]
+    gap = ALTERNATIVE_AFTER.match(window)
+    if gap is None:
+        return None
+    span = _math_span(window[gap.end() :])
+    if span is not None:
+        return _clean(span[0])
+    number = _NUMBER.match(window, gap.end()) or _CHOICE_LETTER.match(window, gap.end())
+    return _clean(number.group()) if number is not None else None
 
 
 def _assigned_name(text: str, box_start: int) -> str | None:
@@ -274,6 +333,8 @@ def _plain_value(text: str) -> str:
 def _after_marker(text: str) -> str | None:
     lead = _MARKER_LEAD.match(text)
     rest = text[lead.end() :] if lead is not None else text
+    if opens_with_bound(rest):
+        return None  # "The answer is at least 7.": a bound, not a value
     amount = _amount(rest)
     if amount is not None:
         return amount
@@ -312,6 +373,8 @@ def _stated_value(rest: str) -> str | None:
     $6$." states 6; "the answer is correct" states nothing)."""
     lead = _MARKER_LEAD.match(rest)
     rest = rest[lead.end() :] if lead is not None else rest
+    if opens_with_bound(rest):
+        return None
     amount = _amount(rest)
     if amount is not None:
         return amount
@@ -398,8 +461,8 @@ def _math_values(rest: str) -> str | None:
         if gap is None or gap.end() == position or not rest.startswith(("$", "\\[", "\\("), gap.end()):
             break
         position = gap.end()
-    if not values:
-        return None
+    if not values or conditioned(rest[position:]):
+        return None  # "$7$ if $n$ is even": a conditional value is not stated as the answer
     cleaned = [value for value in (_clean(v) for v in values) if value]
     return ", ".join(dict.fromkeys(cleaned)) or None
 
@@ -479,8 +542,8 @@ def _trailing_display(tail: str) -> str | None:
 
 
 def _sentence_value(sentence: str) -> str | None:
-    if _REFUSAL.search(sentence):
-        return None
+    if _REFUSAL.search(sentence) or _PLAN.match(sentence):
+        return None  # a refusal, or a plan ("Let's compute $y$ from $x = 5$.") that states no result
     sentence = _digits_for_words(sentence)
     answer_after = _ANSWER_AFTER.search(sentence)
     if answer_after is not None:  # "$x=4$ is the solution."
@@ -501,6 +564,8 @@ def _sentence_value(sentence: str) -> str | None:
         return _clean(numbers[0]) if len(numbers) == 1 else None
     predicate = _predicate(sentence)
     if predicate is not None:
+        if opens_with_bound(predicate):
+            return None  # "Therefore $n$ is at least $7$.": a bound, not a value
         value = _predicate_value(predicate)
         if value is not None:
             return value
@@ -526,6 +591,8 @@ def extract_answer(completion: str) -> str | None:
         '-2, 5'
     """
     text = _own_turn(completion or "")
+    if "```" in text:
+        text = _CODE_BLOCK.sub("\n", text)
     if not text.strip():
         return None
     last_marker = None
@@ -544,6 +611,8 @@ def extract_answer(completion: str) -> str | None:
     for match in _ANSWER_AFTER_IN_TEXT.finditer(text):
         answer_after = match
     if last_marker is not None and (answer_after is None or answer_after.start() < last_marker.start()):
+        if second_answer(text[last_marker.end() : last_marker.end() + _QUALIFIER_WINDOW]):
+            return None  # "The answer is 7. Alternatively, it could be 8.": a hedge
         return _after_marker(text[last_marker.end() : last_marker.end() + _TAIL_WINDOW])
     if answer_after is not None:
         start = max(text.rfind(stop, 0, answer_after.start()) for stop in (". ", "\n", "! ", "? "))

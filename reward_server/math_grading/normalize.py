@@ -44,6 +44,22 @@ _UNICODE_TABLE = str.maketrans(
         "\uff0c": ",",
         "\u00b2": "^2",
         "\u00b3": "^3",
+        # vulgar fractions: "3½" becomes the mixed number 3\\frac{1}{2} (§14)
+        "\u00bd": r"\frac{1}{2}",
+        "\u2153": r"\frac{1}{3}",
+        "\u2154": r"\frac{2}{3}",
+        "\u00bc": r"\frac{1}{4}",
+        "\u00be": r"\frac{3}{4}",
+        "\u2155": r"\frac{1}{5}",
+        "\u2156": r"\frac{2}{5}",
+        "\u2157": r"\frac{3}{5}",
+        "\u2158": r"\frac{4}{5}",
+        "\u2159": r"\frac{1}{6}",
+        "\u215a": r"\frac{5}{6}",
+        "\u215b": r"\frac{1}{8}",
+        "\u215c": r"\frac{3}{8}",
+        "\u215d": r"\frac{5}{8}",
+        "\u215e": r"\frac{7}{8}",
         "\u27e8": "(",
         "\u27e9": ")",
         "\u2248": r" \approx ",
@@ -132,9 +148,13 @@ _UNIT_WORDS = (
     r"|sq\.?\s*units?|square\s+units?|cubic\s+units?"
 )
 # A trailing `\text{...}` after a value is a unit label ("5 \text{ cm}", "18 \text{ dollars}").
-# "6 \text{ or more}" is not a unit: a label starting with "or"/"and" is kept (and fails as a hedge).
+# "6 \text{ or more}", "5 \text{ (or 6)}", "5 \text{ if } n \text{ is even}", "-1 \text{ (rejected)}" are not
+# units: a label with a digit, or with a word that offers an alternative, a condition or a rejection, is kept
+# (and fails as a hedge).
 _TRAILING_TEXT = re.compile(
-    r"(?<=\S)\s*\\text\s*\{(?!\s*(?:or|and)\b)[^{}]*\}\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$", re.ASCII
+    r"(?<=\S)\s*\\text\s*\{(?![^{}]*\b(?:or|and|if|unless|when|except|not|otherwise|maybe|possibly|perhaps"
+    r"|rejected|extraneous|invalid|incorrect|wrong|impossible|excluded)\b)[^{}\d]*\}\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$",
+    re.ASCII,
 )
 # The whole answer in one text box that starts with a number ("\text{12 inches}") is that number with a
 # unit label: unwrapped so that the unit rules apply.
@@ -153,6 +173,11 @@ _NUMBER_WORDS = {
     )
 }
 _UNIT = rf"(?:(?:square|sq\.?|cubic)\s+)?(?:{_UNIT_WORDS})\.?(?:\s*\^\s*\{{?\s*[23]\s*\}}?)?"
+# "7 \pmod{12}", "7 (\mod 12)": a residue with its modulus after it states the residue, like a unit label
+# (never reduced: "19 \pmod{12}" stays 19).
+_TRAILING_MODULUS = re.compile(
+    r"(?<=\S)\s*(?:\\pmod\s*(?:\{\s*\d+\s*\}|\d+)|\(\s*\\?mod\s*\d+\s*\))\s*$", re.ASCII
+)
 _TRAILING_UNIT = re.compile(
     rf"(?<=[\d}})\s])\s*{_UNIT}(?:\s*(?:per|/)\s*{_UNIT})?\s*$",
     re.ASCII | re.IGNORECASE,
@@ -227,7 +252,7 @@ def normalize(answer: str) -> str:
         s = _TRAILING_PUNCT.sub("", text_number.group(1).strip())
     # Units may stack ("5 \text{ cm}^2", "12 square units"): strip a few trailing labels.
     for _ in range(3):
-        stripped = _TRAILING_UNIT.sub("", _TRAILING_TEXT.sub("", s)).rstrip()
+        stripped = _TRAILING_UNIT.sub("", _TRAILING_TEXT.sub("", _TRAILING_MODULUS.sub("", s))).rstrip()
         if stripped == s or not stripped:
             break
         s = _TRAILING_PUNCT.sub("", stripped)

@@ -468,6 +468,66 @@ DISPLAYS = [
 ]
 
 
+# Named coordinates take their conventional place, whatever order they are written in.
+NAMED_COORDINATES = [
+    ("(8,-2)", "x = 8, y = -2", True),
+    ("(8,-2)", "y = -2, x = 8", True),
+    ("(8,-2)", "y = 8, x = -2", False),
+    ("(-2,8)", "y = 8, x = -2", True),
+    ("(1,2,3)", "z = 3, x = 1, y = 2", True),
+    ("(1,2,3)", "z = 1, y = 2, x = 3", False),
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "\\theta = \\frac{\\pi}{2}, r = 3", True),
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "\\theta = 3, r = \\frac{\\pi}{2}", False),
+    ("(4,5)", "b = 5, a = 4", True),
+    ("(4,5)", "b = 4, a = 5", False),
+    ("(2,3)", "m = 2, b = 3", True),  # no conventional order: the written one
+]
+
+
+# Pieces of a union that meet at a shared, included end are one interval; vulgar fractions are fractions;
+# a unit label states no alternative; a modulus after a residue is a label.
+JOINED_INTERVALS_AND_VULGAR_FRACTIONS = [
+    ("(0,3)", "(0,2) \\cup [2,3)", True),
+    ("(0,3)", "(0,2] \\cup [2,3)", True),
+    ("(-\\infty,5)", "(-\\infty,1] \\cup [1,3) \\cup [3,5)", True),
+    ("(-\\infty,\\infty)", "(-\\infty, 1] \\cup (1, \\infty)", True),
+    ("(0,3)", "(0,2) \\cup (2,3)", False),
+    ("(0,2) \\cup (2,3)", "(0,3)", False),
+    ("(0,3]", "(0,2) \\cup [2,3)", False),
+    ("[0,3)", "(0,2) \\cup [2,3)", False),
+    ("(0,4)", "(0,2) \\cup [3,4)", False),
+    ("\\frac12", "\u00bd", True),
+    ("3\\frac12", "3\u00bd", True),
+    ("\\frac34", "\u00be", True),
+    ("\\frac32", "3\u00bd", False),
+    ("\\frac13", "\u00bc", False),
+    # a trailing text with a digit or an alternative or condition word is not a unit label
+    ("5", "5 \\text{ (or 6)}", False),
+    ("5", "5 \\text{ if n is even}", False),
+    ("5", "5 \\text{ not 6}", False),
+    ("5", "5 \\text{ square units}", True),
+    ("5", "5 \\text{ (approx.)}", True),
+    ("-1", "-1 \\text{ (rejected)}", False),
+    ("4", "4 \\text{ (extraneous)}", False),
+    ("2", "2 \\text{ (double root)}", True),
+    # a residue with its modulus states the residue, never reduced
+    ("7", "7 \\pmod{12}", True),
+    ("7", "7 (\\mod 12)", True),
+    ("7", "19 \\pmod{12}", False),
+    ("12", "7 \\pmod{12}", False),
+]
+
+
+@pytest.mark.parametrize(("gold", "answer", "expected"), JOINED_INTERVALS_AND_VULGAR_FRACTIONS)
+def test_joined_intervals_vulgar_fractions_and_unit_labels(gold: str, answer: str, expected: bool) -> None:
+    assert judge(gold, answer).equivalent is expected
+
+
+@pytest.mark.parametrize(("gold", "answer", "expected"), NAMED_COORDINATES)
+def test_named_coordinates(gold: str, answer: str, expected: bool) -> None:
+    assert judge(gold, answer).equivalent is expected
+
+
 @pytest.mark.parametrize(("answer", "expected"), DISPLAYS)
 def test_display_form(answer: str, expected: str) -> None:
     assert display_form(answer) == expected
@@ -532,6 +592,12 @@ ROBUSTNESS = {
     "division by zero vs infinity": ("\\frac{1}{0}", "\\infty"),
     "zero over zero": ("0", "\\frac{0}{0}"),
     "unicode junk": ("5", "\x00\ud800\U0001f4a9\u202e5"),
+    "union of 2000 touching intervals": ("(0,1)", " \\cup ".join(f"[{k},{k + 1})" for k in range(2000))),
+    "union of 8 touching symbolic intervals": (
+        "(0,1)",
+        " \\cup ".join(f"[\\sqrt{{{k}}},\\sqrt{{{k + 1}}})" for k in range(8)),
+    ),
+    "5 \\text{...} labels": ("5", "5" + " \\text{ a}" * 20_000),
     "fullwidth digit": ("5", "\uff15"),
     "long minus chain": ("1", "-" * 1500 + "1"),
     "long power chain": ("1", "2^" * 600 + "1"),

@@ -29,7 +29,6 @@ BOXES = [
 LAST_BOX_WINS = [
     ("The smallest value is $\\boxed{7}$.\n\nActually 7 fails; 9 works.\n\nFinal answer: $\\boxed{9}$", "9"),
     ("The width is $w = \\boxed{3}$ and the length is $4$. The area is $12$.\n\nHence $\\boxed{12}$.", "12"),
-    ("\\boxed{a}\\boxed{b}", "b"),
     ("An early \\boxed{12 draft, then \\boxed{5}", "5"),
 ]
 
@@ -42,6 +41,8 @@ ADJACENT_BOXES = [
     # Two different values in the final sentence are a hedge: returned as a list so a single gold fails.
     ("It is \\boxed{6} or \\boxed{7}.", "6, 7"),
     ("It is \\boxed{6} or \\boxed{6}.", "6"),
+    # Boxes with nothing but space between them are side by side too (§3: two boxes with different values).
+    ("\\boxed{a}\\boxed{b}", "a, b"),
 ]
 
 MARKERS = [
@@ -197,6 +198,80 @@ def test_a_final_statement_after_the_boxes_wins(completion: str, expected: str) 
     assert extract_answer(completion) == expected
 
 
+# Words around a value that take back its claim to be the answer (reward_server/math_grading/qualifiers.py):
+# (gold, completion, equivalent). Each class has must-fail cases and must-pass neighbours.
+QUALIFIED_VALUES = [
+    # a bound before the value is an inequality, not the value
+    ("7", "After bounding, the answer is at least $7$.", False),
+    ("7", "So the answer is no more than 7.", False),
+    ("7", "Therefore $n$ is at least $7$.", False),
+    ("7", "The minimum is at least $\\boxed{7}$.", False),
+    ("4", "The number is between $\\boxed{3}$ and $\\boxed{5}$.", False),
+    ("7", "The least such $n$ is $\\boxed{7}$.", True),
+    ("7", "So at least one of them works, and the answer is $\\boxed{7}$.", True),
+    # a condition after the value makes it one case of several
+    ("7", "So the answer is $7$ if $n$ is even and $8$ otherwise.", False),
+    ("7", "The answer is $7$ unless $n = 2$.", False),
+    ("8", "Thus $\\boxed{7}$ if $n$ is even, and $\\boxed{8}$ otherwise.", False),
+    ("7", "Final Answer: The final answer is $7$ if $n$ is odd. I hope it is correct.", False),
+    ("-4", "The minimum is $\\boxed{-4}$ when $x = 1$.", True),
+    ("5", "The answer is $\\boxed{5}$ if I am not mistaken.", True),
+    # a doubt or an alternative after a box is a hedge; an equivalent restatement is not
+    ("7", "The answer is $\\boxed{7}$, but it might be $8$.", False),
+    ("7", "The box is $\\boxed{7}$, though it could also be $8$.", False),
+    ("7", "So $\\boxed{7}$, or possibly $8$.", False),
+    ("7", "So $\\boxed{7}$ (or 8).", False),
+    ("7", "So $\\boxed{7}$ or maybe 8.", False),
+    ("\\frac12", "The probability is $\\boxed{\\frac12}$ (or $0.5$).", True),
+    ("7, 8", "So $x = \\boxed{7}$ or 8.", True),
+    ("\\text{(C)}", "So the answer is $\\boxed{C}$, or possibly D.", False),
+    ("\\text{(C)}", "So the answer is $\\boxed{\\text{(C)}}$ or (D).", False),
+    ("\\text{(C)}", "So the answer is $\\boxed{C}$ or Alice.", True),
+    ("7", "So $\\boxed{7}$, but we should double check the arithmetic.", True),
+    ("12", "So $\\boxed{12}$, but this may be written as $\\frac{24}{2}$.", True),
+    # a later box in a sentence that opens with a hedge joins the box before it; a revision does not
+    ("8", "So the answer is $\\boxed{7}$. Or maybe it is $\\boxed{8}$.", False),
+    ("8", "The answer is $\\boxed{7}$; alternatively $\\boxed{8}$.", False),
+    ("8", "So the answer is $\\boxed{7}$. Actually, I made an error: it is $\\boxed{8}$.", True),
+    ("7, 8", "So the answer is $\\boxed{7}$. Or maybe it is $\\boxed{8}$.", True),
+    # a second answer offered after the stated one is a hedge; a check after it is not
+    ("7", "We get $\\boxed{7}$. (If the order matters, the answer would be $14$.)", False),
+    ("7", "The answer is $\\boxed{7}$. Alternatively, one might argue for $8$.", False),
+    ("7", "The answer is 7. Alternatively, it could be 8.", False),
+    ("7", "So $\\boxed{7}$. Checking: if $x = 7$, the total would be $3 \\cdot 7 - 2 = 19$.", True),
+    ("7", "The final answer is $7$. It could be verified by substitution.", True),
+    # boxes side by side with nothing between them are one list answer
+    ("6", "The possible values are $\\boxed{5}$ $\\boxed{6}$", False),
+    ("6", "So the answer is $\\boxed{5}$\n\n$\\boxed{6}$", False),
+    ("5, 6", "The possible values are $\\boxed{5}$ $\\boxed{6}$", True),
+    ("5", "So $\\boxed{5}$ $\\boxed{5}$", True),
+    # a negated or retracted box states nothing; a confirmation after it is fine
+    ("5", "It is definitely not $\\boxed{5}$.", False),
+    ("5", "So the answer is $\\boxed{5}$. Hmm, no, that's wrong.", False),
+    ("5", "So $\\boxed{5}$ is incorrect.", False),
+    ("5", "So the answer is $\\boxed{5}$. This is correct because $5 \\cdot 3 = 15$.", True),
+    ("5", "So the answer is $\\boxed{5}$. Note that $6$ would be wrong because it is even.", True),
+    ("5", "So the answer is $\\boxed{5}$. My first try gave $6$, but that was wrong.", True),
+]
+
+# Sentences that state no result: a plan whose math is the data of the problem, and fenced code.
+NO_RESULT = [
+    ("5", "We are told that $x = 5$ and asked for $y = x^2 + 1$. Let's compute $y$ from $x = 5$.", False),
+    ("12", "We need to find the number of $n$ with $n < 12$.", False),
+    ("5", "I'll substitute $x = 5$ into the formula.", False),
+    ("5", "We can conclude that $x = 5$.", True),
+    ("5", "Putting everything together, we have $x = 5$.", True),
+    ("7", "```\n\\boxed{7}\n```", False),
+    ("7", "Check:\n```python\nprint(3 + 4)\n```\nThe answer is $\\boxed{7}$.", True),
+    ("7", "```output\n8\n```\nSo the answer is $7$.", True),
+]
+
+
+@pytest.mark.parametrize(("gold", "completion", "expected"), QUALIFIED_VALUES + NO_RESULT)
+def test_qualified_values_and_plans(gold: str, completion: str, expected: bool) -> None:
+    assert grade_completion(gold, completion) is expected, extract_answer(completion)
+
+
 MEGABYTE = 1_000_000
 LINEAR_INPUTS = {
     "3000-deep box": "\\boxed{" + "{" * 3000 + "1" + "}" * 3000 + "}",
@@ -215,6 +290,11 @@ LINEAR_INPUTS = {
     "1MB of role headers": "<|im_start|>assistant\n" * (MEGABYTE // 22),
     "1MB of number words": "twenty-four " * (MEGABYTE // 12) + ".",
     "1MB of stars before an answer": "*" * MEGABYTE + "Answer $1$",
+    "1MB of spaces after a box": "\\boxed{1}" + " " * MEGABYTE + "x",
+    "1MB of spaces between boxes": "\\boxed{1}" + " " * MEGABYTE + "x \\boxed{2}",
+    "1MB of spaces and dollars between boxes": "\\boxed{1}" + " $" * (MEGABYTE // 2) + ". Or \\boxed{2}",
+    "1MB of code fences": "```" * (MEGABYTE // 3) + "\\boxed{1}",
+    "1MB of spaces after a marker": "The answer is $7$" + " " * MEGABYTE + "x",
 }
 
 

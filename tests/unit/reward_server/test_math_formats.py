@@ -4,6 +4,9 @@
 (minerva_math, gsm8k, hendrycks_math), Qwen2.5-Math, DeepSeek-Math, simple-evals, ToRA and the GSM8K
 samples produce or extract (see `data/math/SOURCE.md`). Each case is labeled by the grading conventions:
 is the completion's final answer the same answer as `gold`?
+
+`data/math/redteam_cases.jsonl` holds hand-written red-team pairs over every MATH answer type (near misses,
+hedges, bounds and conditions around a value, free variables, restated questions), graded the same way.
 """
 
 from __future__ import annotations
@@ -45,5 +48,48 @@ def test_format_case(case: dict[str, object]) -> None:
     gold, response = str(case["gold"]), str(case["response"])
     verdict = grade_completion(gold, response)
     assert verdict is case["equivalent"], (
+        f"[{case['category']}] extracted {extract_answer(response)!r}, gold {gold!r}: {case['note']}"
+    )
+
+
+REDTEAM_CASES = Path(__file__).parents[3] / "data/math/redteam_cases.jsonl"
+REDTEAM_FIELDS = {"id", "category", "gold", "response", "equivalent", "note"}
+# Labeled by mathematical truth, but left as they are (false negatives; see data/math/SOURCE.md): a bare
+# "6, 31, -1" is an unordered list (§12), not the ordered triple; the ratio "3:4",
+# "\\mathbb{R} \\setminus \\{1\\}", a sentence inside the box and "..., which is the final answer" are
+# forms the grader does not read yet.
+REDTEAM_OPEN = {"rt-0115", "rt-0311", "rt-0369", "rt-0387", "rt-0413"}
+
+
+def _redteam_cases() -> list[dict[str, object]]:
+    lines = REDTEAM_CASES.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+REDTEAM = _redteam_cases()
+
+
+def test_redteam_cases_are_well_formed() -> None:
+    ids = [case["id"] for case in REDTEAM]
+    assert len(ids) == len(set(ids)) and REDTEAM_OPEN <= set(ids)
+    for case in REDTEAM:
+        assert set(case) == REDTEAM_FIELDS, case["id"]
+        assert isinstance(case["equivalent"], bool), case["id"]
+    assert {case["equivalent"] for case in REDTEAM} == {True, False}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=str(case["note"])))
+        if case["id"] in REDTEAM_OPEN
+        else case
+        for case in REDTEAM
+    ],
+    ids=[str(case["id"]) for case in REDTEAM],
+)
+def test_redteam_case(case: dict[str, object]) -> None:
+    gold, response = str(case["gold"]), str(case["response"])
+    assert grade_completion(gold, response) is case["equivalent"], (
         f"[{case['category']}] extracted {extract_answer(response)!r}, gold {gold!r}: {case['note']}"
     )
