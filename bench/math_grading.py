@@ -3,7 +3,7 @@
 Run from anywhere:
 
     python bench/math_grading.py [--repeat 3] [--hang-s 10] [--no-holdout] [--no-formats] [--no-redteam]
-        [--cpu N]
+        [--no-holdout2] [--cpu N]
 
 Two graders are compared in the same run:
 
@@ -18,7 +18,9 @@ They run on these datasets, reported separately:
 - `data/math/format_cases.jsonl`: the answer formats of other harnesses and models (GSM8K, minerva-math,
   Qwen2.5-Math, DeepSeek-Math, simple-evals, chat tokens; on by default, `--no-formats` to skip);
 - `data/math/redteam_cases.jsonl`: hand-written red-team pairs over every MATH answer type, near misses
-  and hedges (on by default, `--no-redteam` to skip).
+  and hedges (on by default, `--no-redteam` to skip);
+- `data/math/holdout2_cases.jsonl`: a second hand-labeled set over MATH-500 golds, written without sight of
+  the red-team set or the grader's tests (on by default, `--no-holdout2` to skip).
 
 How it runs:
 
@@ -70,6 +72,7 @@ DATASETS = {
     "holdout": ROOT / "tests" / "data" / "math_holdout_pairs.jsonl",
     "formats": DATA / "math" / "format_cases.jsonl",
     "redteam": DATA / "math" / "redteam_cases.jsonl",
+    "holdout2": DATA / "math" / "holdout2_cases.jsonl",
 }
 RESULTS = ROOT / "bench" / "results" / "math_grading.json"
 OURS = "reward_server.math_grading:grade_completion"
@@ -441,6 +444,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run on data/math/redteam_cases.jsonl (default: on)",
     )
     ap.add_argument(
+        "--holdout2",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run on data/math/holdout2_cases.jsonl (default: on)",
+    )
+    ap.add_argument(
         "--cpu",
         type=int,
         default=None,
@@ -459,6 +468,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = ["dev"] + ["holdout"] * args.holdout + ["formats"] * args.formats + ["redteam"] * args.redteam
+    names += ["holdout2"] * args.holdout2
     results: dict[str, Any] = {}
     for ds in names:
         pairs = load_pairs(DATASETS[ds])

@@ -119,6 +119,9 @@ _ANSWER_CUE = re.compile(
     r"=|\b(?:is|are|equals?|gives?|get|got|total|thus|therefore|hence|so)\b", re.IGNORECASE
 )
 _ASSIGNED_NAME = re.compile(r"(?<![A-Za-z\\])([A-Za-z](?:_\{?\w{1,3}\}?)?)\s*=\s*\$?\s*$", re.ASCII)
+# What may end an expression right before an assigned name: in "x + y = \boxed{3}", "2y = ..." or
+# "x - y = ..." the box holds the value of the expression, not of y.
+_EXPRESSION_BEFORE_NAME = re.compile(r"(?:[-+*/^_=<>\d]|\\(?:cdot|times|pm|mp|div))\s*$", re.ASCII)
 # Where a plain-text answer stops: a parenthetical remark ("5 (because ...)", but not "(or 13)", which
 # is a hedge) or a clause that explains it (", since ...", ", not 7").
 _REMARK = re.compile(
@@ -300,8 +303,11 @@ def _alternative(text: str, position: int) -> str | None:
 
 def _assigned_name(text: str, box_start: int) -> str | None:
     """The variable assigned right before a box ("y = \\boxed{3}" gives "y"), or None."""
-    match = _ASSIGNED_NAME.search(text[max(0, box_start - 40) : box_start])
-    return match.group(1) if match is not None else None
+    window = text[max(0, box_start - 40) : box_start]
+    match = _ASSIGNED_NAME.search(window)
+    if match is None or _EXPRESSION_BEFORE_NAME.search(window[: match.start(1)]):
+        return None
+    return match.group(1)
 
 
 def _math_span(text: str) -> tuple[str, int] | None:

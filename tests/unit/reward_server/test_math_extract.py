@@ -170,6 +170,25 @@ def test_adjacent_boxes_form_one_list(completion: str, expected: str) -> None:
     assert extract_answer(completion) == expected
 
 
+# Boxes that assign different variables keep their names (§1, read as a point by §11); a name that ends
+# an expression ("x + y = \boxed{23}", "2y = \boxed{6}") is not the variable the box holds.
+NAMED_BOXES = [
+    ("(2,3)", "So $x = \\boxed{2}$ and $y = \\boxed{3}$.", True),
+    ("(2,3)", "So \\(x = \\boxed{2}\\) and \\(y = \\boxed{3}\\).", True),
+    ("(2,3)", "\\[x = \\boxed{2}, \\quad y = \\boxed{3}\\]", True),
+    ("(2,3)", "So $x_1 = \\boxed{2}$ and $x_2 = \\boxed{3}$.", True),
+    ("(46,23)", "So $x + y = \\boxed{23}$ and $x = \\boxed{46}$.", False),
+    ("(46,23)", "So $x - y = \\boxed{23}$ and $x = \\boxed{46}$.", False),
+    ("(1,6)", "So $2y = \\boxed{6}$ and $x = \\boxed{1}$.", False),
+    ("(1,6)", "So $2 \\cdot y = \\boxed{6}$ and $x = \\boxed{1}$.", False),
+]
+
+
+@pytest.mark.parametrize(("gold", "completion", "expected"), NAMED_BOXES)
+def test_named_boxes_keep_only_plain_variable_names(gold: str, completion: str, expected: bool) -> None:
+    assert grade_completion(gold, completion) is expected
+
+
 @pytest.mark.parametrize(("completion", "expected"), MARKERS)
 def test_marker_without_box(completion: str, expected: str) -> None:
     assert extract_answer(completion) == expected
