@@ -18,16 +18,16 @@ import pytest
 
 from reward_server.math_grading import extract_answer, grade_completion
 
-FORMAT_CASES = Path(__file__).parents[3] / "data/math/format_cases.jsonl"
+DATA = Path(__file__).parents[3] / "data/math"
 FIELDS = {"id", "source", "category", "gold", "response", "equivalent", "note"}
 
 
-def _cases() -> list[dict[str, object]]:
-    lines = FORMAT_CASES.read_text(encoding="utf-8").splitlines()
+def _cases(name: str) -> list[dict[str, object]]:
+    lines = (DATA / name).read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
 
 
-CASES = _cases()
+CASES = _cases("format_cases.jsonl")
 
 
 def test_cases_are_well_formed() -> None:
@@ -52,7 +52,6 @@ def test_format_case(case: dict[str, object]) -> None:
     )
 
 
-REDTEAM_CASES = Path(__file__).parents[3] / "data/math/redteam_cases.jsonl"
 REDTEAM_FIELDS = {"id", "category", "gold", "response", "equivalent", "note"}
 # Labeled by mathematical truth, but left as they are (false negatives; see data/math/SOURCE.md): a bare
 # "6, 31, -1" is an unordered list (§12), not the ordered triple; the ratio "3:4",
@@ -60,13 +59,7 @@ REDTEAM_FIELDS = {"id", "category", "gold", "response", "equivalent", "note"}
 # forms the grader does not read yet.
 REDTEAM_OPEN = {"rt-0115", "rt-0311", "rt-0369", "rt-0387", "rt-0413"}
 
-
-def _redteam_cases() -> list[dict[str, object]]:
-    lines = REDTEAM_CASES.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-REDTEAM = _redteam_cases()
+REDTEAM = _cases("redteam_cases.jsonl")
 
 
 def test_redteam_cases_are_well_formed() -> None:
