@@ -425,30 +425,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=10.0,
         help="seconds after which a pair counts as a hang and the child is killed (default 10)",
     )
-    ap.add_argument(
-        "--holdout",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also run on tests/data/math_holdout_pairs.jsonl (default: on; --no-holdout for dev only)",
-    )
-    ap.add_argument(
-        "--formats",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also run on data/math/format_cases.jsonl (default: on)",
-    )
-    ap.add_argument(
-        "--redteam",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also run on data/math/redteam_cases.jsonl (default: on)",
-    )
-    ap.add_argument(
-        "--holdout2",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also run on data/math/holdout2_cases.jsonl (default: on)",
-    )
+    for name, path in DATASETS.items():
+        if name != "dev":  # dev always runs
+            ap.add_argument(
+                f"--{name}",
+                action=argparse.BooleanOptionalAction,
+                default=True,
+                help=f"also run on {path.relative_to(ROOT)} (default: on)",
+            )
     ap.add_argument(
         "--cpu",
         type=int,
@@ -467,8 +451,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    names = ["dev"] + ["holdout"] * args.holdout + ["formats"] * args.formats + ["redteam"] * args.redteam
-    names += ["holdout2"] * args.holdout2
+    names = [name for name in DATASETS if name == "dev" or getattr(args, name)]
     results: dict[str, Any] = {}
     for ds in names:
         pairs = load_pairs(DATASETS[ds])
